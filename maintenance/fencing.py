@@ -1,0 +1,142 @@
+"""Fenced activation: publish a new status and wait until every live node applied it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from .bus import StatusBus
+from .keys import Keys
+from .nodes import NodeInfo, NodeRegistry
+from .redisconn import REDIS_ERRORS
+from .status import MaintenanceStatus
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    """What ``enable_maintenance`` / ``disable_maintenance`` achieved.
+
+    ``fenced`` is True when every live node confirmed the new version before
+    the call returned; otherwise ``lagging_nodes`` lists those that did not
+    and ``propagation`` says why ("timeout", "redis-unavailable", "not-waited").
+    """
+
+    status: MaintenanceStatus
+    fenced: bool
+    propagation: str
+    applied_nodes: tuple[str, ...] = ()
+    lagging_nodes: tuple[dict[str, Any], ...] = ()
+    waited_seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "status": self.status.to_dict(),
+            "fenced": self.fenced,
+            "propagation": self.propagation,
+            "applied_nodes": list(self.applied_nodes),
+            "lagging_nodes": list(self.lagging_nodes),
+            "waited_seconds": round(self.waited_seconds, 6),
+            **self.details,
+        }
+
+
+class AckWaiter:
+    """Subscribe to node acks *before* publishing, then wait for the live set."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(keys.acks)
+
+    def wait(
+        self,
+        registry: NodeRegistry,
+        version: int,
+        timeout: float,
+        node_ttl: float,
+        already: set[str],
+    ) -> tuple[tuple[str, ...], tuple[NodeInfo, ...], float]:
+        """Block until every live node reports ``version`` (or ``timeout``)."""
+        start = time.perf_counter()
+        live = registry.live_nodes(node_ttl)
+        applied = {n for n, info in live.items() if info.applied_version >= version} | already
+        pending = set(live) - applied
+        deadline = start + timeout
+        while pending:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            message = self.pubsub.get_message(timeout=remaining)
+            if message is None or message.get("type") != "message":
+                continue
+            data = message["data"]
+            node_id, _, raw_version = (
+                data.decode() if isinstance(data, bytes) else data
+            ).rpartition(" ")
+            if raw_version.isdigit() and int(raw_version) >= version:
+                pending.discard(node_id)
+                applied.add(node_id)
+        waited = time.perf_counter() - start
+        lagging = tuple(live[n] for n in sorted(pending))
+        return tuple(sorted(applied & set(live))), lagging, waited
+
+    def close(self) -> None:
+        """Drop the subscription."""
+        with contextlib.suppress(REDIS_ERRORS):
+            self.pubsub.close()
+
+
+def publish_fenced(
+    *,
+    client: redis.Redis,
+    keys: Keys,
+    bus: StatusBus,
+    registry: NodeRegistry,
+    status: MaintenanceStatus,
+    wait: float,
+    node_ttl: float,
+    local_apply: Any = None,
+) -> ActivationResult:
+    """Publish ``status`` and, if ``wait`` > 0, wait for every live node to apply it."""
+    waiter = None
+    try:
+        if wait > 0:
+            waiter = AckWaiter(client, keys)
+        bus.publish(status)
+        already: set[str] = set()
+        if local_apply is not None:
+            node_id = local_apply(status)
+            if node_id:
+                already.add(node_id)
+        if waiter is None:
+            return ActivationResult(status=status, fenced=False, propagation="not-waited")
+        applied, lagging, waited = waiter.wait(registry, status.version, wait, node_ttl, already)
+        return ActivationResult(
+            status=status,
+            fenced=not lagging,
+            propagation="fenced" if not lagging else "timeout",
+            applied_nodes=applied,
+            lagging_nodes=tuple(n.to_dict() for n in lagging),
+            waited_seconds=waited,
+        )
+    except REDIS_ERRORS as exc:
+        return ActivationResult(
+            status=status,
+            fenced=False,
+            propagation="redis-unavailable",
+            details={
+                "propagation_error": str(exc).splitlines()[0] if str(exc) else "error",
+                "note": "nodes pick the change up from SQL on their next poll",
+            },
+        )
+    finally:
+        if waiter is not None:
+            waiter.close()

@@ -1,0 +1,109 @@
+"""Every Redis key and channel the control plane uses, in one place.
+
+All keys live under ``{prefix}:`` so deployments (and tests) can share a
+server. Everything here is rebuildable: from SQL (status) or from the
+processes themselves (nodes, running jobs) after a Redis restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key and channel names for one ``prefix``."""
+
+    prefix: str = "maint"
+
+    def _k(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    # Status and its propagation.
+    @property
+    def status(self) -> str:
+        """STRING: JSON of the current ``MaintenanceStatus``."""
+        return self._k("status")
+
+    @property
+    def status_version(self) -> str:
+        """STRING: version of ``status`` (guards against older writers)."""
+        return self._k("status:version")
+
+    @property
+    def changes(self) -> str:
+        """CHANNEL: every new status JSON is published here."""
+        return self._k("changes")
+
+    @property
+    def acks(self) -> str:
+        """CHANNEL: ``node_id version`` once a node applied a status."""
+        return self._k("acks")
+
+    # Node registry.
+    @property
+    def nodes(self) -> str:
+        """ZSET: node id -> last heartbeat (unix seconds)."""
+        return self._k("nodes")
+
+    @property
+    def node_applied(self) -> str:
+        """HASH: node id -> highest status version applied."""
+        return self._k("nodes:applied")
+
+    @property
+    def node_info(self) -> str:
+        """HASH: node id -> JSON (kind, host, pid, started)."""
+        return self._k("nodes:info")
+
+    # Jobs.
+    @property
+    def active_jobs(self) -> str:
+        """HASH: task id -> JSON (name, operation, worker, pid, started)."""
+        return self._k("jobs:active")
+
+    @property
+    def completion_allowed(self) -> str:
+        """SET: task ids allowed to finish whatever the mode."""
+        return self._k("jobs:allowed")
+
+    def abort_flag(self, task_id: str) -> str:
+        """STRING: set when a running job is asked to stop cooperatively."""
+        return self._k(f"jobs:abort:{task_id}")
+
+    @property
+    def abort_all(self) -> str:
+        """STRING: activation id while every running job is asked to stop."""
+        return self._k("jobs:abort:all")
+
+    @property
+    def drained(self) -> str:
+        """CHANNEL: announces that the last running blocked-type job ended."""
+        return self._k("drained")
+
+    # Blocked attempts and sessions.
+    def blocked_counter(self, activation_id: str, operation: str) -> str:
+        """STRING (TTL): blocked attempts of ``operation`` in one activation."""
+        return self._k(f"blocked:count:{activation_id}:{operation}")
+
+    def blocked_rate(self, operation: str, minute: int) -> str:
+        """STRING (TTL): blocked attempts of ``operation`` in one minute bucket."""
+        return self._k(f"blocked:rate:{operation}:{minute}")
+
+    def would_block_counter(self, activation_id: str, operation: str) -> str:
+        """STRING (TTL): TEST-mode attempts that would have been blocked."""
+        return self._k(f"wouldblock:count:{activation_id}:{operation}")
+
+    def invalidated_sessions(self, activation_id: str) -> str:
+        """STRING (TTL): sessions invalidated in one activation."""
+        return self._k(f"sessions:invalidated:{activation_id}")
+
+    @property
+    def session_epoch(self) -> str:
+        """STRING: cookie sessions issued before this epoch are turned away."""
+        return self._k("sessions:epoch")
+
+    @property
+    def lock_recover(self) -> str:
+        """STRING (TTL): held while a recovery requeue runs."""
+        return self._k("lock:recover")

@@ -1,0 +1,70 @@
+"""Live counters shown in status: running jobs, deferred jobs, sessions, blocked attempts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from .errors import StoreUnavailable
+from .keys import Keys
+from .modes import OperationType
+from .redisconn import REDIS_ERRORS
+from .store import schema
+from .store.database import Database
+
+
+@dataclass(frozen=True)
+class LiveCounters:
+    """Counters read at the time of a status request (not part of the versioned state)."""
+
+    active_jobs_count: int = 0
+    deferred_jobs_count: int = 0
+    invalidated_sessions: int = 0
+    blocked_attempts: dict[str, int] = field(default_factory=dict)
+    would_block_attempts: dict[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+
+
+def read_counters(client, keys: Keys, db: Database, activation_id: str | None) -> LiveCounters:  # type: ignore[no-untyped-def]
+    """Read every live counter; unreachable sources count as zero and are named in ``errors``."""
+    errors: list[str] = []
+    active = invalidated = 0
+    blocked: dict[str, int] = {}
+    would: dict[str, int] = {}
+    ops = [op.value for op in OperationType]
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.hlen(keys.active_jobs)
+        if activation_id:
+            pipe.get(keys.invalidated_sessions(activation_id))
+            pipe.mget([keys.blocked_counter(activation_id, op) for op in ops])
+            pipe.mget([keys.would_block_counter(activation_id, op) for op in ops])
+        results = pipe.execute()
+        active = int(results[0] or 0)
+        if activation_id:
+            invalidated = int(results[1] or 0)
+            blocked = {op: int(v) for op, v in zip(ops, results[2], strict=True) if v}
+            would = {op: int(v) for op, v in zip(ops, results[3], strict=True) if v}
+    except REDIS_ERRORS as exc:
+        errors.append(f"redis: {str(exc).splitlines()[0] if str(exc) else 'error'}")
+    deferred = 0
+    try:
+        with db.connect() as conn:
+            deferred = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(schema.jobs)
+                    .where(schema.jobs.c.state == "deferred")
+                ).scalar_one()
+            )
+    except StoreUnavailable as exc:
+        errors.append(f"sql: {exc}")
+    return LiveCounters(
+        active_jobs_count=active,
+        deferred_jobs_count=deferred,
+        invalidated_sessions=invalidated,
+        blocked_attempts=blocked,
+        would_block_attempts=would,
+        errors=tuple(errors),
+    )

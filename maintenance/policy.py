@@ -1,0 +1,103 @@
+"""Pure blocking policy: which operations a mode blocks and who gets through.
+
+No I/O here: every function is a function of a ``MaintenanceStatus`` and
+facts about the caller, so web nodes, workers and the CLI decide identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from .errors import ValidationError
+from .modes import WORK_OPERATIONS, MaintenanceMode, OperationType
+from .status import MaintenanceStatus
+
+#: Never blocked: users must be able to learn the status, and admins to log in.
+NEVER_BLOCKED: frozenset[OperationType] = frozenset(
+    {OperationType.STATUS_CHECK, OperationType.AUTHENTICATION}
+)
+
+#: Default blocked set per mode (TEST: what *would* be blocked).
+DEFAULT_BLOCKED: dict[MaintenanceMode, frozenset[OperationType]] = {
+    # Unclassified mutating requests are classified UNKNOWN and blocked too.
+    MaintenanceMode.NORMAL: WORK_OPERATIONS | {OperationType.UNKNOWN},
+    MaintenanceMode.EMERGENCY: frozenset(OperationType)
+    - NEVER_BLOCKED
+    - {OperationType.ADMIN_OPERATIONS},
+    MaintenanceMode.TEST: WORK_OPERATIONS | {OperationType.UNKNOWN},
+}
+
+_ORDER = {op: i for i, op in enumerate(OperationType)}
+
+
+class Decision(StrEnum):
+    """Outcome of asking whether an operation may run now."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+    WOULD_BLOCK = "would_block"  # TEST mode: allowed, but recorded
+
+
+def ordered(ops: Iterable[OperationType]) -> tuple[OperationType, ...]:
+    """Operations in declaration order, without duplicates (stable JSON)."""
+    return tuple(sorted(set(ops), key=_ORDER.__getitem__))
+
+
+def blocked_set_for(
+    mode: MaintenanceMode, override: Iterable[OperationType] | None = None
+) -> tuple[OperationType, ...]:
+    """The blocked set an activation in ``mode`` stores, honouring an override."""
+    if override is None:
+        return ordered(DEFAULT_BLOCKED[mode])
+    chosen = set(override)
+    forbidden = chosen & NEVER_BLOCKED
+    if forbidden:
+        names = ", ".join(op.value for op in ordered(forbidden))
+        raise ValidationError(
+            f"{names} can never be blocked (users need status, admins need to log in)",
+            field="blocked_operations",
+        )
+    return ordered(chosen)
+
+
+def decide(
+    status: MaintenanceStatus,
+    operation: OperationType,
+    *,
+    is_admin: bool = False,
+    is_critical_admin: bool = False,
+    continuation: bool = False,
+) -> Decision:
+    """Whether ``operation`` may run under ``status`` for this caller.
+
+    Precedence: inactive > not in the blocked set > TEST (record only) >
+    critical-admin-only lockdown > admin bypass > continuation of running
+    work (NORMAL only) > block.
+    """
+    if not status.is_active:
+        return Decision.ALLOW
+    lockdown = (
+        status.critical_admin_only
+        and status.mode is MaintenanceMode.EMERGENCY
+        and not is_critical_admin
+    )
+    in_blocked_set = operation in status.blocked_operations or (
+        lockdown and operation not in NEVER_BLOCKED
+    )
+    if not in_blocked_set:
+        return Decision.ALLOW
+    if status.test_mode:
+        return Decision.WOULD_BLOCK
+    if lockdown:
+        return Decision.BLOCK
+    if is_admin or is_critical_admin:
+        return Decision.ALLOW
+    if continuation and status.mode is MaintenanceMode.NORMAL:
+        return Decision.ALLOW
+    return Decision.BLOCK
+
+
+def is_blocked(status: MaintenanceStatus, operation: OperationType, **caller: bool) -> bool:
+    """``decide(...) is Decision.BLOCK``."""
+    return decide(status, operation, **caller) is Decision.BLOCK

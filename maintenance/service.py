@@ -1,0 +1,481 @@
+"""``EnhancedMaintenanceModeService``: the one object every integration talks to.
+
+Writes go to SQL by compare-and-set, then out over Redis with a fenced wait;
+reads on hot paths come from the per-process ``StatusCache`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from . import events
+from .cache import StatusCache
+from .classifier import MaintenanceOperationClassifier
+from .errors import ConflictError, OperationBlocked, ValidationError
+from .fencing import ActivationResult, publish_fenced
+from .identity import RoleResolver, bypass_context, current_bypass_user, user_label
+from .keys import Keys
+from .live import read_counters
+from .messages import build_message
+from .modes import WORK_OPERATIONS, MaintenanceMode, OperationType, parse_operation
+from .nodes import NodeInfo
+from .policy import Decision, blocked_set_for, decide
+from .redisconn import REDIS_ERRORS, make_client
+from .settings import Settings
+from .status import MaintenanceStatus, utcnow
+from .store.database import Database
+from .store.eventlog import EventLog, MaintenanceEvent
+from .store.state import StateStore
+from .validation import (
+    parse_duration,
+    validate_actor,
+    validate_mode,
+    validate_operations,
+    validate_reason,
+)
+
+log = logging.getLogger("maintenance")
+
+
+class EnhancedMaintenanceModeService:
+    """Enable/disable maintenance, answer "is this blocked?", report status.
+
+    Build one per process with ``maintenance.build_service()``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database,
+        redis_url: str,
+        kind: str = "app",
+        register: bool = True,
+        classifier: MaintenanceOperationClassifier | None = None,
+        roles: RoleResolver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis_url = redis_url
+        self.keys = Keys(settings.redis_prefix)
+        self.state = StateStore(db)
+        self.events = EventLog(db)
+        self.redis = make_client(redis_url, timeout=settings.redis_socket_timeout)
+        self.classifier = classifier or MaintenanceOperationClassifier(settings.rules)
+        self.roles = roles or RoleResolver(settings.admin_roles, settings.critical_roles)
+        self.cache = StatusCache(
+            redis_url=redis_url,
+            keys=self.keys,
+            state=self.state,
+            kind=kind,
+            register=register,
+            revalidate_interval=settings.revalidate_interval,
+            sql_check_interval=settings.sql_check_interval,
+            heartbeat_interval=settings.heartbeat_interval,
+            redis_timeout=settings.redis_socket_timeout,
+        )
+        self.cache.add_listener(
+            lambda status: events.emit(events.status_changed, self, status=status)
+        )
+        self._fail_closed = settings.fail_closed
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> EnhancedMaintenanceModeService:
+        """Load the status and start following changes (idempotent, fork-aware)."""
+        self.cache.start()
+        return self
+
+    def close(self) -> None:
+        """Stop following changes and leave the node registry."""
+        self.cache.stop()
+
+    @property
+    def status(self) -> MaintenanceStatus:
+        """The cached status (no network); starts the cache on first use."""
+        cache = self.cache
+        if not cache.started:
+            cache.start()
+        return cache.status
+
+    # -- hot path --------------------------------------------------------------
+    def _fail_closed_now(self) -> bool:
+        health = self.cache.health
+        return self._fail_closed and not health.redis_ok and not health.sql_ok
+
+    def decide(
+        self,
+        operation: OperationType | str,
+        user: Any = None,
+        *,
+        continuation: bool = False,
+    ) -> Decision:
+        """ALLOW, BLOCK or WOULD_BLOCK (TEST mode) for ``operation`` by ``user`` now."""
+        cache = self.cache
+        if not cache.started:
+            cache.start()
+        status = cache.status
+        if not status.is_active and not self._fail_closed:
+            return Decision.ALLOW
+        op = operation if type(operation) is OperationType else parse_operation(operation)
+        if self._fail_closed_now() and not status.is_active:
+            # Both Redis and SQL are down and we were told to fail closed.
+            status = status.with_changes(
+                is_active=True, blocked_operations=tuple(WORK_OPERATIONS | {OperationType.UNKNOWN})
+            )
+        if user is None or (not self.roles.is_admin(user) and current_bypass_user() is not None):
+            user = current_bypass_user()
+        return decide(
+            status,
+            op,
+            is_admin=self.roles.is_admin(user),
+            is_critical_admin=self.roles.is_critical_admin(user),
+            continuation=continuation,
+        )
+
+    def is_operation_blocked(
+        self, operation: OperationType | str, user: Any = None, *, continuation: bool = False
+    ) -> bool:
+        """True when ``operation`` must be refused for ``user`` right now.
+
+        Reads only this process's cache. ``user`` may be any user object or
+        mapping (see ``RoleResolver``); inside ``bypass(admin)`` the admin counts.
+        """
+        cache = self.cache
+        if cache.started and not cache.status.is_active and not self._fail_closed:
+            return False
+        return self.decide(operation, user, continuation=continuation) is Decision.BLOCK
+
+    def check_operation(
+        self, operation: OperationType | str, user: Any = None, *, continuation: bool = False
+    ) -> Decision:
+        """Like ``decide`` but raises ``OperationBlocked`` instead of returning BLOCK."""
+        decision = self.decide(operation, user, continuation=continuation)
+        if decision is Decision.BLOCK:
+            op = parse_operation(operation)
+            status = self.cache.status
+            raise OperationBlocked(
+                op, status, status.retry_after(), self.get_maintenance_message(op)
+            )
+        return decision
+
+    @contextmanager
+    def bypass(self, user: Any) -> Iterator[Any]:
+        """Run the block as admin ``user``: checks (and Celery publishes) get through."""
+        with bypass_context(user, self.roles.is_admin) as who:
+            yield who
+
+    def is_admin(self, user: Any) -> bool:
+        """Whether ``user`` is an administrator (pluggable via ``roles``)."""
+        return self.roles.is_admin(user)
+
+    # -- state changes ---------------------------------------------------------
+    def enable_maintenance(
+        self,
+        reason: str,
+        duration: str | int | float | timedelta | None = None,
+        mode: MaintenanceMode | str = MaintenanceMode.NORMAL,
+        enabled_by: str | None = None,
+        blocked_operations: list[OperationType | str] | None = None,
+        wait: float | None = None,
+        *,
+        expected_version: int | None = None,
+        critical_admin_only: bool = False,
+        block_login: bool | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> ActivationResult:
+        """Switch maintenance on (or change it while on) and propagate it fenced.
+
+        Validates everything first (``ValidationError``). Two administrators
+        racing: the compare-and-set lets exactly one win; the other gets
+        ``ConflictError`` and nothing of theirs is half-applied. Returns once
+        every live node applied the new version, or after ``wait`` seconds
+        with ``lagging_nodes`` listed.
+        """
+        reason = validate_reason(reason)
+        actor = validate_actor(enabled_by, "enabled_by")
+        chosen_mode = validate_mode(mode)
+        seconds = parse_duration(duration)
+        override = validate_operations(blocked_operations)
+        blocked = blocked_set_for(chosen_mode, override)
+        current = self.state.load()
+        if expected_version is not None and current.version != expected_version:
+            raise ConflictError(
+                f"maintenance state is at version {current.version}, not {expected_version}: "
+                f"it was changed by {current.enabled_by or 'someone else'}; re-read and retry",
+                current_version=current.version,
+            )
+        now = utcnow()
+        newly = not current.is_active
+        activation_id = current.activation_id if not newly else uuid.uuid4().hex[:12]
+        new = MaintenanceStatus(
+            is_active=True,
+            mode=chosen_mode,
+            reason=reason,
+            estimated_duration=seconds,
+            started_at=now if newly else current.started_at,
+            estimated_completion=now + timedelta(seconds=seconds) if seconds else None,
+            enabled_by=actor,
+            blocked_operations=blocked,
+            invalidated_sessions=0 if newly else current.invalidated_sessions,
+            test_mode=chosen_mode is MaintenanceMode.TEST,
+            activation_id=activation_id,
+            emergency_id=(
+                current.emergency_id
+                if not newly and current.mode is MaintenanceMode.EMERGENCY
+                else (uuid.uuid4().hex[:12] if chosen_mode is MaintenanceMode.EMERGENCY else None)
+            ),
+            critical_admin_only=critical_admin_only,
+            login_blocked=(
+                (self.settings.block_login if block_login is None else block_login)
+                and chosen_mode is not MaintenanceMode.TEST
+            ),
+            emergency_phase=current.emergency_phase if not newly else None,
+            extra=dict(details or {}),
+        )
+        event = MaintenanceEvent(
+            kind="maintenance_enabled" if newly else "maintenance_updated",
+            actor=actor,
+            reason=reason,
+            activation_id=activation_id,
+            details={
+                "mode": chosen_mode.value,
+                "duration_seconds": seconds,
+                "blocked_operations": [op.value for op in blocked],
+                "previous_version": current.version,
+                **(details or {}),
+            },
+        )
+        stored = self.state.compare_and_set(current.version, new, event)
+        result = self._propagate(stored, wait)
+        log.info(
+            "maintenance %s by %s (mode=%s, version=%s, propagation=%s)",
+            "enabled" if newly else "updated",
+            actor,
+            chosen_mode.value,
+            stored.version,
+            result.propagation,
+        )
+        events.emit(events.maintenance_enabled, self, status=stored, actor=actor)
+        return result
+
+    def disable_maintenance(
+        self,
+        disabled_by: str | None = None,
+        *,
+        requeue: bool = True,
+        wait: float | None = None,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> ActivationResult:
+        """Switch maintenance off, fenced; deferred/terminated jobs are requeued
+        by the Celery side (``maintenance_disabled`` event) unless ``requeue`` is False."""
+        actor = validate_actor(disabled_by, "disabled_by")
+        current = self.state.load()
+        if expected_version is not None and current.version != expected_version:
+            raise ConflictError(
+                f"maintenance state is at version {current.version}, not {expected_version}",
+                current_version=current.version,
+            )
+        if not current.is_active:
+            raise ConflictError("maintenance is not active", current_version=current.version)
+        new = MaintenanceStatus(
+            is_active=False,
+            mode=current.mode,
+            reason=None,
+            activation_id=current.activation_id,
+            emergency_id=current.emergency_id,
+            recovery_pending=requeue,
+        )
+        event = MaintenanceEvent(
+            kind="maintenance_disabled",
+            actor=actor,
+            reason=reason,
+            activation_id=current.activation_id,
+            details={
+                "mode": current.mode.value,
+                "requeue": requeue,
+                "started_at": current.started_at.isoformat() if current.started_at else None,
+                "previous_version": current.version,
+            },
+        )
+        stored = self.state.compare_and_set(current.version, new, event)
+        result = self._propagate(stored, wait)
+        log.info("maintenance disabled by %s (version=%s)", actor, stored.version)
+        events.emit(events.maintenance_disabled, self, status=stored, actor=actor, requeue=requeue)
+        return result
+
+    def update_status(
+        self,
+        actor: str,
+        event_kind: str,
+        *,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+        wait: float | None = 0,
+        attempts: int = 5,
+        **changes: Any,
+    ) -> ActivationResult:
+        """Apply field ``changes`` on top of the latest state (merged retry on conflict).
+
+        For flags that compose with whatever else changed (login blocking,
+        critical-admin-only, emergency phase, recovery done); not for enable/disable.
+        """
+        last: ConflictError | None = None
+        for _ in range(attempts):
+            current = self.state.load()
+            new = current.with_changes(**changes)
+            event = MaintenanceEvent(
+                kind=event_kind,
+                actor=actor,
+                reason=reason,
+                activation_id=current.activation_id,
+                details={**(details or {}), **{k: _jsonable(v) for k, v in changes.items()}},
+            )
+            try:
+                stored = self.state.compare_and_set(current.version, new, event)
+            except ConflictError as exc:
+                last = exc
+                continue
+            return self._propagate(stored, wait)
+        assert last is not None
+        raise last
+
+    def record_event(
+        self,
+        kind: str,
+        actor: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+        activation_id: str | None = None,
+    ) -> None:
+        """Append an entry to the event log (current activation unless given)."""
+        self.events.append(
+            MaintenanceEvent(
+                kind=kind,
+                actor=actor,
+                reason=reason,
+                details=dict(details or {}),
+                activation_id=activation_id or self.status.activation_id,
+            )
+        )
+
+    def _propagate(self, status: MaintenanceStatus, wait: float | None) -> ActivationResult:
+        wait = self.settings.enable_wait if wait is None else wait
+        cache = self.cache
+
+        def local_apply(s: MaintenanceStatus) -> str | None:
+            cache.apply(s)
+            if cache.started and cache.register:
+                try:
+                    cache.registry.report_applied(cache.node_id, s.version)
+                except REDIS_ERRORS:
+                    return None
+                return cache.node_id
+            return None
+
+        return publish_fenced(
+            client=self.redis,
+            keys=self.keys,
+            bus=cache.bus,
+            registry=cache.registry,
+            status=status,
+            wait=wait,
+            node_ttl=self.settings.node_ttl,
+            local_apply=local_apply,
+        )
+
+    # -- reading -----------------------------------------------------------------
+    def get_maintenance_status(self, *, live: bool = True) -> MaintenanceStatus:
+        """The current status with live counters and health (not for hot paths)."""
+        status = self.status
+        if not self.cache.started or not live:
+            return status
+        health = self.cache.health
+        changes: dict[str, Any] = {
+            "degraded": health.degraded,
+            "degraded_reason": health.reason,
+            "overdue": status.is_overdue(),
+        }
+        if live:
+            counters = read_counters(self.redis, self.keys, self.db, status.activation_id)
+            changes.update(
+                active_jobs_count=counters.active_jobs_count,
+                deferred_jobs_count=counters.deferred_jobs_count,
+                invalidated_sessions=max(
+                    status.invalidated_sessions, counters.invalidated_sessions
+                ),
+            )
+            extra = dict(status.extra)
+            extra["blocked_attempts"] = counters.blocked_attempts
+            if status.test_mode:
+                extra["would_block_attempts"] = counters.would_block_attempts
+            if counters.errors and not health.degraded:
+                changes["degraded"] = True
+                changes["degraded_reason"] = "; ".join(counters.errors)
+            changes["extra"] = extra
+        return status.with_changes(**changes)
+
+    def get_blocked_operations(self) -> list[OperationType]:
+        """Operation types blocked right now for a regular user (empty when off or in TEST)."""
+        status = self.status
+        if not status.is_active or status.test_mode:
+            return []
+        return list(status.blocked_operations)
+
+    def get_maintenance_message(self, operation: OperationType | str | None = None) -> str:
+        """User-facing text: what is unavailable, why, and until when."""
+        op = parse_operation(operation) if operation is not None else None
+        return build_message(self.status, op)
+
+    def history(self, limit: int = 50, **filters: Any) -> list[MaintenanceEvent]:
+        """Event log, newest first."""
+        if limit <= 0 or limit > 10_000:
+            raise ValidationError("limit must be between 1 and 10000", field="limit")
+        return self.events.history(limit, **filters)
+
+    def nodes(self) -> dict[str, NodeInfo]:
+        """Live nodes and the version each applied."""
+        return self.cache.registry.live_nodes(self.settings.node_ttl)
+
+    # -- subscriptions ---------------------------------------------------------
+    def subscribe_to_status_changes(self, callback: Callable[[MaintenanceStatus], None]) -> int:
+        """Call ``callback(status)`` in this process on every change; returns an id."""
+        if not callable(callback):
+            raise ValidationError("callback must be callable", field="callback")
+        self.start()
+        return self.cache.add_listener(callback)
+
+    def unsubscribe(self, subscription_id: int) -> bool:
+        """Stop a subscription; False when the id is unknown."""
+        return self.cache.remove_listener(subscription_id)
+
+    # -- running jobs ----------------------------------------------------------
+    def allow_operation_completion(self, job_id: str, ttl: int = 24 * 3600) -> None:
+        """Let running job ``job_id`` finish whatever happens (exempt from emergency stops)."""
+        if not job_id or not isinstance(job_id, str):
+            raise ValidationError("job_id is required", field="job_id")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.completion_allowed, job_id)
+        pipe.expire(self.keys.completion_allowed, ttl)
+        pipe.execute()
+
+    def is_completion_allowed(self, job_id: str) -> bool:
+        """Whether ``allow_operation_completion(job_id)`` was called."""
+        return bool(self.redis.sismember(self.keys.completion_allowed, job_id))
+
+    def describe_user(self, user: Any) -> str | None:
+        """Printable identity of ``user`` for logs."""
+        return user_label(user)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value

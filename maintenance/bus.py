@@ -42,4 +42,4 @@ class StatusBus:
     def read(self) -> MaintenanceStatus | None:
         """The status Redis holds, or None when the key is missing (e.g. after a restart)."""
         raw = self.client.get(self.keys.status)
-        return MaintenanceStatus.from_json(raw) if raw else None  # type: ignore[arg-type]
+        return MaintenanceStatus.from_json(raw) if raw else None

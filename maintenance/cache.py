@@ -144,7 +144,7 @@ class StatusCache:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         if self.register:
-            with contextlib.suppress(REDIS_ERRORS):
+            with contextlib.suppress(*REDIS_ERRORS):
                 self.registry.deregister(self.node_id)
         self.started = False
 
@@ -298,12 +298,14 @@ class StatusCache:
                     next_sql = now + self.sql_check_interval
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)
-                pubsub = _close(pubsub)
+                _close(pubsub)
+                pubsub = None
                 self._refresh_from_sql()
                 self._stop.wait(self.revalidate_interval)
             except Exception:  # never let the cache thread die
                 log.exception("maintenance cache thread error")
-                pubsub = _close(pubsub)
+                _close(pubsub)
+                pubsub = None
                 self._stop.wait(self.revalidate_interval)
         _close(pubsub)
 
@@ -321,7 +323,7 @@ class StatusCache:
 
 def _close(pubsub: redis.client.PubSub | None) -> None:
     if pubsub is not None:
-        with contextlib.suppress(REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             pubsub.close()
     return None
 

@@ -87,7 +87,12 @@ class Rule:
         )
 
 
-def _rules(op: OperationType, target: Target, patterns: Iterable[str], methods=_ANY) -> list[Rule]:  # type: ignore[no-untyped-def]
+def _rules(
+    op: OperationType,
+    target: Target,
+    patterns: Iterable[str],
+    methods: frozenset[str] | None = _ANY,
+) -> list[Rule]:
     return [Rule(op, p, target, methods) for p in patterns]
 
 

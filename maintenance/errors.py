@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .modes import OperationType
@@ -59,6 +59,6 @@ class OperationBlocked(MaintenanceError):
         )
         super().__init__(self.message)
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         # Picklable across process boundaries (Celery result backends, pools).
         return (type(self), (self.operation, self.status, self.retry_after, self.message))

@@ -6,7 +6,7 @@ is logged by the emitter and never stops the operation that emitted it.
 
 from __future__ import annotations
 
-from blinker import Namespace
+from blinker import NamedSignal, Namespace
 
 _signals = Namespace()
 
@@ -30,7 +30,7 @@ drained = _signals.signal("drained")
 sessions_invalidated = _signals.signal("sessions-invalidated")
 
 
-def emit(signal, sender: object, **kwargs: object) -> None:  # type: ignore[no-untyped-def]
+def emit(signal: NamedSignal, sender: object, **kwargs: object) -> None:
     """Send ``signal``; a receiver that raises is logged, never propagated."""
     import logging
 

@@ -90,7 +90,7 @@ class AckWaiter:
 
     def close(self) -> None:
         """Drop the subscription."""
-        with contextlib.suppress(REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             self.pubsub.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import redis
 from sqlalchemy import func, select
 
 from .errors import StoreUnavailable
@@ -26,7 +27,9 @@ class LiveCounters:
     errors: tuple[str, ...] = ()
 
 
-def read_counters(client, keys: Keys, db: Database, activation_id: str | None) -> LiveCounters:  # type: ignore[no-untyped-def]
+def read_counters(
+    client: redis.Redis, keys: Keys, db: Database, activation_id: str | None
+) -> LiveCounters:
     """Read every live counter; unreachable sources count as zero and are named in ``errors``."""
     errors: list[str] = []
     active = invalidated = 0

@@ -83,6 +83,9 @@ class EnhancedMaintenanceModeService:
             lambda status: events.emit(events.status_changed, self, status=status)
         )
         self._fail_closed = settings.fail_closed
+        from .attempts import AttemptRecorder
+
+        self.attempts = AttemptRecorder(self, sample=settings.blocked_log_sample)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> EnhancedMaintenanceModeService:
@@ -467,6 +470,41 @@ class EnhancedMaintenanceModeService:
     def is_completion_allowed(self, job_id: str) -> bool:
         """Whether ``allow_operation_completion(job_id)`` was called."""
         return bool(self.redis.sismember(self.keys.completion_allowed, job_id))
+
+    def record_blocked_attempt(
+        self,
+        operation: OperationType | str,
+        user: Any = None,
+        *,
+        endpoint: str | None = None,
+        method: str | None = None,
+        channel: str = "http",
+        would_block: bool = False,
+    ) -> None:
+        """Count a refused (or TEST-mode would-be-refused) attempt; never raises."""
+        from .attempts import BlockedAttempt
+
+        status = self.cache.status
+        op = parse_operation(operation)
+        attempt = BlockedAttempt(
+            operation=op,
+            user=user_label(user),
+            endpoint=endpoint,
+            method=method,
+            mode=status.mode.value,
+            channel=channel,
+            would_block=would_block,
+            activation_id=status.activation_id,
+        )
+        self.attempts.record(attempt)
+        events.emit(
+            events.operation_blocked,
+            self,
+            operation=op,
+            user=attempt.user,
+            channel=channel,
+            would_block=would_block,
+        )
 
     def describe_user(self, user: Any) -> str | None:
         """Printable identity of ``user`` for logs."""

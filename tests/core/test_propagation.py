@@ -1,0 +1,91 @@
+"""Propagation to many processes and fenced activation, against real Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from maintenance import EnhancedMaintenanceModeService, Settings
+from tests.helpers import wait_for
+
+NODE = Path(__file__).with_name("node_proc.py")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": settings.redis_url or "",
+        "MAINTENANCE_DATABASE_URL": settings.database_url,
+        "MAINTENANCE_REDIS_PREFIX": settings.redis_prefix,
+        "MAINTENANCE_REVALIDATE_INTERVAL": str(settings.revalidate_interval),
+        "MAINTENANCE_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+        "MAINTENANCE_NODE_TTL": str(settings.node_ttl),
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+    }
+
+
+@pytest.fixture
+def nodes(settings: Settings) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
+    """Eight real node processes following the status."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(NODE), "web"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=settings_env(settings),
+        )
+        for _ in range(8)
+    ]
+    started = [(p, (p.stdout.readline() if p.stdout else "").strip()) for p in procs]
+    yield started
+    for p, _ in started:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGCONT)
+        if p.stdin:
+            p.stdin.close()
+    for p, _ in started:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_enable_returns_once_all_eight_processes_applied_it(
+    make_service,
+    nodes: list[tuple[subprocess.Popen[str], str]],  # type: ignore[no-untyped-def]
+) -> None:
+    admin: EnhancedMaintenanceModeService = make_service(kind="cli", register=False)
+    ids = {node_id for _, node_id in nodes}
+    wait_for(lambda: ids <= set(admin.nodes()), 10, what="8 nodes registered")
+    for round_ in range(5):
+        result = admin.enable_maintenance(f"round {round_}", enabled_by="ops", wait=5)
+        assert result.fenced, result.lagging_nodes
+        assert ids <= set(result.applied_nodes)
+        live = admin.nodes()
+        assert all(live[i].applied_version >= result.status.version for i in ids)
+        admin.disable_maintenance("ops", wait=5)
+
+
+def test_a_frozen_node_is_reported_as_lagging_then_catches_up(
+    make_service,
+    nodes: list[tuple[subprocess.Popen[str], str]],  # type: ignore[no-untyped-def]
+) -> None:
+    admin: EnhancedMaintenanceModeService = make_service(kind="cli", register=False)
+    ids = {node_id for _, node_id in nodes}
+    wait_for(lambda: ids <= set(admin.nodes()), 10, what="8 nodes registered")
+    frozen_proc, frozen_id = nodes[3]
+    os.kill(frozen_proc.pid, signal.SIGSTOP)
+    result = admin.enable_maintenance("freeze test", enabled_by="ops", wait=0.3)
+    assert not result.fenced and result.propagation == "timeout"
+    assert [n["node_id"] for n in result.lagging_nodes] == [frozen_id]
+    assert len(result.applied_nodes) == 7
+    os.kill(frozen_proc.pid, signal.SIGCONT)
+    version = result.status.version
+    wait_for(lambda: admin.nodes()[frozen_id].applied_version >= version, 10, what="catch up")

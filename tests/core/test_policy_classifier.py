@@ -16,7 +16,7 @@ from maintenance import (
 )
 from maintenance.classifier import DEFAULT_RULES, MUTATING_METHODS, SAFE_METHODS
 from maintenance.modes import WORK_OPERATIONS
-from maintenance.policy import NEVER_BLOCKED, Decision, blocked_set_for, decide
+from maintenance.policy import Decision, blocked_set_for, decide
 
 Op = OperationType
 classifier = MaintenanceOperationClassifier()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,11 +52,18 @@ class ActivationResult:
 
 
 class AckWaiter:
-    """Subscribe to node acks *before* publishing, then wait for the live set."""
+    """A standing subscription to node acks, made *before* publishing.
+
+    Kept open between activations (a fresh SUBSCRIBE costs a connection and a
+    round trip); acks left over from earlier versions are skipped by version.
+    """
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(keys.acks)
+        self.broken = False
 
     def wait(
         self,
@@ -96,20 +105,22 @@ class AckWaiter:
 
 def publish_fenced(
     *,
-    client: redis.Redis,
-    keys: Keys,
     bus: StatusBus,
     registry: NodeRegistry,
     status: MaintenanceStatus,
     wait: float,
     node_ttl: float,
+    waiter_factory: Any,
     local_apply: Any = None,
 ) -> ActivationResult:
-    """Publish ``status`` and, if ``wait`` > 0, wait for every live node to apply it."""
-    waiter = None
+    """Publish ``status`` and, if ``wait`` > 0, wait for every live node to apply it.
+
+    ``waiter_factory()`` returns a subscribed ``AckWaiter`` (or raises a Redis error).
+    """
+    waiter: AckWaiter | None = None
     try:
         if wait > 0:
-            waiter = AckWaiter(client, keys)
+            waiter = waiter_factory()
         bus.publish(status)
         already: set[str] = set()
         if local_apply is not None:
@@ -128,6 +139,9 @@ def publish_fenced(
             waited_seconds=waited,
         )
     except REDIS_ERRORS as exc:
+        if waiter is not None:
+            waiter.close()
+            waiter.broken = True
         return ActivationResult(
             status=status,
             fenced=False,
@@ -137,6 +151,3 @@ def publish_fenced(
                 "note": "nodes pick the change up from SQL on their next poll",
             },
         )
-    finally:
-        if waiter is not None:
-            waiter.close()

@@ -56,11 +56,16 @@ class RoleResolver:
     ) -> None:
         self.admin_roles = {r.lower() for r in admin_roles}
         self.critical_roles = {r.lower() for r in critical_roles}
+        self._any_admin = frozenset(self.admin_roles | self.critical_roles)
 
     def is_admin(self, user: Any) -> bool:
         """True for administrators (critical admins are admins too)."""
-        if user is None or isinstance(user, str):
+        if user is None or type(user) is str:
             return False
+        if type(user) is dict and "is_admin" not in user and "roles" not in user:
+            # The common shape (a session dict with one role), without ABC checks.
+            role = user.get("role")
+            return type(role) is str and role.lower() in self._any_admin
         flag = _flag(user, "is_admin")
         if flag is not None:
             return flag or self.is_critical_admin(user)
@@ -69,7 +74,7 @@ class RoleResolver:
 
     def is_critical_admin(self, user: Any) -> bool:
         """True for administrators flagged critical."""
-        if user is None or isinstance(user, str):
+        if user is None or type(user) is str:
             return False
         flag = _flag(user, "is_critical_admin")
         if flag is not None:

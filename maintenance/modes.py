@@ -63,8 +63,14 @@ def parse_operation(value: str | OperationType) -> OperationType:
     """Return the operation type named by ``value`` (case-insensitive) or raise ``ValueError``."""
     if isinstance(value, OperationType):
         return value
+    found = _BY_VALUE.get(value)
+    if found is not None:
+        return found
     try:
         return OperationType(str(value).strip().lower().replace("-", "_"))
     except ValueError:
         known = ", ".join(o.value for o in OperationType)
         raise ValueError(f"unknown operation type {value!r} (known: {known})") from None
+
+
+_BY_VALUE: dict[str, OperationType] = {op.value: op for op in OperationType}

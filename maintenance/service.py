@@ -7,6 +7,8 @@ reads on hot paths come from the per-process ``StatusCache`` only.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,8 +19,8 @@ from . import events
 from .cache import StatusCache
 from .classifier import MaintenanceOperationClassifier
 from .errors import ConflictError, OperationBlocked, ValidationError
-from .fencing import ActivationResult, publish_fenced
-from .identity import RoleResolver, bypass_context, current_bypass_user, user_label
+from .fencing import AckWaiter, ActivationResult, publish_fenced
+from .identity import RoleResolver, _bypass_user, bypass_context, user_label
 from .keys import Keys
 from .live import read_counters
 from .messages import build_message
@@ -40,6 +42,7 @@ from .validation import (
 )
 
 log = logging.getLogger("maintenance")
+_BLOCK = Decision.BLOCK
 
 
 class EnhancedMaintenanceModeService:
@@ -83,6 +86,8 @@ class EnhancedMaintenanceModeService:
             lambda status: events.emit(events.status_changed, self, status=status)
         )
         self._fail_closed = settings.fail_closed
+        self._waiter: AckWaiter | None = None
+        self._waiter_lock = threading.Lock()
         from .attempts import AttemptRecorder
 
         self.attempts = AttemptRecorder(self, sample=settings.blocked_log_sample)
@@ -96,6 +101,10 @@ class EnhancedMaintenanceModeService:
     def close(self) -> None:
         """Stop following changes and leave the node registry."""
         self.cache.stop()
+        with self._waiter_lock:
+            if self._waiter is not None:
+                self._waiter.close()
+                self._waiter = None
 
     @property
     def status(self) -> MaintenanceStatus:
@@ -117,27 +126,35 @@ class EnhancedMaintenanceModeService:
         *,
         continuation: bool = False,
     ) -> Decision:
-        """ALLOW, BLOCK or WOULD_BLOCK (TEST mode) for ``operation`` by ``user`` now."""
+        """ALLOW, BLOCK or WOULD_BLOCK (TEST mode) for ``operation`` by ``user`` now.
+
+        Reads only the local cache. Who the caller is gets resolved only when
+        the operation is in the blocked set, which keeps the common case cheap.
+        """
         cache = self.cache
         if not cache.started:
             cache.start()
         status = cache.status
-        if not status.is_active and not self._fail_closed:
-            return Decision.ALLOW
-        op = operation if type(operation) is OperationType else parse_operation(operation)
-        if self._fail_closed_now() and not status.is_active:
+        if not status.is_active:
+            if not (self._fail_closed and self._fail_closed_now()):
+                return Decision.ALLOW
             # Both Redis and SQL are down and we were told to fail closed.
             status = status.with_changes(
                 is_active=True, blocked_operations=tuple(WORK_OPERATIONS | {OperationType.UNKNOWN})
             )
-        if user is None or (not self.roles.is_admin(user) and current_bypass_user() is not None):
-            user = current_bypass_user()
+        op = operation if type(operation) is OperationType else parse_operation(operation)
+        if op not in status.blocked_operations and not status.critical_admin_only:
+            return Decision.ALLOW
+        if status.test_mode:
+            return decide(status, op)
+        roles = self.roles
+        bypass = _bypass_user.get()
+        is_admin = bypass is not None or roles.is_admin(user)
+        is_critical = status.critical_admin_only and (
+            roles.is_critical_admin(user) or roles.is_critical_admin(bypass)
+        )
         return decide(
-            status,
-            op,
-            is_admin=self.roles.is_admin(user),
-            is_critical_admin=self.roles.is_critical_admin(user),
-            continuation=continuation,
+            status, op, is_admin=is_admin, is_critical_admin=is_critical, continuation=continuation
         )
 
     def is_operation_blocked(
@@ -151,7 +168,7 @@ class EnhancedMaintenanceModeService:
         cache = self.cache
         if cache.started and not cache.status.is_active and not self._fail_closed:
             return False
-        return self.decide(operation, user, continuation=continuation) is Decision.BLOCK
+        return self.decide(operation, user, continuation=continuation) is _BLOCK
 
     def check_operation(
         self, operation: OperationType | str, user: Any = None, *, continuation: bool = False
@@ -381,16 +398,22 @@ class EnhancedMaintenanceModeService:
                 return cache.node_id
             return None
 
-        return publish_fenced(
-            client=self.redis,
-            keys=self.keys,
-            bus=cache.bus,
-            registry=cache.registry,
-            status=status,
-            wait=wait,
-            node_ttl=self.settings.node_ttl,
-            local_apply=local_apply,
-        )
+        with self._waiter_lock:
+            return publish_fenced(
+                bus=cache.bus,
+                registry=cache.registry,
+                status=status,
+                wait=wait,
+                node_ttl=self.settings.node_ttl,
+                waiter_factory=self._ack_waiter,
+                local_apply=local_apply,
+            )
+
+    def _ack_waiter(self) -> AckWaiter:
+        waiter = self._waiter
+        if waiter is None or waiter.broken or waiter.pid != os.getpid():
+            waiter = self._waiter = AckWaiter(self.redis, self.keys)
+        return waiter
 
     # -- reading -----------------------------------------------------------------
     def get_maintenance_status(self, *, live: bool = True) -> MaintenanceStatus:

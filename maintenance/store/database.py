@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from ..errors import StoreUnavailable
 
@@ -26,9 +26,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def connect(url: str) -> Engine:
     """An engine for ``url`` (SQLite or PostgreSQL), tuned for this workload."""
     if url.startswith("sqlite"):
-        # NullPool: each checkout is a fresh connection, safe across fork().
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        # A small pool of file connections (fork safety: Database.after_fork
+        # drops the parent's connections in the child).
         engine = create_engine(
-            url, poolclass=NullPool, connect_args={"timeout": 15, "check_same_thread": False}
+            url,
+            poolclass=NullPool if memory else QueuePool,
+            connect_args={"timeout": 15, "check_same_thread": False},
+            **({} if memory else {"pool_size": 5, "max_overflow": 10}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -1,0 +1,40 @@
+"""Shared helpers for the benchmarks: settings on the embedded default, percentiles."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import uuid
+from pathlib import Path
+
+from maintenance import Settings
+
+
+def bench_settings(**overrides: object) -> Settings:
+    """Settings from the environment; without REDIS_URL / a database URL, the embedded
+    default in a temporary directory. Keys live under a fresh prefix."""
+    tmp = Path(tempfile.mkdtemp(prefix="maintenance-bench-"))
+    settings = Settings.from_env()
+    changes: dict[str, object] = {"redis_prefix": f"bench{uuid.uuid4().hex[:8]}"}
+    if not os.environ.get("MAINTENANCE_DATABASE_URL"):
+        changes["database_url"] = f"sqlite:///{tmp / 'bench.db'}"
+    if not os.environ.get("REDIS_URL"):
+        changes["data_dir"] = str(tmp / "state")
+    changes.update(overrides)
+    return settings.replace(**changes)
+
+
+def pct(samples: list[float], q: float) -> float:
+    """The q-th percentile (0..100) of ``samples``."""
+    ordered = sorted(samples)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary(samples: list[float], unit: float = 1000.0) -> str:
+    """p50 / p99 / max in milliseconds (``unit`` scales seconds)."""
+    return (
+        f"p50 {statistics.median(samples) * unit:7.3f} ms   "
+        f"p99 {pct(samples, 99) * unit:7.3f} ms   max {max(samples) * unit:7.3f} ms"
+    )

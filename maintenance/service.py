@@ -12,13 +12,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from . import events
 from .cache import StatusCache
 from .classifier import MaintenanceOperationClassifier
-from .errors import ConflictError, OperationBlocked, ValidationError
+from .errors import ConflictError, MaintenanceError, OperationBlocked, ValidationError
 from .fencing import AckWaiter, ActivationResult, publish_fenced
 from .identity import RoleResolver, _bypass_user, bypass_context, user_label
 from .keys import Keys
@@ -272,6 +273,8 @@ class EnhancedMaintenanceModeService:
         )
         stored = self.state.compare_and_set(current.version, new, event)
         result = self._propagate(stored, wait)
+        if chosen_mode is MaintenanceMode.TEST or not result.fenced:
+            self._record_propagation(result)
         log.info(
             "maintenance %s by %s (mode=%s, version=%s, propagation=%s)",
             "enabled" if newly else "updated",
@@ -325,6 +328,10 @@ class EnhancedMaintenanceModeService:
         )
         stored = self.state.compare_and_set(current.version, new, event)
         result = self._propagate(stored, wait)
+        if not result.fenced:
+            self._record_propagation(result)
+        if current.test_mode and current.activation_id:
+            result = self._finish_rehearsal(result, current.activation_id)
         log.info("maintenance disabled by %s (version=%s)", actor, stored.version)
         events.emit(events.maintenance_disabled, self, status=stored, actor=actor, requeue=requeue)
         return result
@@ -382,6 +389,37 @@ class EnhancedMaintenanceModeService:
                 details=dict(details or {}),
                 activation_id=activation_id or self.status.activation_id,
             )
+        )
+
+    def _record_propagation(self, result: ActivationResult) -> None:
+        try:
+            self.record_event(
+                "propagation",
+                details={
+                    "version": result.status.version,
+                    "fenced": result.fenced,
+                    "propagation": result.propagation,
+                    "applied": len(result.applied_nodes),
+                    "lagging": [str(n["node_id"]) for n in result.lagging_nodes],
+                    "waited_ms": round(result.waited_seconds * 1000, 3),
+                },
+                activation_id=result.status.activation_id,
+            )
+        except MaintenanceError as exc:
+            log.warning("propagation measurement not recorded: %s", exc)
+
+    def _finish_rehearsal(self, result: ActivationResult, activation_id: str) -> ActivationResult:
+        from .rehearsal import build_test_report
+        from .reports import save_report
+
+        try:
+            body = build_test_report(self, activation_id)
+            report_id = save_report(self, "test", body, activation_id=activation_id)
+        except Exception:  # the rehearsal ended either way; say why the report is missing
+            log.exception("rehearsal report for %s could not be written", activation_id)
+            return result
+        return replace(
+            result, details={**result.details, "report_id": report_id, "verdict": body["verdict"]}
         )
 
     def _propagate(self, status: MaintenanceStatus, wait: float | None) -> ActivationResult:

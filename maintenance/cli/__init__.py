@@ -15,6 +15,7 @@ import click
 from ..errors import ConflictError, MaintenanceError, StoreUnavailable, ValidationError
 from ..identity import NotAuthorized
 from .context import CliContext, pass_ctx  # noqa: F401  (re-exported for plugins)
+from .reports import rehearsal, report
 from .state import db, disable, enable, history, nodes, status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
@@ -28,7 +29,7 @@ def cli(ctx: click.Context, as_json: bool) -> None:
     ctx.obj = CliContext(as_json=as_json)
 
 
-for command in (status, enable, disable, history, nodes, db):
+for command in (status, enable, disable, history, nodes, db, report, rehearsal):
     cli.add_command(command)
 
 

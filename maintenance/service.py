@@ -44,6 +44,7 @@ from .validation import (
 
 log = logging.getLogger("maintenance")
 _BLOCK = Decision.BLOCK
+_UNFENCED = ("timeout", "redis-unavailable")  # worth a line in the event log
 
 
 class EnhancedMaintenanceModeService:
@@ -273,7 +274,7 @@ class EnhancedMaintenanceModeService:
         )
         stored = self.state.compare_and_set(current.version, new, event)
         result = self._propagate(stored, wait)
-        if chosen_mode is MaintenanceMode.TEST or not result.fenced:
+        if chosen_mode is MaintenanceMode.TEST or result.propagation in _UNFENCED:
             self._record_propagation(result)
         log.info(
             "maintenance %s by %s (mode=%s, version=%s, propagation=%s)",
@@ -328,7 +329,7 @@ class EnhancedMaintenanceModeService:
         )
         stored = self.state.compare_and_set(current.version, new, event)
         result = self._propagate(stored, wait)
-        if not result.fenced:
+        if result.propagation in _UNFENCED:
             self._record_propagation(result)
         if current.test_mode and current.activation_id:
             result = self._finish_rehearsal(result, current.activation_id)

@@ -42,7 +42,10 @@ def test_without_redis_url_a_shared_embedded_redis_starts(data_dir: Path, tmp_pa
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from maintenance.cli import main; main()", *args],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 

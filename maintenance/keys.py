@@ -103,6 +103,19 @@ class Keys:
         """STRING: cookie sessions issued before this epoch are turned away."""
         return self._k("sessions:epoch")
 
+    def session_index(self, role: str) -> str:
+        """ZSET: session member -> last seen (unix seconds), per role (``admin``/``user``)."""
+        return self._k(f"sessions:index:{role}")
+
+    def session_users(self, role: str) -> str:
+        """HASH: session member -> user label, per role (samples of active sessions)."""
+        return self._k(f"sessions:users:{role}")
+
+    @property
+    def session_store(self) -> str:
+        """HASH: how the web app stores server-side sessions (key prefix, same server)."""
+        return self._k("sessions:store")
+
     @property
     def lock_recover(self) -> str:
         """STRING (TTL): held while a recovery requeue runs."""

@@ -1,0 +1,328 @@
+"""``MaintenanceModeMiddleware``: the Flask extension and its ``before_request`` hook.
+
+A request it lets through costs one read of this process's status cache (no
+network); only while maintenance is on does it classify the endpoint, find out
+who is asking and decide, answering a refused request with a 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import weakref
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from ..factory import build_service, default_service
+from ..identity import user_label
+from ..modes import OperationType, parse_operation
+from ..policy import Decision
+from ..service import EnhancedMaintenanceModeService
+from ..settings import Settings
+from ..status import MaintenanceStatus
+from . import identity as web_identity
+from .bypass import bypass_identity, read_cookie, redeem_view
+from .config import WebConfig, apply_defaults
+from .identity import WebIdentity
+from .responses import build_response
+from .sessions import MaintenanceSessionManager
+
+log = logging.getLogger("maintenance.web")
+blocked_log = logging.getLogger("maintenance.web.blocked")
+
+BYPASS_ENDPOINT = "maintenance_bypass"
+METRICS_ENDPOINT = "maintenance_metrics"
+API_BLUEPRINT = "maintenance_api"
+_OWN_ENDPOINTS = frozenset({BYPASS_ENDPOINT, METRICS_ENDPOINT})
+_G_BYPASS = "_maintenance_bypass"
+_MISSING: Any = object()
+
+
+def resolve_service(app: Flask) -> EnhancedMaintenanceModeService:
+    """``MAINTENANCE_SERVICE``, else one built from ``MAINTENANCE_SETTINGS`` (overrides of
+    ``Settings.from_env``), else this process's shared default service."""
+    configured = app.config["MAINTENANCE_SERVICE"]
+    if configured is not None:
+        return configured
+    overrides = app.config["MAINTENANCE_SETTINGS"]
+    if overrides:
+        return build_service(Settings.from_env(**dict(overrides)), kind="web")
+    return default_service(kind="web")
+
+
+class MaintenanceModeMiddleware:
+    """Maintenance mode for a Flask app: request gate, 503 pages, bypass, sessions, API.
+
+    ``MaintenanceModeMiddleware(app, service)`` or, with an app factory,
+    ``ext = MaintenanceModeMiddleware(service=service)`` then ``ext.init_app(app)``.
+    Registered as ``app.extensions["maintenance"]``. Settings are read only from
+    ``app.config`` (every key gets its default via ``setdefault``):
+
+    ``MAINTENANCE_SERVICE``              a built service (default: ``MAINTENANCE_SETTINGS`` / env)
+    ``MAINTENANCE_SETTINGS``             dict of ``Settings`` overrides to build the service from
+    ``MAINTENANCE_HOOK_ENABLED``         install the ``before_request`` gate (True)
+    ``MAINTENANCE_EXEMPT_ENDPOINTS``     endpoint globs never blocked (``()``)
+    ``MAINTENANCE_EXEMPT_PATHS``         path globs never blocked (``()``)
+    ``MAINTENANCE_CURRENT_USER``         ``() -> user`` (default: Flask-Login, then session role)
+    ``MAINTENANCE_IS_ADMIN``             ``(user) -> bool`` (default: ``service.roles``)
+    ``MAINTENANCE_IS_CRITICAL_ADMIN``    ``(user) -> bool`` (default: ``service.roles``)
+    ``MAINTENANCE_SESSION_ROLE_KEY``     session key holding a plain role (``"role"``)
+    ``MAINTENANCE_SESSION_USER_KEY``     session key holding the user name (``"username"``)
+    ``MAINTENANCE_JSON_PATHS``           path prefixes answered in JSON on ``*/*`` (``("/api/",)``)
+    ``MAINTENANCE_TEMPLATE``             template of the 503 page (``maintenance/blocked.html``)
+    ``MAINTENANCE_MESSAGES``             ``{operation|"default": template}`` message overrides
+    ``MAINTENANCE_SECRET_KEY``           signs bypass links/cookies (default: settings, SECRET_KEY)
+    ``MAINTENANCE_BYPASS_PATH``          route redeeming links (``/_maintenance/bypass/<token>``)
+    ``MAINTENANCE_BYPASS_LINK_TTL``      seconds a bypass link stays valid (3600)
+    ``MAINTENANCE_BYPASS_COOKIE_NAME``   bypass cookie name (``maintenance_bypass``)
+    ``MAINTENANCE_BYPASS_COOKIE_MAX_AGE`` seconds a bypass cookie lets its browser through (43200)
+    ``MAINTENANCE_BYPASS_COOKIE_SECURE`` force the cookie's Secure flag (None: when HTTPS)
+    ``MAINTENANCE_SESSION_INDEX``        keep the role index of logged-in sessions (True)
+    ``MAINTENANCE_SESSION_TOUCH_INTERVAL`` seconds between index updates per session (60)
+    ``MAINTENANCE_SESSION_ACTIVE_WINDOW`` a session seen this recently is active (1800)
+    ``MAINTENANCE_LOGOUT_NON_ADMINS``    log non-admins out while logins are blocked (True)
+    ``MAINTENANCE_INVALIDATE_ON_ENABLE`` API enable invalidates non-admin sessions (True)
+    ``MAINTENANCE_API_ENABLED``          register the status API blueprint (True)
+    ``MAINTENANCE_API_PREFIX``           its URL prefix (``/api/maintenance``)
+    ``MAINTENANCE_TRUSTED_ORIGINS``      extra origins allowed to POST to the admin API (``()``)
+    ``MAINTENANCE_SSE_HEARTBEAT``        seconds between stream heartbeats (15)
+    ``MAINTENANCE_SSE_MAX_SECONDS``      a stream closes after this long; clients resume (300)
+    ``MAINTENANCE_SSE_RETRY_MS``         reconnect delay suggested to clients (2000)
+    ``MAINTENANCE_METRICS_PATH``         Prometheus endpoint (``/metrics``; None: off)
+    ``MAINTENANCE_CLI``                  mount ``flask maintenance`` (True)
+
+    Admin detection is pluggable: configure ``MAINTENANCE_IS_ADMIN`` or subclass
+    and override ``is_admin_user`` / ``is_critical_admin_user`` / ``current_user``.
+    """
+
+    def __init__(
+        self, app: Flask | None = None, service: EnhancedMaintenanceModeService | None = None
+    ) -> None:
+        self.service: EnhancedMaintenanceModeService | None = service
+        self.sessions: MaintenanceSessionManager | None = None
+        self.api: Any = None
+        self.metrics: Any = None
+        self._configs: weakref.WeakKeyDictionary[Flask, WebConfig] = weakref.WeakKeyDictionary()
+        if app is not None:
+            self.init_app(app)
+
+    # -- wiring ------------------------------------------------------------------
+    def init_app(self, app: Flask) -> None:
+        """Register hooks, routes, the API blueprint, metrics, Jinja globals and the CLI."""
+        apply_defaults(app)
+        if self.service is None:
+            self.service = resolve_service(app)
+        service = self.service
+        config = WebConfig.from_app(app, service.settings.secret_key)
+        self._configs[app] = config
+        app.extensions["maintenance"] = self
+        app.register_blueprint(
+            Blueprint("maintenance_web", __name__, template_folder="templates"),
+            name=f"maintenance_web_{id(self)}",
+        )
+        # Session checks run first, so a session turned away is anonymous at the gate.
+        self.sessions = MaintenanceSessionManager(service, middleware=self)
+        self.sessions.init_app(app)
+        if config.hook_enabled:
+            fail_closed = service.settings.fail_closed
+
+            def maintenance_gate() -> Response | None:
+                cache = service.cache
+                if not cache.started:
+                    cache.start()
+                status = cache.status
+                if not status.is_active and not fail_closed:
+                    return None
+                return self._gate(config, status)
+
+            app.before_request(maintenance_gate)
+            app.teardown_request(self._leave_bypass)
+        app.add_url_rule(
+            config.bypass_path,
+            endpoint=BYPASS_ENDPOINT,
+            view_func=lambda token: redeem_view(service, config, token),
+        )
+        self._init_extras(app, config)
+
+    def _init_extras(self, app: Flask, config: WebConfig) -> None:
+        from .banner import register_template_helpers
+        from .metrics import WebMetrics
+
+        assert self.service is not None
+        self.metrics = WebMetrics(self.service)
+        if config.metrics_path:
+            app.add_url_rule(
+                config.metrics_path, endpoint=METRICS_ENDPOINT, view_func=self.metrics.view
+            )
+        if config.api_enabled:
+            from .api import MaintenanceStatusAPI
+
+            self.api = MaintenanceStatusAPI(self.service, middleware=self)
+            app.register_blueprint(self.api.blueprint(), url_prefix=config.api_prefix)
+        register_template_helpers(app)
+        if config.cli:
+            from .cli import flask_command
+
+            app.cli.add_command(flask_command(), "maintenance")
+
+    def config_for(self, app: Flask) -> WebConfig:
+        """The ``MAINTENANCE_*`` settings ``init_app`` read for ``app``."""
+        return self._configs[app]
+
+    @property
+    def config(self) -> WebConfig:
+        """The settings of the current app."""
+        return self._configs[current_app._get_current_object()]  # type: ignore[attr-defined]
+
+    def _service(self) -> EnhancedMaintenanceModeService:
+        if self.service is None:
+            raise RuntimeError("MaintenanceModeMiddleware.init_app(app) has not been called")
+        return self.service
+
+    # -- the gate ------------------------------------------------------------------
+    def _gate(self, config: WebConfig, status: MaintenanceStatus) -> Response | None:
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        rule = req.url_rule
+        if rule is None:  # no route: let Flask answer 404/405, nothing would run
+            return None
+        endpoint = req.endpoint or ""
+        if (
+            endpoint in _OWN_ENDPOINTS
+            or endpoint.startswith(API_BLUEPRINT + ".")
+            or config.is_exempt(endpoint, req.path)
+        ):
+            return None
+        service = self._service()
+        op = service.classifier.classify_operation(endpoint, req.method, path=rule.rule)
+        if op is OperationType.STATUS_CHECK:
+            return None
+        who = self.identity()
+        if not who.is_admin and config.bypass_cookie in req.cookies:
+            actor = read_cookie(req, config)
+            if actor is not None:
+                who = bypass_identity(actor)
+        if who.is_admin:
+            self._enter_bypass(who)
+        decision = service.decide(op, who)
+        if decision is Decision.ALLOW:
+            return None
+        if decision is Decision.WOULD_BLOCK:
+            if not who.is_admin:  # a real NORMAL maintenance would let admins through
+                self.log_blocked_attempt(op, who, would_block=True)
+            return None
+        self.log_blocked_attempt(op, who)
+        return self.create_maintenance_response(op, status)
+
+    def _enter_bypass(self, who: WebIdentity) -> None:
+        # Celery publishes made while handling an admin request pass the publish gate.
+        if g.get(_G_BYPASS) is None:
+            manager = self._service().bypass(who)
+            manager.__enter__()
+            setattr(g, _G_BYPASS, manager)
+
+    @staticmethod
+    def _leave_bypass(_exc: BaseException | None = None) -> None:
+        manager = g.pop(_G_BYPASS, None)
+        if manager is not None:
+            with contextlib.suppress(ValueError, RuntimeError):
+                manager.__exit__(None, None, None)
+
+    # -- who is asking -------------------------------------------------------------
+    def current_user(self) -> Any:
+        """The app's user for this request (``MAINTENANCE_CURRENT_USER``, Flask-Login,
+        or a mapping built from the session role), or None when anonymous."""
+        return web_identity.default_current_user(self.config)
+
+    def is_admin_user(self, user: Any = _MISSING) -> bool:
+        """Whether ``user`` (default: the current user) is an administrator."""
+        if user is _MISSING:
+            user = self.current_user()
+        if user is None:
+            return False
+        hook = self.config.is_admin
+        return bool(hook(user)) if hook is not None else self._service().roles.is_admin(user)
+
+    def is_critical_admin_user(self, user: Any = _MISSING) -> bool:
+        """Whether ``user`` (default: the current user) is an admin flagged critical."""
+        if user is _MISSING:
+            user = self.current_user()
+        if user is None:
+            return False
+        hook = self.config.is_critical_admin
+        if hook is not None:
+            return bool(hook(user))
+        return self._service().roles.is_critical_admin(user)
+
+    def identity_of(self, user: Any) -> WebIdentity:
+        """A ``WebIdentity`` for any user object (None: anonymous)."""
+        if user is None:
+            return web_identity.ANONYMOUS
+        critical = self.is_critical_admin_user(user)
+        return web_identity.build_identity(
+            user,
+            is_admin=self.is_admin_user(user),
+            is_critical_admin=critical,
+            via=web_identity.via_of(user, self.config),
+        )
+
+    def identity(self) -> WebIdentity:
+        """The current request's identity (resolved once per request)."""
+        found = web_identity.cached()
+        if found is None:
+            found = web_identity.remember(self.identity_of(self.current_user()))
+        return found
+
+    # -- public helpers ------------------------------------------------------------
+    def is_allowed_operation(self, operation: OperationType | str, user: Any = _MISSING) -> bool:
+        """Whether ``operation`` may run now for ``user`` (default: the current request's)."""
+        who = self.identity() if user is _MISSING else self.identity_of(user)
+        return self._service().decide(parse_operation(operation), who) is not Decision.BLOCK
+
+    def create_maintenance_response(
+        self,
+        operation: OperationType | str | None = None,
+        status: MaintenanceStatus | None = None,
+        *,
+        code: int = 503,
+    ) -> Response:
+        """The 503 for ``operation`` (JSON or HTML by ``Accept``), with ``Retry-After``
+        when the end is known and ``Cache-Control: no-store``."""
+        config = self.config
+        op = parse_operation(operation) if operation is not None else OperationType.UNKNOWN
+        return build_response(
+            request._get_current_object(),  # type: ignore[attr-defined]
+            status or self._service().status,
+            op,
+            templates=config.messages,
+            template=config.template,
+            json_paths=config.json_paths,
+            status_url=f"{config.api_prefix}/status" if config.api_enabled else None,
+            code=code,
+        )
+
+    def log_blocked_attempt(
+        self, operation: OperationType | str, user: Any = None, *, would_block: bool = False
+    ) -> None:
+        """Count a refused (or TEST-mode would-be-refused) request: per-operation counters
+        and per-minute rates in Redis (one pipelined write), a sampled row in SQL
+        (written in the background), the process's Prometheus counters and a log line."""
+        op = parse_operation(operation)
+        who = user if user is not None else self.identity()
+        if isinstance(who, WebIdentity) and not who.authenticated:
+            who = web_identity.former() or who  # logged out by this very request
+        label = who.username if isinstance(who, WebIdentity) else user_label(who)
+        endpoint = request.endpoint or request.path
+        self._service().record_blocked_attempt(
+            op, label, endpoint=endpoint, method=request.method, would_block=would_block
+        )
+        if self.metrics is not None:
+            self.metrics.count_request(op, would_block=would_block)
+        blocked_log.info(
+            "%s %s %s (%s) by %s",
+            "would block" if would_block else "blocked",
+            request.method,
+            endpoint,
+            op.value,
+            label or "anonymous",
+        )

@@ -1,0 +1,479 @@
+"""The OpenAPI 3.1 document of the status API (served at ``<prefix>/openapi.json``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from ..modes import MaintenanceMode, OperationType
+
+#: Text durations the API accepts (kept in step with ``api.DURATION_PATTERN``).
+DURATION_PATTERN = r"^\s*([1-9][0-9]{0,3}[sm]|([1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|[1-7]d)\s*$"
+
+_OPS = [op.value for op in OperationType]
+_MODES = [m.value for m in MaintenanceMode]
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+_DATETIME = {"type": "string", "format": "date-time"}
+_OP = {"type": "string", "enum": _OPS}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
+
+_PUBLIC_PROPS: dict[str, Any] = {
+    "view": {"type": "string", "enum": ["public", "admin"]},
+    "is_active": _BOOL,
+    "mode": _nullable({"type": "string", "enum": _MODES}),
+    "test_mode": _BOOL,
+    "reason": _nullable(_STR),
+    "message": _STR,
+    "started_at": _nullable(_DATETIME),
+    "estimated_duration": _nullable({"type": "integer", "minimum": 1}),
+    "estimated_completion": _nullable(_DATETIME),
+    "retry_after": _nullable({"type": "integer", "minimum": 1}),
+    "overdue": _BOOL,
+    "blocked_operations": {"type": "array", "items": _OP},
+    "login_blocked": _BOOL,
+    "version": {"type": "integer", "minimum": 0},
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {
+                "type": "string",
+                "enum": [
+                    "validation_error",
+                    "unauthorized",
+                    "forbidden",
+                    "csrf",
+                    "not_found",
+                    "conflict",
+                    "unsupported_media_type",
+                    "unavailable",
+                ],
+            },
+            "message": _STR,
+            "field": _nullable(_STR),
+            "current_version": _INT,
+        },
+    },
+    "PublicStatus": {
+        "type": "object",
+        "description": "What any user may know. Administrators get AdminStatus instead.",
+        "required": list(_PUBLIC_PROPS),
+        "properties": _PUBLIC_PROPS,
+    },
+    "AdminStatus": {
+        "type": "object",
+        "description": "PublicStatus plus who, live counters, health and nodes (admins only).",
+        "required": [*_PUBLIC_PROPS, "enabled_by", "nodes"],
+        "properties": {
+            **_PUBLIC_PROPS,
+            "enabled_by": _nullable(_STR),
+            "activation_id": _nullable(_STR),
+            "emergency_id": _nullable(_STR),
+            "critical_admin_only": _BOOL,
+            "emergency_phase": _nullable(_STR),
+            "active_jobs_count": _INT,
+            "deferred_jobs_count": _INT,
+            "invalidated_sessions": _INT,
+            "recovery_pending": _BOOL,
+            "degraded": _BOOL,
+            "degraded_reason": _nullable(_STR),
+            "updated_at": _nullable(_DATETIME),
+            "blocked_attempts": {"type": "object", "additionalProperties": _INT},
+            "would_block_attempts": {"type": "object", "additionalProperties": _INT},
+            "nodes": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Status": {"anyOf": [_ref("PublicStatus"), _ref("AdminStatus")]},
+    "BlockedOperations": {
+        "type": "object",
+        "required": ["is_active", "mode", "blocked_operations"],
+        "properties": {
+            "is_active": _BOOL,
+            "mode": _nullable({"type": "string", "enum": _MODES}),
+            "blocked_operations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["operation", "message"],
+                    "properties": {"operation": _OP, "message": _STR},
+                },
+            },
+            "would_block": {"type": "array", "items": _OP},
+            "attempts": {"type": "object", "additionalProperties": _INT},
+            "would_block_attempts": {"type": "object", "additionalProperties": _INT},
+            "rates_per_minute": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": _INT},
+            },
+            "recent": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["operation", "is_active", "blocked", "message", "retry_after"],
+        "properties": {
+            "operation": _nullable(_OP),
+            "is_active": _BOOL,
+            "blocked": _BOOL,
+            "message": _STR,
+            "retry_after": _nullable({"type": "integer", "minimum": 1}),
+        },
+    },
+    "Maintenance503": {
+        "type": "object",
+        "description": "The body of any request refused because of maintenance.",
+        "required": ["error", "operation", "reason", "mode", "estimated_completion", "message"],
+        "properties": {
+            "error": {"type": "string", "const": "maintenance"},
+            "operation": _OP,
+            "title": _STR,
+            "reason": _nullable(_STR),
+            "mode": {"type": "string", "enum": _MODES},
+            "estimated_completion": _nullable(_DATETIME),
+            "retry_after": _nullable(_INT),
+            "message": _STR,
+            "status_url": _nullable(_STR),
+        },
+    },
+    "EnableRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"},
+            "duration": {
+                "description": "Seconds, or text like 90s, 30m, 1h30m, 2d (at most 7 days).",
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 604800},
+                    {"type": "string", "pattern": DURATION_PATTERN},
+                    {"type": "null"},
+                ],
+            },
+            "mode": {"type": "string", "enum": _MODES},
+            "blocked_operations": _nullable(
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "string",
+                        "enum": [o for o in _OPS if o not in ("status_check", "authentication")],
+                    },
+                }
+            ),
+            "critical_admin_only": _BOOL,
+            "block_login": _nullable(_BOOL),
+            "invalidate_sessions": _nullable(_BOOL),
+            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
+            "expected_version": _nullable({"type": "integer", "minimum": 0}),
+        },
+    },
+    "DisableRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "requeue": _BOOL,
+            "reason": _nullable({"type": "string", "maxLength": 500}),
+            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
+            "expected_version": _nullable({"type": "integer", "minimum": 0}),
+        },
+    },
+    "ActivationResult": {
+        "type": "object",
+        "required": ["status", "fenced", "propagation", "lagging_nodes"],
+        "properties": {
+            "status": {"type": "object"},
+            "fenced": _BOOL,
+            "propagation": _STR,
+            "applied_nodes": {"type": "array", "items": _STR},
+            "lagging_nodes": {"type": "array", "items": {"type": "object"}},
+            "waited_seconds": {"type": "number"},
+            "sessions": _nullable(_ref("Invalidation")),
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["id", "at", "kind"],
+        "properties": {
+            "id": _nullable(_INT),
+            "at": _DATETIME,
+            "kind": _STR,
+            "actor": _nullable(_STR),
+            "reason": _nullable(_STR),
+            "version": _nullable(_INT),
+            "activation_id": _nullable(_STR),
+            "details": {"type": "object"},
+        },
+    },
+    "ActiveSessions": {
+        "type": "object",
+        "required": ["count", "admin_count", "window_seconds", "sample"],
+        "properties": {
+            "count": _INT,
+            "admin_count": _INT,
+            "window_seconds": _INT,
+            "sample": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["user", "last_seen"],
+                    "properties": {
+                        "user": _nullable(_STR),
+                        "last_seen": {"type": "number"},
+                        "kind": {"type": "string", "enum": ["server", "cookie"]},
+                    },
+                },
+            },
+        },
+    },
+    "Invalidation": {
+        "type": "object",
+        "required": ["count", "deleted", "epoch", "seconds", "server_side"],
+        "properties": {
+            "count": _INT,
+            "deleted": _INT,
+            "epoch": _INT,
+            "seconds": {"type": "number"},
+            "server_side": _BOOL,
+            "status_version": _nullable(_INT),
+        },
+    },
+}
+
+_ADMIN_ERRORS = {
+    "401": _error("Not logged in."),
+    "403": _error("Not an administrator, or a cross-site request (error `csrf`)."),
+}
+_WRITE_ERRORS = {
+    **_ADMIN_ERRORS,
+    "400": _error("Invalid body: malformed JSON, unknown field, wrong type or value."),
+    "415": _error("The body must be application/json."),
+    "503": _error("The system of record is unreachable; nothing was changed."),
+}
+
+
+def _post(
+    summary: str, request_schema: dict[str, Any], ok: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "security": [{"session": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": request_schema}},
+            },
+            "responses": {"200": {**ok, "headers": _NO_STORE}, **_WRITE_ERRORS, **extra},
+        }
+    }
+
+
+def _get(
+    summary: str, ok: dict[str, Any], *, params: list[Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {"200": {**ok, "headers": _NO_STORE}, **extra},
+    }
+    if params:
+        op["parameters"] = params
+    return {"get": op}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+@lru_cache(maxsize=8)
+def _document(prefix: str) -> dict[str, Any]:
+    paths = {
+        "/status": _get(
+            "Current maintenance status (public view; administrators get the admin view).",
+            _json(_ref("Status"), "The status."),
+        ),
+        "/blocked-operations": _get(
+            "Operation types refused right now, with their messages.",
+            _json(_ref("BlockedOperations"), "Blocked operations."),
+        ),
+        "/message": _get(
+            "The user-facing message for an operation type.",
+            _json(_ref("Message"), "The message."),
+            params=[_query("operation", _OP, "Operation type (omit for the general message).")],
+            **{"400": _error("Unknown operation type.")},
+        ),
+        "/stream": {
+            "get": {
+                "summary": "Server-Sent Events: one `status` event (id = version) per change.",
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                        "description": "Resume: the current status is sent only if newer.",
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "An event stream (heartbeat comments in between).",
+                        "headers": _NO_STORE,
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": _get(
+            "This document.", _json({"type": "object"}, "The OpenAPI 3.1 document.")
+        ),
+        "/enable": _post(
+            "Enable maintenance (or change it while on). Administrators only.",
+            _ref("EnableRequest"),
+            _json(_ref("ActivationResult"), "Enabled; `fenced` says every node applied it."),
+            **{"409": _error("The state changed since `expected_version`.")},
+        ),
+        "/disable": _post(
+            "Disable maintenance (requeueing deferred jobs unless told not to). Admins only.",
+            _ref("DisableRequest"),
+            _json(_ref("ActivationResult"), "Disabled."),
+            **{"409": _error("Maintenance is not active, or the state moved on.")},
+        ),
+        "/history": _get(
+            "The event log, newest first. Administrators only.",
+            _json(
+                {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                },
+                "Events.",
+            ),
+            params=[
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most."),
+                _query("kind", _STR, "Only events of this kind (repeatable)."),
+                _query(
+                    "before_id",
+                    {"type": "integer", "minimum": 0, "maximum": 2**62},
+                    "Page: ids below this.",
+                ),
+                _query("activation_id", _STR, "Only events of one activation."),
+            ],
+            **_ADMIN_ERRORS,
+            **{"400": _error("Bad query parameter.")},
+        ),
+        "/sessions": _get(
+            "Logged-in non-admin sessions seen recently: count and sample. Admins only.",
+            _json(_ref("ActiveSessions"), "Active sessions."),
+            params=[_query("sample", {"type": "integer", "minimum": 0, "maximum": 100}, "Rows.")],
+            **_ADMIN_ERRORS,
+            **{"400": _error("Bad query parameter.")},
+        ),
+        "/sessions/invalidate": _post(
+            "Log every non-admin out now. Administrators only.",
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "reason": _nullable({"type": "string", "maxLength": 500}),
+                    "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
+                },
+            },
+            _json(_ref("Invalidation"), "Invalidated."),
+        ),
+        "/login-block": _post(
+            "Refuse (or allow again) non-admin logins. Administrators only.",
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["blocked"],
+                "properties": {
+                    "blocked": _BOOL,
+                    "reason": _nullable({"type": "string", "maxLength": 500}),
+                },
+            },
+            _json(
+                {
+                    "type": "object",
+                    "required": ["login_blocked", "version"],
+                    "properties": {"login_blocked": _BOOL, "version": _INT},
+                },
+                "The new login state.",
+            ),
+        ),
+        "/bypass-link": _post(
+            "A one-time link that lets one browser through maintenance. Admins only.",
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "ttl": _nullable({"type": "integer", "minimum": 60, "maximum": 86400})
+                },
+            },
+            _json(
+                {
+                    "type": "object",
+                    "required": ["url", "expires_in"],
+                    "properties": {"url": _STR, "expires_in": _INT},
+                },
+                "The link.",
+            ),
+        ),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Maintenance status API",
+            "version": "1",
+            "description": (
+                "Status, blocked operations, messages and a live stream for everyone; "
+                "controls for administrators. Any other request refused because of "
+                "maintenance is answered 503 with a `Maintenance503` body and `Retry-After`."
+            ),
+        },
+        "servers": [{"url": prefix or "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "The app's login session (Flask-Login or a session role).",
+                }
+            },
+        },
+    }
+
+
+def build_openapi(prefix: str = "/api/maintenance") -> dict[str, Any]:
+    """The document for an API mounted at ``prefix``."""
+    return _document(prefix)

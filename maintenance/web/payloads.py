@@ -1,0 +1,162 @@
+"""JSON views of the status: what any user may see, and the fuller admin view.
+
+The public view never names administrators or internals (no ``enabled_by``,
+node ids, degraded reasons, activation ids); it is computed from the local
+cache only and memoised per status version and second, so the status
+endpoint costs no network round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import attempts
+from ..messages import OPERATION_MESSAGES, build_message
+from ..modes import OperationType
+from ..policy import Decision, decide
+from ..status import MaintenanceStatus, utcnow
+
+if TYPE_CHECKING:
+    from ..service import EnhancedMaintenanceModeService
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def public_status(status: MaintenanceStatus) -> dict[str, Any]:
+    """What a user needs to know: is it on, why, what is blocked, until when."""
+    now = utcnow()
+    active = status.is_active
+    blocked = (
+        [] if (not active or status.test_mode) else [op.value for op in status.blocked_operations]
+    )
+    return {
+        "view": "public",
+        "is_active": active,
+        "mode": status.mode.value if active else None,
+        "test_mode": bool(active and status.test_mode),
+        "reason": status.reason if active else None,
+        "message": build_message(status, None, now),
+        "started_at": _iso(status.started_at) if active else None,
+        "estimated_duration": status.estimated_duration if active else None,
+        "estimated_completion": _iso(status.estimated_completion) if active else None,
+        "retry_after": status.retry_after(now),
+        "overdue": status.is_overdue(now),
+        "blocked_operations": blocked,
+        "login_blocked": bool(status.login_blocked and not status.test_mode),
+        "version": status.version,
+    }
+
+
+_ADMIN_FIELDS = (
+    "enabled_by",
+    "activation_id",
+    "emergency_id",
+    "critical_admin_only",
+    "emergency_phase",
+    "active_jobs_count",
+    "deferred_jobs_count",
+    "invalidated_sessions",
+    "recovery_pending",
+    "degraded",
+    "degraded_reason",
+)
+
+
+def admin_status(service: EnhancedMaintenanceModeService) -> dict[str, Any]:
+    """The public view plus who, live counters, health, nodes and blocked attempts."""
+    status = service.get_maintenance_status()
+    out = public_status(status)
+    out["view"] = "admin"
+    out["mode"] = status.mode.value
+    # Admins see the rehearsal's would-be-blocked set too.
+    out["blocked_operations"] = [op.value for op in status.blocked_operations]
+    out.update({name: getattr(status, name) for name in _ADMIN_FIELDS})
+    out["updated_at"] = _iso(status.updated_at)
+    out["blocked_attempts"] = dict(status.extra.get("blocked_attempts") or {})
+    out["would_block_attempts"] = dict(status.extra.get("would_block_attempts") or {})
+    try:
+        nodes = [n.to_dict() for n in service.nodes().values()]
+    except Exception:  # nodes are a diagnostic; a Redis hiccup must not fail the view
+        nodes = []
+    out["nodes"] = nodes
+    return out
+
+
+class PublicStatusCache:
+    """Serialised public status, rebuilt when the version changes or a second passes
+    (``retry_after`` and the message count down)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int] | None = None
+        self._body = b""
+        self._lock = threading.Lock()
+
+    def get(self, status: MaintenanceStatus) -> bytes:
+        """The JSON bytes of ``public_status(status)`` (cheap on a hit)."""
+        key = (status.version, int(time.time()))
+        if key == self._key:
+            return self._body
+        body = json.dumps(public_status(status), separators=(",", ":")).encode()
+        with self._lock:
+            self._key, self._body = key, body
+        return body
+
+
+def blocked_operations_view(
+    service: EnhancedMaintenanceModeService, *, admin: bool
+) -> dict[str, Any]:
+    """Blocked operation types with their messages; admins also get attempt counts,
+    per-minute rates and the newest logged attempts."""
+    status = service.status
+    ops = service.get_blocked_operations()
+    out: dict[str, Any] = {
+        "is_active": status.is_active,
+        "mode": status.mode.value if status.is_active else None,
+        "blocked_operations": [
+            {"operation": op.value, "message": OPERATION_MESSAGES.get(op, "")} for op in ops
+        ],
+    }
+    if admin:
+        live = service.get_maintenance_status()
+        out["would_block"] = (
+            [op.value for op in status.blocked_operations] if status.test_mode else []
+        )
+        out["attempts"] = dict(live.extra.get("blocked_attempts") or {})
+        out["would_block_attempts"] = dict(live.extra.get("would_block_attempts") or {})
+        out["rates_per_minute"] = attempts.rates(service, minutes=10)
+        recent = attempts.logged_attempts(service, status.activation_id, limit=20)
+        out["recent"] = [_jsonable_attempt(row) for row in recent]
+    return out
+
+
+def _jsonable_attempt(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "at": row.get("at"),
+        "user": row.get("user"),
+        "operation": row.get("operation"),
+        "endpoint": row.get("endpoint"),
+        "method": row.get("method"),
+        "mode": row.get("mode"),
+        "channel": row.get("channel"),
+        "would_block": bool(row.get("would_block")),
+    }
+
+
+def message_view(
+    service: EnhancedMaintenanceModeService, operation: OperationType | None
+) -> dict[str, Any]:
+    """The user-facing message for ``operation`` and whether a regular user is refused it."""
+    status = service.status
+    blocked = operation is not None and decide(status, operation) is Decision.BLOCK
+    return {
+        "operation": operation.value if operation is not None else None,
+        "is_active": status.is_active,
+        "blocked": blocked,
+        "message": service.get_maintenance_message(operation),
+        "retry_after": status.retry_after(),
+    }

@@ -1,0 +1,337 @@
+"""``MaintenanceSessionManager``: log non-admins out and keep them out, for Flask-Session's
+Redis server-side sessions and for Flask's signed cookie sessions alike.
+
+* Server-side sessions are found through a role index kept at login (and at most
+  once a minute after), so invalidating 100k of them never reads a session.
+* Cookie sessions carry the epoch they were issued in; invalidation bumps the
+  epoch, and a non-admin session from an older epoch is cleared on its next request.
+* While logins are blocked, a logged-in non-admin is logged out on their next request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, current_app, has_request_context, request, session
+from flask.sessions import SessionMixin
+
+from ..identity import user_label
+from ..modes import MaintenanceMode, OperationType
+from ..redisconn import REDIS_ERRORS
+from ..sessions import COOKIE_MEMBER, ActiveSessions, InvalidationResult, SessionIndex
+from ..status import MaintenanceStatus
+from . import identity as web_identity
+from .identity import WebIdentity
+from .responses import build_response
+
+if TYPE_CHECKING:
+    import redis
+
+    from ..fencing import ActivationResult
+    from ..service import EnhancedMaintenanceModeService
+    from .config import WebConfig
+    from .middleware import MaintenanceModeMiddleware
+
+log = logging.getLogger("maintenance.web.sessions")
+
+#: Keys this module keeps in every logged-in session.
+EPOCH_KEY = "_maintenance_epoch"
+SEEN_KEY = "_maintenance_seen"
+ROLE_KEY = "_maintenance_role"
+SID_KEY = "_maintenance_sid"
+_LOGIN_KEYS = ("_user_id",)  # Flask-Login's marker of a logged-in session
+_EPOCH_RETRY = 5.0
+
+
+class MaintenanceSessionManager:
+    """Invalidate non-admin sessions, block non-admin logins, report active sessions.
+
+    Built by ``MaintenanceModeMiddleware.init_app`` (``middleware.sessions``) for
+    an app; ``MaintenanceSessionManager(service=...)`` without an app works from
+    the CLI or a worker (index, epoch and server-side keys when the web app
+    registered that its sessions share the control plane's Redis).
+    """
+
+    def __init__(
+        self,
+        service: EnhancedMaintenanceModeService,
+        *,
+        middleware: MaintenanceModeMiddleware | None = None,
+        store_client: redis.Redis | None = None,
+    ) -> None:
+        self.service = service
+        self.middleware = middleware
+        self.index = SessionIndex(service, store_client=store_client)
+        self.epoch = 0
+        self._epoch_known = False
+        self._epoch_tried = 0.0
+        self._store_checked = False
+        self._app: Flask | None = None
+
+    # -- wiring ------------------------------------------------------------------
+    def init_app(self, app: Flask) -> None:
+        """Install the session checks (before) and the index/epoch stamping (after)."""
+        self._app = app
+        self.service.cache.add_listener(self._on_status)
+        self._load_epoch()
+        app.before_request(self._before_request)
+        app.after_request(self._after_request)
+
+    def _on_status(self, status: MaintenanceStatus) -> None:
+        # Runs in the cache thread: the epoch travels with the status, and a
+        # Redis read here (off the request path) covers statuses that dropped it.
+        carried = int(status.extra.get("session_epoch") or 0)
+        if carried > self.epoch:
+            self.epoch = carried
+        self._load_epoch()
+
+    def _load_epoch(self) -> None:
+        self._epoch_tried = time.monotonic()
+        try:
+            value = self.index.epoch()
+        except Exception as exc:  # Redis or SQL down: keep what we know, retry later
+            log.debug("session epoch not readable yet: %s", exc)
+            return
+        self.epoch = max(self.epoch, value)
+        self._epoch_known = True
+
+    @property
+    def _config(self) -> WebConfig | None:
+        if self.middleware is None or self._app is None:
+            return None
+        return self.middleware.config_for(self._app)
+
+    # -- identity ----------------------------------------------------------------
+    def identity(self) -> WebIdentity:
+        """The current request's identity (the middleware's detection when bound)."""
+        if self.middleware is not None:
+            return self.middleware.identity()
+        return web_identity.ANONYMOUS
+
+    def identity_of(self, user: Any) -> WebIdentity:
+        """Identity of an arbitrary user object (e.g. the one about to log in)."""
+        if self.middleware is not None and self._app is not None:
+            return self.middleware.identity_of(user)
+        roles = self.service.roles
+        return web_identity.build_identity(
+            user,
+            is_admin=roles.is_admin(user),
+            is_critical_admin=roles.is_critical_admin(user),
+            via="custom",
+        )
+
+    # -- request hooks -----------------------------------------------------------
+    def _before_request(self) -> None:
+        cache = self.service.cache
+        if not cache.started:
+            cache.start()
+        status = cache.status
+        epoch = self.epoch
+        if not self._epoch_known and time.monotonic() - self._epoch_tried > _EPOCH_RETRY:
+            self._load_epoch()
+            epoch = self.epoch
+        logout_all = status.is_active and status.login_blocked and not status.test_mode
+        if not epoch and not logout_all:
+            return None
+        config = self._config
+        if config is None or (logout_all and not config.logout_non_admins and not epoch):
+            return None
+        sess = session._get_current_object()  # type: ignore[attr-defined]
+        logged_in = self._logged_in(sess, config)
+        if epoch and logged_in and int(_peek(sess, EPOCH_KEY) or 0) < epoch:
+            if self.identity().is_admin:
+                sess[EPOCH_KEY] = epoch  # admins keep their sessions
+            else:
+                self.turn_away("epoch")
+                return None
+        if logout_all and config.logout_non_admins:
+            who = self.identity()
+            if who.authenticated and not who.is_admin and who.via != "bypass":
+                self.turn_away("login blocked")
+        return None
+
+    @staticmethod
+    def _logged_in(sess: SessionMixin, config: WebConfig) -> bool:
+        return any(_peek(sess, k) is not None for k in (*_LOGIN_KEYS, config.role_key))
+
+    def turn_away(self, why: str) -> None:
+        """Log the current session out (server-side data removed, cookie cleared)."""
+        who = web_identity.cached() or self.identity()
+        web_identity.remember_former(who)
+        session.clear()
+        if hasattr(current_app, "login_manager"):
+            with contextlib.suppress(ImportError):
+                from flask_login import logout_user
+
+                logout_user()
+        web_identity.forget()
+        log.info("session of %s logged out (%s)", who.username if who else "unknown", why)
+
+    def _after_request(self, response: Response) -> Response:
+        config = self._config
+        if config is None or not config.session_index:
+            return response
+        sess = session._get_current_object()  # type: ignore[attr-defined]
+        if not isinstance(sess, dict):
+            return response
+        try:
+            self._index_session(sess, config)
+        except REDIS_ERRORS as exc:  # the index is best effort; never fail a response
+            log.debug("session index not updated: %s", exc)
+        return response
+
+    def _index_session(self, sess: Any, config: WebConfig) -> None:
+        member = self._member(sess)
+        if not self._logged_in(sess, config):
+            if getattr(sess, "modified", False) and member and not member.startswith(COOKIE_MEMBER):
+                self.index.forget(member)  # logged out: drop it from the index
+            return
+        now = time.time()
+        fresh = _peek(sess, EPOCH_KEY) is None
+        if fresh:
+            sess[EPOCH_KEY] = self.epoch
+        stale = now - float(_peek(sess, SEEN_KEY) or 0) >= config.touch_interval
+        if not (fresh or stale or getattr(sess, "modified", False)):
+            return
+        who = self.identity()
+        role = "admin" if who.is_admin else "user"
+        if not (fresh or stale) and _peek(sess, ROLE_KEY) == role:
+            return
+        if member is None:
+            sess[SID_KEY] = secrets.token_urlsafe(12)
+            member = self._member(sess)
+        sess[SEEN_KEY] = int(now)
+        sess[ROLE_KEY] = role
+        self.index.touch(str(member), who.username, who.is_admin, now=now)
+
+    def _member(self, sess: Any) -> str | None:
+        sid = getattr(sess, "sid", None)
+        interface = self._server_side()
+        if sid and interface is not None:
+            return f"{interface.key_prefix}{sid}"
+        cookie_id = _peek(sess, SID_KEY)
+        return f"{COOKIE_MEMBER}{cookie_id}" if cookie_id else None
+
+    def _server_side(self) -> Any | None:
+        """Flask-Session's Redis interface of the app, registered once for other processes."""
+        app = self._app
+        interface = getattr(app, "session_interface", None) if app is not None else None
+        client = getattr(interface, "client", None)
+        if interface is None or client is None or not hasattr(interface, "key_prefix"):
+            return None
+        if not self._store_checked:
+            self._store_checked = True
+            if self.index.store_client is None:
+                self.index.store_client = client
+            with contextlib.suppress(*REDIS_ERRORS):
+                self.index.register_store(interface.key_prefix, _same_server(client, self))
+        return interface
+
+    # -- operations ----------------------------------------------------------------
+    def invalidate_non_admin_sessions(
+        self, actor: str | None = None, *, wait: float | None = None, reason: str | None = None
+    ) -> InvalidationResult:
+        """Remove every non-admin session now; cookie sessions are refused on their next request.
+
+        Returns counts and timing; the new epoch is applied by every live web
+        node before this returns (fenced by ``wait``, default from settings).
+        """
+        if self._app is not None:
+            self._server_side()
+        result = self.index.invalidate_non_admin(actor or "system", wait=wait, reason=reason)
+        self.epoch = max(self.epoch, result.epoch)
+        self._epoch_known = True
+        return result
+
+    def prevent_non_admin_login(
+        self, actor: str | None = None, reason: str | None = None
+    ) -> ActivationResult:
+        """Refuse non-admin logins (the login helper answers them with the maintenance page)."""
+        return self.service.update_status(
+            actor or "system", "login_blocked", reason=reason, wait=None, login_blocked=True
+        )
+
+    def allow_non_admin_login(
+        self, actor: str | None = None, reason: str | None = None
+    ) -> ActivationResult:
+        """Let non-admins log in again."""
+        return self.service.update_status(
+            actor or "system", "login_allowed", reason=reason, wait=None, login_blocked=False
+        )
+
+    def is_login_allowed(self, user: Any) -> bool:
+        """Whether ``user`` may log in now (admins always, critical admins in a lockdown)."""
+        status = self.service.status
+        who = self.identity_of(user)
+        if _lockdown(status):
+            return who.is_critical_admin
+        if status.login_blocked and not status.test_mode:
+            return who.is_admin
+        return True
+
+    def check_login(self, user: Any) -> Response | None:
+        """The login helper: call it in your login view once the credentials are good.
+
+        Returns None when ``user`` may log in, else the 503 maintenance response
+        to return instead (the refusal is counted as a blocked login attempt).
+        In TEST mode nothing is refused; a non-admin login is recorded as would-block.
+        """
+        status = self.service.status
+        who = self.identity_of(user)
+        if self.is_login_allowed(user):
+            if status.is_active and status.test_mode and not who.is_admin:
+                self._record(who, would_block=True)
+            return None
+        self._record(who, would_block=False)
+        if self.middleware is not None:
+            return self.middleware.create_maintenance_response(OperationType.AUTHENTICATION)
+        return build_response(request, status, OperationType.AUTHENTICATION)
+
+    def _record(self, who: WebIdentity, *, would_block: bool) -> None:
+        endpoint = method = None
+        if has_request_context():
+            endpoint, method = request.endpoint or request.path, request.method
+        self.service.record_blocked_attempt(
+            OperationType.AUTHENTICATION,
+            who.username or user_label(who.user),
+            endpoint=endpoint,
+            method=method,
+            channel="login",
+            would_block=would_block,
+        )
+
+    def get_active_non_admin_sessions(
+        self, sample: int = 10, window: float | None = None
+    ) -> ActiveSessions:
+        """Logged-in non-admin sessions seen within ``window`` seconds: count and a sample
+        of ``{"user", "last_seen", "kind"}`` (newest first)."""
+        if window is None:
+            config = self._config
+            window = config.active_window if config else 1800
+        return self.index.active_non_admin(window=window, sample=sample)
+
+
+def _peek(sess: Any, key: str) -> Any:
+    # dict.get: SessionMixin.get would mark the session accessed (Vary: Cookie).
+    return dict.get(sess, key)
+
+
+def _lockdown(status: MaintenanceStatus) -> bool:
+    return bool(
+        status.is_active and status.mode is MaintenanceMode.EMERGENCY and status.critical_admin_only
+    )
+
+
+def _same_server(client: Any, manager: MaintenanceSessionManager) -> bool:
+    def where(c: Any) -> tuple[Any, ...]:
+        kw = c.connection_pool.connection_kwargs
+        return (kw.get("host"), kw.get("port"), kw.get("db", 0), kw.get("path"))
+
+    try:
+        return where(client) == where(manager.service.redis)
+    except AttributeError:
+        return False

@@ -81,6 +81,14 @@ class Keys:
         """CHANNEL: announces that the last running blocked-type job ended."""
         return self._k("drained")
 
+    def drain_announced(self, activation_id: str) -> str:
+        """STRING (TTL): set once the drain of one activation was announced."""
+        return self._k(f"drained:{activation_id}")
+
+    def overdue_flagged(self, activation_id: str) -> str:
+        """STRING (TTL): set once an activation was flagged overdue."""
+        return self._k(f"overdue:{activation_id}")
+
     # Blocked attempts and sessions.
     def blocked_counter(self, activation_id: str, operation: str) -> str:
         """STRING (TTL): blocked attempts of ``operation`` in one activation."""

@@ -1,0 +1,313 @@
+"""SQL access to ``maintenance_jobs``: jobs held back by maintenance and their requeue.
+
+A record is written once per original task id (deferred at a worker, or
+terminated in an emergency) and leaves its requeueable state only through a
+conditional ``UPDATE ... WHERE state IN (...)``, so concurrent recoveries on
+any number of threads, processes or nodes republish each job exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..status import utcnow
+from . import schema
+from .database import Database
+
+#: Kinds of record: held back before it started, or stopped while running.
+KIND_DEFERRED = "deferred"
+KIND_TERMINATED = "terminated"
+
+#: States. A record starts in the state named like its kind.
+DEFERRED = "deferred"
+TERMINATED = "terminated"
+REQUEUEING = "requeueing"  # claimed by one recovery, being republished
+REQUEUED = "requeued"  # republished under ``requeued_id``
+DISCARDED = "discarded"  # an operator decided it must not run again
+
+#: States a recovery may claim (and the state a released claim returns to, per kind).
+REQUEUEABLE: tuple[str, ...] = (DEFERRED, TERMINATED)
+STATES: tuple[str, ...] = (DEFERRED, TERMINATED, REQUEUEING, REQUEUED, DISCARDED)
+_HOME_STATE = {KIND_DEFERRED: DEFERRED, KIND_TERMINATED: TERMINATED}
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job the control plane holds, with everything needed to publish it again.
+
+    ``options`` are Celery publish options (``queue``, ``link``, ``chain``,
+    ``chord``, ``eta``, ``priority``, ``group_id``...) as JSON-ready values.
+    """
+
+    original_id: str
+    task_name: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    kind: str = KIND_DEFERRED
+    state: str = DEFERRED
+    operation: str | None = None
+    reason: str | None = None
+    outcome: str | None = None
+    worker: str | None = None
+    rerun_safe: bool = True
+    requeued_id: str | None = None
+    activation_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (CLI ``--json``, status API)."""
+        return {
+            "id": self.id,
+            "original_id": self.original_id,
+            "task_name": self.task_name,
+            "operation": self.operation,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "options": self.options,
+            "queue": self.queue,
+            "kind": self.kind,
+            "state": self.state,
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "worker": self.worker,
+            "rerun_safe": self.rerun_safe,
+            "requeued_id": self.requeued_id,
+            "activation_id": self.activation_id,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+        }
+
+
+def _dumps(value: Any) -> tuple[str, bool]:
+    """JSON text of ``value`` and whether it round-trips (else a repr is kept)."""
+    try:
+        return json.dumps(value, sort_keys=True), True
+    except (TypeError, ValueError):
+        return json.dumps(repr(value)), False
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored here is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _from_row(row: Any) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        original_id=row.original_id,
+        task_name=row.task_name,
+        operation=row.operation,
+        args=json.loads(row.args_json or "[]"),
+        kwargs=json.loads(row.kwargs_json or "{}"),
+        options=json.loads(row.options_json or "{}"),
+        queue=row.queue,
+        state=row.state,
+        kind=row.kind,
+        reason=row.reason,
+        outcome=row.outcome,
+        worker=row.worker,
+        rerun_safe=bool(row.rerun_safe),
+        requeued_id=row.requeued_id,
+        activation_id=row.activation_id,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
+    table = schema.jobs
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        stmt: Any = (
+            postgresql.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["original_id"])
+        )
+    elif dialect == "sqlite":
+        stmt = (
+            sqlite.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["original_id"])
+        )
+    else:  # other backends: look first (the unique constraint still guards)
+        exists = conn.execute(
+            select(table.c.id).where(table.c.original_id == values["original_id"])
+        ).first()
+        if exists is not None:
+            return False
+        stmt = insert(table).values(**values)
+    return conn.execute(stmt).rowcount == 1
+
+
+class JobStore:
+    """Record, list and move held-back jobs through their states."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- writing ---------------------------------------------------------------
+    def record(self, job: JobRecord) -> bool:
+        """Store ``job`` unless a record with its ``original_id`` exists.
+
+        True when this call wrote it. A redelivered message, or a second
+        worker seeing the same message, never creates a second record. Args,
+        kwargs or options that are not JSON are kept as their ``repr`` and
+        the record is marked ``rerun_safe=False`` (a recovery will not guess).
+        """
+        now = utcnow()
+        args_json, ok_args = _dumps(list(job.args))
+        kwargs_json, ok_kwargs = _dumps(dict(job.kwargs))
+        options_json, ok_options = _dumps(dict(job.options))
+        faithful = ok_args and ok_kwargs and ok_options
+        values = {
+            "original_id": job.original_id,
+            "task_name": job.task_name,
+            "operation": job.operation,
+            "args_json": args_json,
+            "kwargs_json": kwargs_json,
+            "options_json": options_json,
+            "queue": job.queue,
+            "state": job.state,
+            "kind": job.kind,
+            "reason": job.reason,
+            "outcome": job.outcome,
+            "worker": job.worker,
+            "rerun_safe": job.rerun_safe and faithful,
+            "requeued_id": job.requeued_id,
+            "activation_id": job.activation_id,
+            "created_at": job.created_at or now,
+            "updated_at": now,
+        }
+        with self.db.begin() as conn:
+            return _insert_ignoring_duplicates(conn, values)
+
+    def transition(
+        self,
+        record_id: int,
+        from_states: Iterable[str],
+        to_state: str,
+        **values: Any,
+    ) -> bool:
+        """Move one record to ``to_state`` only if it is in one of ``from_states``.
+
+        True when this call made the change; False when someone else already
+        moved it (the basis of exactly-once requeue).
+        """
+        table = schema.jobs
+        with self.db.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == record_id, table.c.state.in_(tuple(from_states)))
+                .values(state=to_state, updated_at=utcnow(), **values)
+            )
+            return result.rowcount == 1
+
+    def claim_for_requeue(self, record: JobRecord, new_id: str) -> bool:
+        """Claim a requeueable record for one recovery, reserving its new task id."""
+        table = schema.jobs
+        with self.db.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(
+                    table.c.id == record.id,
+                    table.c.state.in_(REQUEUEABLE),
+                    table.c.rerun_safe.is_(True),
+                )
+                .values(state=REQUEUEING, requeued_id=new_id, updated_at=utcnow())
+            )
+            return result.rowcount == 1
+
+    def mark_requeued(self, record: JobRecord) -> bool:
+        """The claimed record was republished."""
+        return self.transition(_id(record), (REQUEUEING,), REQUEUED)
+
+    def release_claim(self, record: JobRecord, outcome: str | None = None) -> bool:
+        """Republishing failed: put the record back where a later recovery finds it."""
+        home = _HOME_STATE.get(record.kind, DEFERRED)
+        extra: dict[str, Any] = {"requeued_id": None}
+        if outcome is not None:
+            extra["outcome"] = outcome
+        return self.transition(_id(record), (REQUEUEING,), home, **extra)
+
+    def discard(self, record: JobRecord, reason: str | None = None) -> bool:
+        """An operator decided the job must not run again."""
+        extra = {"outcome": reason} if reason else {}
+        return self.transition(_id(record), REQUEUEABLE, DISCARDED, **extra)
+
+    # -- reading ---------------------------------------------------------------
+    def get(self, original_id: str) -> JobRecord | None:
+        """The record of ``original_id``, if any."""
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(schema.jobs).where(schema.jobs.c.original_id == original_id)
+            ).first()
+        return _from_row(row) if row is not None else None
+
+    def find(
+        self,
+        state: str | Iterable[str] | None = None,
+        *,
+        kind: str | None = None,
+        activation_id: str | None = None,
+        limit: int | None = 1000,
+        newest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Records, oldest first (the order they were held back in) unless told otherwise."""
+        table = schema.jobs
+        query = select(table)
+        if state is not None:
+            states = (state,) if isinstance(state, str) else tuple(state)
+            query = query.where(table.c.state.in_(states))
+        if kind is not None:
+            query = query.where(table.c.kind == kind)
+        if activation_id is not None:
+            query = query.where(table.c.activation_id == activation_id)
+        query = query.order_by(table.c.id.desc() if newest_first else table.c.id.asc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.connect() as conn:
+            return [_from_row(row) for row in conn.execute(query).all()]
+
+    def requeueable(self, limit: int | None = None) -> list[JobRecord]:
+        """Rerun-safe records a recovery should republish, in their original order."""
+        table = schema.jobs
+        query = (
+            select(table)
+            .where(table.c.state.in_(REQUEUEABLE), table.c.rerun_safe.is_(True))
+            .order_by(table.c.id.asc())
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.connect() as conn:
+            return [_from_row(row) for row in conn.execute(query).all()]
+
+    def counts(self) -> dict[str, int]:
+        """Number of records per state."""
+        table = schema.jobs
+        with self.db.connect() as conn:
+            rows = conn.execute(select(table.c.state, func.count()).group_by(table.c.state)).all()
+        return {state: int(n) for state, n in rows}
+
+
+def _id(record: JobRecord) -> int:
+    if record.id is None:
+        raise ValueError(f"job record {record.original_id} has not been stored")
+    return record.id
+
+
+def with_state(record: JobRecord, state: str, **changes: Any) -> JobRecord:
+    """A copy of ``record`` in ``state`` (what a transition just did in SQL)."""
+    return replace(record, state=state, **changes)

@@ -1,0 +1,68 @@
+"""Which maintenance service a Celery app talks to, resolved lazily per process.
+
+``signals.install(app)`` attaches a ``Binding`` to the app. The service is
+built on first use so the process can say what it is first: a worker main
+process registers as a ``worker`` node, beat as ``beat``, anything else
+(web, ``celery call``) as ``app``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+from typing import TYPE_CHECKING, Any
+
+from maintenance import EnhancedMaintenanceModeService, default_service
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from .publish_gate import PublishGate
+
+ATTRIBUTE = "_maintenance_binding"
+
+
+class Binding:
+    """The link between one Celery app and the service its hooks consult."""
+
+    def __init__(self, app: Celery, service: EnhancedMaintenanceModeService | None) -> None:
+        self.app = app
+        self._service = service
+        self.kind = "app"
+        self._lock = threading.Lock()
+        #: Node id of this worker's main process (inherited by its pool children).
+        self.worker_node_id: str | None = None
+        #: Celery node name of this worker (``w1@host``), once known.
+        self.hostname: str | None = None
+        #: The publish gate wrapping ``app.send_task`` (set by ``install``).
+        self.gate: PublishGate | None = None
+        #: The ``maintenance_disabled`` receiver requeueing for this app (set by ``install``).
+        self.on_disabled: Any = None
+
+    @property
+    def service(self) -> EnhancedMaintenanceModeService:
+        """The service, built from the environment on first use unless one was given."""
+        service = self._service
+        if service is None:
+            with self._lock:
+                if self._service is None:
+                    self._service = default_service(kind=self.kind)
+                    atexit.register(_close_quietly, self._service)
+                service = self._service
+        return service
+
+    def has_service(self) -> bool:
+        """Whether the service exists already (nothing is built by asking)."""
+        return self._service is not None
+
+
+def _close_quietly(service: EnhancedMaintenanceModeService) -> None:
+    # A short-lived publisher (``celery call``) leaves the node registry on exit.
+    with contextlib.suppress(Exception):  # interpreter shutdown: best effort only
+        service.close()
+
+
+def binding_of(app: Any) -> Binding | None:
+    """The binding ``install`` attached to ``app``, or None."""
+    return getattr(app, ATTRIBUTE, None)

@@ -1,0 +1,89 @@
+"""``install(app)``: the one call that wires maintenance into a Celery app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Any
+
+from maintenance import EnhancedMaintenanceModeService
+from maintenance import events as maintenance_events
+
+from . import canvas, lifecycle, stamping, tracking
+from .binding import ATTRIBUTE, Binding, binding_of
+from .publish_gate import PublishGate
+from .worker_gate import WorkerGateStep
+
+log = logging.getLogger("maintenance.celery")
+_install_lock = threading.Lock()
+_bindings: weakref.WeakSet[Binding] = weakref.WeakSet()
+
+
+def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> Binding:
+    """Install every maintenance hook on ``app``; idempotent. Returns the binding.
+
+    ``service`` defaults to ``maintenance.default_service()`` built (lazily)
+    from the environment for the kind of process this turns out to be. Wires:
+
+    * the publish gate (``app.send_task`` and group/chain/chord ``apply_async``);
+    * header stamping (``before_task_publish``);
+    * job tracking (``task_prerun``/``postrun``/``failure``/``revoked``);
+    * the worker-side gate (a consumer bootstep) and process lifecycle
+      (``worker_init``, ``worker_process_init``, ``worker_shutdown``, ``beat_init``);
+    * the ``maintenance.status_check`` task for beat;
+    * recovery requeue when this process's service disables maintenance.
+    """
+    with _install_lock:
+        binding = binding_of(app)
+        if binding is not None:
+            if service is not None and not binding.has_service():
+                binding._service = service
+            return binding
+        binding = Binding(app, service)
+        setattr(app, ATTRIBUTE, binding)
+        binding.gate = PublishGate(binding).attach()
+        canvas.gate_canvas_classes()
+        stamping.connect()
+        tracking.connect()
+        lifecycle.connect()
+        app.steps["consumer"].add(WorkerGateStep)
+        _register_status_check(app, binding)
+        _connect_requeue(binding)
+        _bindings.add(binding)
+        return binding
+
+
+def requeues_for(service: Any) -> bool:
+    """Whether an installed app in this process requeues when ``service`` disables maintenance."""
+    return any(b.has_service() and b.service is service for b in list(_bindings))
+
+
+def _register_status_check(app: Any, binding: Binding) -> None:
+    from workers.beat import STATUS_CHECK_OPERATION, STATUS_CHECK_TASK, status_check
+
+    def run_status_check(task: Any) -> dict[str, Any]:
+        return status_check(binding.service, task.app).to_dict()
+
+    run_status_check.__doc__ = "Maintenance beat check: windows, overdue, reaping, drain, requeue."
+    app.task(
+        name=STATUS_CHECK_TASK,
+        bind=True,
+        shared=False,
+        ignore_result=True,
+        acks_late=False,
+        operation_type=STATUS_CHECK_OPERATION,
+    )(run_status_check)
+
+
+def _connect_requeue(binding: Binding) -> None:
+    def on_disabled(sender: Any, requeue: bool = True, actor: str | None = None, **_: Any) -> None:
+        if not requeue or not binding.has_service() or sender is not binding.service:
+            return
+        from workers.requeue import requeue_jobs
+
+        report = requeue_jobs(binding.app, binding.service, actor=actor or "recovery")
+        log.info("maintenance: requeue after disable: %s", report.to_dict())
+
+    maintenance_events.maintenance_disabled.connect(on_disabled, weak=False)
+    binding.on_disabled = on_disabled

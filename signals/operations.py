@@ -1,0 +1,47 @@
+"""Task -> operation type, with one documented precedence.
+
+1. per call: ``apply_async(..., operation_type="...")`` or ``headers={"operation_type": ...}``
+2. per task: ``@app.task(operation_type="...")`` (Celery turns unknown task
+   options into attributes of the task class, ``app/base.py`` ``_task_from_fun``)
+3. the classifier's task rules on the task name (``MaintenanceOperationClassifier``)
+
+Names not registered in the publishing process can only be classified by rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maintenance import MaintenanceOperationClassifier, OperationType
+from maintenance.modes import parse_operation
+
+#: The per-call option / header and the per-task attribute naming an operation type.
+OPTION = "operation_type"
+
+
+def declared_operation(task: Any) -> OperationType | None:
+    """The ``operation_type`` a task class declares, if any."""
+    declared = getattr(task, OPTION, None) if task is not None else None
+    return parse_operation(declared) if declared else None
+
+
+def resolve_operation(
+    name: str,
+    classifier: MaintenanceOperationClassifier,
+    *,
+    task: Any = None,
+    override: str | OperationType | None = None,
+) -> OperationType:
+    """The operation type of task ``name`` (per call > per task > classifier)."""
+    if override:
+        return parse_operation(override)
+    declared = declared_operation(task)
+    if declared is not None:
+        return declared
+    return classifier.classify_task(name)
+
+
+def registered_task(app: Any, name: str) -> Any:
+    """The locally registered task ``name`` without finalizing the app (as send_task does)."""
+    get = getattr(app._tasks, "get", None)
+    return get(name) if get is not None else None

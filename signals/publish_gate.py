@@ -1,0 +1,214 @@
+"""The publish gate: ``app.send_task`` wrapped so a blocked publish never reaches the broker.
+
+Every publish path -- ``delay``, ``apply_async``, ``send_task`` by name (also of
+tasks not registered here), signatures, canvas, beat, ``celery call`` -- ends
+in ``Celery.send_task`` (``app/base.py``), the only caller of
+``amqp.send_task_message``. ``Task.apply_async`` looks the method up on the
+app instance (``app.send_task(...)``), so wrapping it on the instance gates
+exactly the apps ``install`` was called for. ``task_always_eager`` never
+reaches ``send_task`` and is not gated (nothing is published).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+from typing import Any
+
+from maintenance import Decision, OperationType
+from maintenance.identity import current_bypass_user, user_label
+from maintenance.redisconn import REDIS_ERRORS
+
+from . import admission, canvas, stamping
+from .binding import Binding
+from .errors import PublishRefused
+from .operations import OPTION, registered_task, resolve_operation
+
+log = logging.getLogger("maintenance.celery")
+
+#: Set while the control plane itself republishes (recovery): the gate stands aside.
+_internal: ContextVar[str | None] = ContextVar("maintenance_internal_publish", default=None)
+
+
+@contextmanager
+def internal_publish(reason: str) -> Iterator[None]:
+    """Publish without the gate: only for the control plane's own republishing."""
+    token = _internal.set(reason)
+    try:
+        yield
+    finally:
+        _internal.reset(token)
+
+
+class PublishGate:
+    """Judges each publish of one app; refuses blocked ones with ``PublishRefused``."""
+
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+        self.app = binding.app
+        self._original: Callable[..., Any] | None = None
+
+    # -- wiring ------------------------------------------------------------------
+    def attach(self) -> PublishGate:
+        """Wrap ``send_task`` on the app instance (idempotent)."""
+        app = self.app
+        if "send_task" in vars(app):
+            return self
+        original = app.send_task
+        self._original = original
+        gate = self
+
+        @functools.wraps(original)
+        def send_task(name: str, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any):
+            return gate.send(original, name, args, kwargs, rest, options)
+
+        app.send_task = send_task
+        return self
+
+    # -- the hot path ------------------------------------------------------------
+    def send(
+        self,
+        original: Callable[..., Any],
+        name: str,
+        args: Any,
+        kwargs: Any,
+        rest: tuple[Any, ...],
+        options: dict[str, Any],
+    ) -> Any:
+        """Decide, stamp, publish (or raise ``PublishRefused`` having published nothing)."""
+        service = self.binding.service
+        cache = service.cache
+        if not cache.started:
+            cache.start()
+        status = cache.status
+        override = options.pop(OPTION, None)
+        if override is None:
+            headers = options.get("headers")
+            if headers:
+                override = headers.get(OPTION)
+        task = options.get("task_type") or registered_task(self.app, name)
+        operation = resolve_operation(name, service.classifier, task=task, override=override)
+        worker_task = self.app.current_worker_task
+        continuation = worker_task is not None and admission.is_continuation(worker_task, status)
+        bypass = current_bypass_user()
+        internal = _internal.get()
+        queued_entry = None
+        if (
+            internal is None
+            and (status.is_active or service.settings.fail_closed)
+            and not canvas.canvas_admitted.get()
+        ):
+            self._judge(name, operation, continuation, status)
+            for member, member_options in canvas.iter_option_members(options):
+                self._judge(
+                    member, self._member_operation(member, member_options), continuation, status
+                )
+            if continuation and operation in status.blocked_operations and not status.test_mode:
+                queued_entry = self._track_queued(name, operation, options, status)
+        facts = stamping.PublishFacts(
+            operation=operation.value,
+            version=status.version,
+            publisher=cache.node_id,
+            published_at=time.time(),
+            continuation=continuation or internal is not None,
+            bypass=user_label(bypass) if bypass is not None else None,
+            bypass_critical=bypass is not None and service.roles.is_critical_admin(bypass),
+        )
+        token = stamping.current_facts.set(facts)
+        try:
+            return original(name, args, kwargs, *rest, **options)
+        except BaseException:
+            if queued_entry is not None:
+                self._untrack(queued_entry)
+            raise
+        finally:
+            stamping.current_facts.reset(token)
+
+    # -- decisions ---------------------------------------------------------------
+    def _member_operation(self, name: str, options: dict[str, Any]) -> OperationType:
+        service = self.binding.service
+        return resolve_operation(
+            name,
+            service.classifier,
+            task=registered_task(self.app, name),
+            override=options.get(OPTION) or (options.get("headers") or {}).get(OPTION),
+        )
+
+    def _judge(self, name: str, operation: OperationType, continuation: bool, status: Any) -> None:
+        service = self.binding.service
+        decision = service.decide(operation, None, continuation=continuation)
+        if decision is Decision.ALLOW:
+            return
+        bypass = current_bypass_user()
+        if decision is Decision.WOULD_BLOCK:
+            service.record_blocked_attempt(
+                operation, bypass, endpoint=name, channel="celery", would_block=True
+            )
+            return
+        service.record_blocked_attempt(operation, bypass, endpoint=name, channel="celery")
+        status = service.status
+        message = service.get_maintenance_message(operation)
+        log.info("maintenance: refused to publish %s (%s)", name, operation.value)
+        raise PublishRefused(
+            operation,
+            status,
+            status.retry_after(),
+            f"task {name} was not queued: {message}",
+            task_name=name,
+        )
+
+    def check_canvas(self, signature: Any, call_options: dict[str, Any]) -> None:
+        """Judge every member of a canvas before its first publish (raises ``PublishRefused``)."""
+        if _internal.get() is not None:
+            return
+        service = self.binding.service
+        status = service.status
+        if not status.is_active and not service.settings.fail_closed:
+            return
+        worker_task = self.app.current_worker_task
+        continuation = worker_task is not None and admission.is_continuation(worker_task, status)
+        for name, options in canvas.iter_members(signature):
+            merged = {**options, **call_options} if call_options else options
+            self._judge(name, self._member_operation(name, merged), continuation, status)
+        for name, options in canvas.iter_option_members(call_options):
+            self._judge(name, self._member_operation(name, options), continuation, status)
+
+    # -- continuations in flight -------------------------------------------------
+    def _track_queued(
+        self, name: str, operation: OperationType, options: dict[str, Any], status: Any
+    ) -> str | None:
+        """Register a blocked-type continuation before it is sent, so drain waits for it."""
+        from workers.registry import QUEUED, ActiveJob, JobRegistry
+
+        task_id = options.get("task_id")
+        if not task_id:
+            task_id = options["task_id"] = str(uuid.uuid4())
+        binding = self.binding
+        try:
+            JobRegistry(binding.service).add(
+                ActiveJob(
+                    task_id=task_id,
+                    name=name,
+                    operation=operation.value,
+                    worker=binding.hostname,
+                    node=binding.worker_node_id,
+                    state=QUEUED,
+                    started=time.time(),
+                    activation_id=status.activation_id,
+                )
+            )
+        except REDIS_ERRORS as exc:
+            log.warning("maintenance: continuation %s not registered: %s", task_id, exc)
+            return None
+        return str(task_id)
+
+    def _untrack(self, task_id: str) -> None:
+        from workers.registry import JobRegistry
+
+        with suppress(*REDIS_ERRORS):
+            JobRegistry(self.binding.service).remove(task_id)

@@ -1,0 +1,80 @@
+"""``before_task_publish``: stamp the maintenance facts of a publish into its headers.
+
+This receiver is not the gate. Celery's ``Signal.send`` catches whatever a
+receiver raises and only logs it (``celery/utils/dispatch/signal.py``), so a
+raise here would let the message through anyway; the gate is the wrapped
+``send_task`` (``signals.publish_gate``). The stamps travel with the message
+and are read by the worker-side gate and by the job's own sub-publishes.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from celery.signals import before_task_publish
+
+#: Header names (every key starts with ``maintenance_``; the task sees them on ``self.request``).
+OPERATION = "maintenance_operation"
+VERSION = "maintenance_version"
+PUBLISHER = "maintenance_publisher"
+CONTINUATION = "maintenance_continuation"
+BYPASS = "maintenance_bypass"
+BYPASS_CRITICAL = "maintenance_bypass_critical"
+REQUEUED_FROM = "maintenance_requeued_from"
+PUBLISHED_AT = "maintenance_published_at"
+
+ALL_HEADERS = frozenset(
+    {
+        OPERATION,
+        VERSION,
+        PUBLISHER,
+        CONTINUATION,
+        BYPASS,
+        BYPASS_CRITICAL,
+        REQUEUED_FROM,
+        PUBLISHED_AT,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishFacts:
+    """What the gate decided about the publish in progress (set by the gate, read here)."""
+
+    operation: str
+    version: int
+    publisher: str
+    published_at: float  # unix seconds: a recovery requeues in this order
+    continuation: bool = False
+    bypass: str | None = None
+    bypass_critical: bool = False
+
+
+#: The facts of the ``send_task`` call in progress in this context, if gated.
+current_facts: ContextVar[PublishFacts | None] = ContextVar(
+    "maintenance_publish_facts", default=None
+)
+
+
+def stamp_headers(sender: Any = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Receiver: copy the current publish's facts into the outgoing message headers."""
+    facts = current_facts.get()
+    if facts is None or headers is None:
+        return
+    headers[OPERATION] = facts.operation
+    headers[VERSION] = facts.version
+    headers[PUBLISHER] = facts.publisher
+    headers[PUBLISHED_AT] = facts.published_at
+    if facts.continuation:
+        headers[CONTINUATION] = True
+    if facts.bypass is not None:
+        headers[BYPASS] = facts.bypass
+        if facts.bypass_critical:
+            headers[BYPASS_CRITICAL] = True
+
+
+def connect() -> None:
+    """Connect the receiver once per process (idempotent)."""
+    before_task_publish.connect(stamp_headers, weak=False, dispatch_uid="maintenance-stamp")

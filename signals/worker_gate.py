@@ -1,0 +1,241 @@
+"""Worker-side gate: messages of blocked types are deferred, never started.
+
+Backlog queued before maintenance and stragglers from ungated publishers are
+caught at two points of the worker main process, neither using a pool slot:
+
+* on receipt -- each task's strategy (``worker/strategy.py`` ``default``, built
+  per task by ``Consumer.update_strategies``) is wrapped by a consumer bootstep
+  started right after the ``Tasks`` step that builds them (and again after a
+  connection restart, which rebuilds them);
+* on dispatch -- prefetched messages wait in the worker's semaphore
+  (``WorkController._process_task_sem``, prefork with the event loop) and are
+  handed to ``WorkController._process_task`` only when a pool slot frees, so
+  that hook judges them at the moment they would start. ETA messages are judged
+  there too, when due.
+
+A deferred message is recorded in SQL (once per task id), announced to Flower
+(``task-deferred``) and acknowledged. Jobs of unblocked types run normally.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celery import bootsteps
+from celery.utils.log import get_logger
+from celery.worker.state import task_ready
+
+from maintenance import Decision
+from maintenance.modes import parse_operation
+from workers.deferral import defer
+from workers.records import record_from_message
+
+from . import stamping
+from .binding import Binding, binding_of
+from .operations import resolve_operation
+
+log = logging.getLogger("maintenance.celery")
+celery_logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a message must be deferred."""
+
+    operation: str
+    reason: str
+    activation_id: str | None
+
+
+class WorkerGate:
+    """Judges messages in the worker main process and defers the blocked ones."""
+
+    def __init__(self, binding: Binding, consumer: Any) -> None:
+        self.binding = binding
+        self.consumer = consumer
+        self.app = consumer.app
+
+    # -- decision ----------------------------------------------------------------
+    def engaged(self) -> bool:
+        """Cheap test: is there anything to judge right now?"""
+        service = self.binding.service
+        return service.cache.status.is_active or service.settings.fail_closed
+
+    def verdict(self, name: str, task_id: str, headers: Any) -> Verdict | None:
+        """None when the message may run now; else why it is deferred."""
+        service = self.binding.service
+        headers = headers or {}
+        stamped = headers.get(stamping.OPERATION)
+        try:
+            operation = parse_operation(stamped) if stamped else None
+        except ValueError:
+            operation = None
+        if operation is None:
+            operation = resolve_operation(name, service.classifier, task=self.app.tasks.get(name))
+        bypass = headers.get(stamping.BYPASS)
+        user = (
+            {
+                "is_admin": True,
+                "is_critical_admin": bool(headers.get(stamping.BYPASS_CRITICAL)),
+                "username": bypass,
+            }
+            if bypass
+            else None
+        )
+        decision = service.decide(
+            operation, user, continuation=bool(headers.get(stamping.CONTINUATION))
+        )
+        if decision is Decision.ALLOW:
+            return None
+        if decision is Decision.WOULD_BLOCK:
+            if stamping.VERSION not in headers:
+                # An ungated publisher: the rehearsal records what the worker would defer.
+                service.record_blocked_attempt(
+                    operation, None, endpoint=name, channel="worker", would_block=True
+                )
+            return None
+        if service.is_completion_allowed(task_id):
+            return None
+        status = service.status
+        return Verdict(
+            operation=operation.value,
+            reason=f"{operation.value} is blocked by {status.mode.value} maintenance"
+            + (f": {status.reason}" if status.reason else ""),
+            activation_id=status.activation_id,
+        )
+
+    def _record(self, name: str, task_id: str, verdict: Verdict, **message: Any) -> Any:
+        return record_from_message(
+            task_name=name,
+            task_id=task_id,
+            operation=verdict.operation,
+            reason=verdict.reason,
+            worker=self.consumer.hostname,
+            activation_id=verdict.activation_id,
+            **message,
+        )
+
+    # -- on receipt --------------------------------------------------------------
+    def wrap_strategy(self, name: str, handler: Any) -> Any:
+        """A strategy that defers blocked messages before Celery builds a request."""
+        gate = self
+
+        def on_message(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any):
+            if not gate.engaged():
+                return handler(message, body, ack, reject, callbacks, **kw)
+            headers = message.headers or {}
+            task_id = headers.get("id")
+            if not task_id or headers.get("eta"):
+                return handler(message, body, ack, reject, callbacks, **kw)
+            verdict = gate.verdict(name, task_id, headers)
+            if verdict is None:
+                return handler(message, body, ack, reject, callbacks, **kw)
+            record = gate._record(
+                name,
+                task_id,
+                verdict,
+                headers=headers,
+                payload=message.payload,
+                delivery_info=message.delivery_info,
+                properties=message.properties,
+            )
+            errors = gate.consumer.connection_errors
+            try:
+                defer(gate.binding.service, record, eventer=gate.consumer.event_dispatcher)
+            except Exception:
+                # Not recorded, so not acknowledged: back to the queue, never lost.
+                log.exception("maintenance: could not defer %s[%s]; requeueing it", name, task_id)
+                reject(celery_logger, errors, True)
+                return None
+            ack(celery_logger, errors)
+            return None
+
+        on_message._maintenance_gated = True  # type: ignore[attr-defined]
+        on_message.__wrapped__ = handler  # type: ignore[attr-defined]
+        return on_message
+
+    # -- on dispatch -------------------------------------------------------------
+    def wrap_dispatch(self, controller: Any) -> None:
+        """Judge each request again when a pool slot is about to run it (prefetch)."""
+        if controller is None or getattr(controller, "_maintenance_gated", False):
+            return
+        original = controller._process_task
+        sem_func = getattr(type(controller), "_process_task_sem", None)
+        uses_semaphore = getattr(controller.process_task, "__func__", None) is sem_func
+        hub = getattr(self.consumer, "hub", None)
+        gate = self
+
+        def process_task(req: Any) -> Any:
+            if not gate.engaged():
+                return original(req)
+            verdict = gate.verdict(req.type, req.id, req.request_dict)
+            if verdict is None:
+                return original(req)
+            try:
+                gate.defer_request(req, verdict)
+            finally:
+                task_ready(req)
+                if uses_semaphore:
+                    # Give the slot back from the loop, not from here: the semaphore
+                    # hands it straight to the next waiter, which may be deferred too.
+                    release = controller._quick_release
+                    if hub is not None:
+                        hub.call_soon(release)
+                    else:
+                        release()
+            return None
+
+        controller._process_task = process_task
+        controller._maintenance_gated = True
+
+    def defer_request(self, req: Any, verdict: Verdict) -> None:
+        """Record and acknowledge a request that reached dispatch while blocked."""
+        record = self._record(
+            req.type,
+            req.id,
+            verdict,
+            headers=req.request_dict,
+            payload=(req.args, req.kwargs, _embed_of(req)),
+            delivery_info=req.delivery_info,
+            properties=req.request_dict.get("properties"),
+        )
+        try:
+            defer(self.binding.service, record, eventer=self.consumer.event_dispatcher)
+        except Exception:
+            log.exception("maintenance: could not defer %s[%s]; requeueing it", req.type, req.id)
+            req.reject(requeue=True)
+            return
+        req.acknowledge()
+
+
+def _embed_of(req: Any) -> dict[str, Any]:
+    try:
+        payload = req.message.payload
+    except Exception:
+        return {}
+    if isinstance(payload, list | tuple) and len(payload) == 3:
+        return dict(payload[2] or {})
+    return {}
+
+
+class WorkerGateStep(bootsteps.StartStopStep):
+    """Consumer bootstep installing the worker-side gate (after the ``Tasks`` step)."""
+
+    label = "Maintenance gate"
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c: Any) -> None:
+        """Wrap every task strategy and the dispatch hook; start the worker monitor."""
+        binding = binding_of(c.app)
+        if binding is None:
+            return
+        gate = WorkerGate(binding, c)
+        for name, strategy in list(c.strategies.items()):
+            if not getattr(strategy, "_maintenance_gated", False):
+                c.strategies[name] = gate.wrap_strategy(name, strategy)
+        gate.wrap_dispatch(getattr(c, "controller", None))
+        from .lifecycle import ensure_worker_started
+
+        ensure_worker_started(binding, c.hostname)

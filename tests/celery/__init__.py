@@ -1,0 +1,1 @@
+"""Integration tests of the Celery side against real ``celery worker`` processes."""

@@ -1,0 +1,169 @@
+"""The beat status check: a periodic task that keeps maintenance on schedule and tidy.
+
+Each run: start and end scheduled windows, flag overdue maintenance (once per
+activation), reap dead workers' registry entries, announce the drain, and
+finish a recovery requeue the disabling node could not do. Every step is
+idempotent, so two beats (or a manual run) never do anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from maintenance import EnhancedMaintenanceModeService, MaintenanceError, OperationType
+from maintenance.status import utcnow
+
+from . import windows as w
+from .drain import announce_if_drained
+from .registry import JobRegistry
+from .requeue import requeue_jobs
+
+log = logging.getLogger("maintenance.beat")
+
+#: Name of the registered task and its operation type (never blocked: it is how maintenance ends).
+STATUS_CHECK_TASK = "maintenance.status_check"
+STATUS_CHECK_OPERATION = OperationType.ADMIN_OPERATIONS.value
+DEFAULT_INTERVAL = 10.0
+ACTOR = "beat"
+
+
+@dataclass
+class CheckReport:
+    """What one status check did."""
+
+    windows_started: list[int] = field(default_factory=list)
+    windows_ended: list[int] = field(default_factory=list)
+    windows_skipped: list[int] = field(default_factory=list)
+    windows_missed: list[int] = field(default_factory=list)
+    overdue_flagged: bool = False
+    reaped: int = 0
+    drained: bool = False
+    requeue: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def schedule_entry(interval: float = DEFAULT_INTERVAL) -> dict[str, Any]:
+    """The ``beat_schedule`` entry running the check every ``interval`` seconds."""
+    return {"task": STATUS_CHECK_TASK, "schedule": interval, "options": {"expires": interval}}
+
+
+def status_check(
+    service: EnhancedMaintenanceModeService, app: Any, now: datetime | None = None
+) -> CheckReport:
+    """Run every step once."""
+    now = now or utcnow()
+    report = CheckReport()
+    _run_windows(service, now, report)
+    report.overdue_flagged = _flag_overdue(service, now)
+    report.reaped = len(JobRegistry(service).reap())
+    status = service.status
+    if status.is_active and not status.test_mode:
+        report.drained = announce_if_drained(service, status, actor=ACTOR)
+    current = service.state.load()
+    if not current.is_active and current.recovery_pending:
+        report.requeue = requeue_jobs(app, service, actor=ACTOR).to_dict()
+    return report
+
+
+def _run_windows(
+    service: EnhancedMaintenanceModeService, now: datetime, report: CheckReport
+) -> None:
+    store = w.WindowStore(service.db)
+    for window in store.list((w.SCHEDULED, w.ACTIVE)):
+        try:
+            if window.state == w.SCHEDULED:
+                _maybe_start(service, store, window, now, report)
+            elif now >= window.end_at:
+                _end(service, store, window, report)
+        except MaintenanceError as exc:
+            log.error("maintenance window %s: %s", window.id, exc)
+
+
+def _maybe_start(
+    service: EnhancedMaintenanceModeService,
+    store: w.WindowStore,
+    window: w.Window,
+    now: datetime,
+    report: CheckReport,
+) -> None:
+    if now >= window.end_at:
+        if store.transition(window, w.SCHEDULED, w.MISSED):
+            report.windows_missed.append(window.id)
+            service.record_event("window_missed", ACTOR, window.reason, {"window_id": window.id})
+        return
+    if now < window.start_at:
+        return
+    current = service.state.load()
+    if current.is_active:
+        if store.transition(window, w.SCHEDULED, w.SKIPPED, activation_id=current.activation_id):
+            report.windows_skipped.append(window.id)
+            service.record_event(
+                "window_skipped",
+                ACTOR,
+                "maintenance was already active",
+                {"window_id": window.id},
+            )
+        return
+    if not store.transition(window, w.SCHEDULED, w.ACTIVE):
+        return  # another beat started it
+    seconds = max(1, int((window.end_at - now).total_seconds()))
+    try:
+        result = service.enable_maintenance(
+            window.reason,
+            duration=seconds,
+            mode=window.mode,
+            enabled_by=f"schedule #{window.id} ({window.created_by or 'scheduler'})",
+            details={"window_id": window.id},
+        )
+    except MaintenanceError:
+        store.transition(window, w.ACTIVE, w.SCHEDULED)
+        raise
+    store.transition(window, w.ACTIVE, w.ACTIVE, activation_id=result.status.activation_id)
+    report.windows_started.append(window.id)
+
+
+def _end(
+    service: EnhancedMaintenanceModeService,
+    store: w.WindowStore,
+    window: w.Window,
+    report: CheckReport,
+) -> None:
+    if not store.transition(window, w.ACTIVE, w.ENDED):
+        return
+    report.windows_ended.append(window.id)
+    current = service.state.load()
+    if current.is_active and current.activation_id == window.activation_id:
+        service.disable_maintenance(
+            f"schedule #{window.id}", requeue=True, reason="scheduled window ended"
+        )
+
+
+def _flag_overdue(service: EnhancedMaintenanceModeService, now: datetime) -> bool:
+    current = service.state.load()
+    if not current.is_overdue(now) or current.overdue or current.activation_id is None:
+        return False
+    claimed = service.redis.set(
+        service.keys.overdue_flagged(current.activation_id), "1", nx=True, ex=7 * 24 * 3600
+    )
+    if not claimed:
+        return False
+    late = (
+        int((now - current.estimated_completion).total_seconds())
+        if current.estimated_completion
+        else 0
+    )
+    service.update_status(
+        ACTOR,
+        "maintenance_overdue",
+        reason=f"maintenance is {late} s past its estimated end",
+        details={"seconds_late": late},
+        overdue=True,
+    )
+    log.warning("maintenance %s is overdue by %d s", current.activation_id, late)
+    return True

@@ -1,0 +1,129 @@
+"""Drain: when the last running job of a blocked type ends, say so once, fleet-wide.
+
+The announcement is a ``maintenance.events.drained`` signal in the process
+that noticed, a message on the Redis ``drained`` channel for everyone else,
+and an event-log entry; a per-activation ``SET NX`` makes it happen once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from maintenance import EnhancedMaintenanceModeService, MaintenanceStatus, default_service
+from maintenance import events as maintenance_events
+from maintenance.redisconn import REDIS_ERRORS, make_client
+
+from .registry import ActiveJob, JobRegistry
+
+log = logging.getLogger("maintenance.drain")
+ANNOUNCED_TTL = 7 * 24 * 3600
+
+
+def blocked_jobs_running(
+    service: EnhancedMaintenanceModeService,
+    status: MaintenanceStatus | None = None,
+    *,
+    reap: bool = True,
+) -> list[ActiveJob]:
+    """Registry entries of blocked types (dead workers' entries reaped first)."""
+    registry = JobRegistry(service)
+    if reap:
+        registry.reap()
+    return registry.of_blocked_types(status or service.status)
+
+
+def announce_if_drained(
+    service: EnhancedMaintenanceModeService,
+    status: MaintenanceStatus | None = None,
+    *,
+    actor: str = "worker",
+) -> bool:
+    """Announce the drain of the current activation if nothing blocked still runs.
+
+    True only for the one call (fleet-wide) that made the announcement.
+    """
+    status = status or service.status
+    if not status.is_active or status.test_mode or status.activation_id is None:
+        return False
+    if blocked_jobs_running(service, status, reap=False):
+        return False
+    keys = service.keys
+    claimed = service.redis.set(
+        keys.drain_announced(status.activation_id), str(time.time()), nx=True, ex=ANNOUNCED_TTL
+    )
+    if not claimed:
+        return False
+    payload = json.dumps({"activation_id": status.activation_id, "at": time.time()})
+    service.redis.publish(keys.drained, payload)
+    log.info("maintenance %s: drained (no running job of a blocked type)", status.activation_id)
+    maintenance_events.emit(maintenance_events.drained, service, activation_id=status.activation_id)
+    try:
+        service.record_event(
+            "drained",
+            actor,
+            details={"version": status.version},
+            activation_id=status.activation_id,
+        )
+    except Exception as exc:  # the announcement stands even if the log write fails
+        log.warning("could not log the drain in SQL: %s", exc)
+    return True
+
+
+def is_announced(service: EnhancedMaintenanceModeService, activation_id: str) -> bool:
+    """Whether the drain of ``activation_id`` was announced."""
+    return bool(service.redis.exists(service.keys.drain_announced(activation_id)))
+
+
+def wait_for_drain(
+    timeout: float | None = None,
+    service: EnhancedMaintenanceModeService | None = None,
+    *,
+    on_progress: Callable[[list[ActiveJob]], None] | None = None,
+    interval: float = 0.5,
+) -> bool:
+    """Block until no job of a blocked type runs; False after ``timeout`` seconds.
+
+    Wakes on the ``drained`` channel and re-checks every ``interval`` seconds
+    (reaping dead workers' entries), calling ``on_progress(running)`` each time.
+    With maintenance off nothing is blocked, so it returns True at once.
+    """
+    service = service or default_service()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pubsub = None
+    try:
+        client = make_client(service.redis_url, blocking=True)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(service.keys.drained)
+    except REDIS_ERRORS as exc:
+        log.warning("drain: cannot subscribe (%s); polling", exc)
+        pubsub = None
+    try:
+        while True:
+            status = service.status
+            running = blocked_jobs_running(service, status)
+            if on_progress is not None:
+                on_progress(running)
+            if not running:
+                announce_if_drained(service, status, actor="drain")
+                return True
+            wait = interval
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                wait = min(wait, remaining)
+            if pubsub is not None:
+                try:
+                    pubsub.get_message(timeout=wait)
+                    continue
+                except REDIS_ERRORS:
+                    pubsub = None
+            time.sleep(wait)
+    finally:
+        if pubsub is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                pubsub.close()

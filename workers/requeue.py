@@ -1,0 +1,184 @@
+"""Recovery requeue: republish held-back jobs exactly once, in order, under new task ids.
+
+Order is the original publish order (the gate stamps a publish time; two
+workers deferring side by side record them interleaved).
+
+Each record is claimed by a conditional ``UPDATE ... WHERE state IN
+('deferred', 'terminated')`` before it is published (``JobStore.claim_for_requeue``),
+so two recoveries at once -- threads, processes or nodes -- never publish the
+same job twice. A new id is mandatory: a revoked original id stays
+blacklisted in workers for hours, and a custom Flower state on the old id
+outranks later events. A Redis lock serialises recoveries so jobs go out in
+their original order; without Redis the SQL claim alone keeps it exactly-once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from maintenance import EnhancedMaintenanceModeService
+from maintenance import events as maintenance_events
+from maintenance.redisconn import REDIS_ERRORS
+from maintenance.store.jobs import JobRecord, JobStore
+
+from . import flower
+from .records import RECORD_ONLY_OPTIONS, original_order
+
+log = logging.getLogger("maintenance.celery")
+LOCK_TTL = 300
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class RequeueReport:
+    """What one recovery did."""
+
+    requeued: list[tuple[str, str]] = field(default_factory=list)  # (old id, new id)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (old id, error)
+    skipped: str | None = None  # why nothing was attempted
+    recovery_completed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "requeued": [{"original_id": o, "new_id": n} for o, n in self.requeued],
+            "failed": [{"original_id": o, "error": e} for o, e in self.failed],
+            "skipped": self.skipped,
+            "recovery_completed": self.recovery_completed,
+        }
+
+
+def publish_record(app: Any, record: JobRecord, new_id: str) -> None:
+    """Publish ``record`` again under ``new_id`` into its original queue (gate bypassed)."""
+    from signals.publish_gate import internal_publish
+    from signals.stamping import REQUEUED_FROM
+
+    options = {k: v for k, v in record.options.items() if k not in RECORD_ONLY_OPTIONS}
+    headers = dict(options.pop("headers", None) or {})
+    headers[REQUEUED_FROM] = record.original_id
+    options.pop("routing_key", None)
+    options.pop("exchange", None)
+    if record.queue:
+        options["queue"] = record.queue
+    with internal_publish("recovery"):
+        app.send_task(
+            record.task_name,
+            args=record.args,
+            kwargs=record.kwargs,
+            task_id=new_id,
+            headers=headers,
+            **options,
+        )
+
+
+class _RecoverLock:
+    def __init__(self, service: EnhancedMaintenanceModeService, wait: float) -> None:
+        self.client = service.redis
+        self.key = service.keys.lock_recover
+        self.token = uuid.uuid4().hex
+        self.wait = wait
+        self.held = False
+
+    def __enter__(self) -> _RecoverLock:
+        deadline = time.monotonic() + self.wait
+        try:
+            while True:
+                if self.client.set(self.key, self.token, nx=True, ex=LOCK_TTL):
+                    self.held = True
+                    return self
+                if time.monotonic() >= deadline:
+                    log.warning("recovery lock busy for %.0fs; proceeding on SQL claims", self.wait)
+                    return self
+                time.sleep(0.05)
+        except REDIS_ERRORS as exc:
+            log.warning("recovery lock unavailable (%s); proceeding on SQL claims", exc)
+            return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            with contextlib.suppress(*REDIS_ERRORS):
+                self.client.eval(_RELEASE, 1, self.key, self.token)
+
+
+def requeue_jobs(
+    app: Any,
+    service: EnhancedMaintenanceModeService,
+    *,
+    actor: str = "recovery",
+    limit: int | None = None,
+    force: bool = False,
+    use_lock: bool = True,
+    lock_wait: float = 60.0,
+) -> RequeueReport:
+    """Republish every requeueable job (deferred or terminated, rerun-safe) exactly once.
+
+    Refuses while maintenance is on (the jobs would only be deferred again)
+    unless ``force``. Clears ``recovery_pending`` in the status once nothing
+    is left to requeue.
+    """
+    report = RequeueReport()
+    current = service.state.load()
+    if current.is_active and not force:
+        report.skipped = "maintenance is active; deferred jobs stay deferred until it ends"
+        return report
+    store = JobStore(service.db)
+    lock = _RecoverLock(service, lock_wait) if use_lock else None
+    if lock is not None:
+        lock.__enter__()
+    try:
+        with flower.dispatcher(app) as eventer:
+            waiting = sorted(store.requeueable(), key=original_order)
+            for record in waiting[:limit] if limit is not None else waiting:
+                new_id = str(uuid.uuid4())
+                if not store.claim_for_requeue(record, new_id):
+                    continue  # another recovery took it
+                try:
+                    publish_record(app, record, new_id)
+                except Exception as exc:
+                    store.release_claim(record, outcome=f"requeue failed: {exc}"[:32])
+                    report.failed.append((record.original_id, str(exc)))
+                    log.error("maintenance: requeue of %s failed: %s", record.original_id, exc)
+                    continue
+                store.mark_requeued(record)
+                report.requeued.append((record.original_id, new_id))
+                flower.send_requeued(eventer, record, new_id)
+                maintenance_events.emit(
+                    maintenance_events.job_requeued, service, job=record, new_id=new_id
+                )
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+    _finish(service, store, report, actor)
+    return report
+
+
+def _finish(
+    service: EnhancedMaintenanceModeService, store: JobStore, report: RequeueReport, actor: str
+) -> None:
+    if report.requeued or report.failed:
+        service.record_event(
+            "jobs_requeued",
+            actor,
+            details={
+                "requeued": len(report.requeued),
+                "failed": len(report.failed),
+                "jobs": [list(pair) for pair in report.requeued[:1000]],
+            },
+        )
+        log.info(
+            "maintenance: requeued %d job(s), %d failed", len(report.requeued), len(report.failed)
+        )
+    current = service.state.load()
+    if report.failed or current.is_active or store.requeueable(limit=1):
+        return
+    if current.recovery_pending:
+        service.update_status(actor, "recovery_completed", recovery_pending=False)
+    report.recovery_completed = True

@@ -115,8 +115,10 @@ def test_celery_call_from_the_shell_exits_non_zero_with_the_message(clean_fleet,
 
     fleet.service.disable_maintenance("ops", requeue=False)
     allowed = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tests.celery.app", "call", "reports.build"]
-        + ["--args", '["from-shell"]', "--queue", queue],
+        [
+            *(sys.executable, "-m", "celery", "-A", "tests.celery.app", "call", "reports.build"),
+            *("--args", '["from-shell"]', "--queue", queue),
+        ],
         cwd=ROOT,
         env=fleet.env,
         capture_output=True,

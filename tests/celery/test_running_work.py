@@ -12,9 +12,8 @@ import pytest
 from celery import chain, chord
 
 from maintenance import events as maintenance_events
-from workers.registry import JobRegistry
-
 from tests.helpers import wait_for
+from workers.registry import JobRegistry
 
 from .conftest import ADMIN, Fleet
 

@@ -124,6 +124,10 @@ class Keys:
         """HASH: how the web app stores server-side sessions (key prefix, same server)."""
         return self._k("sessions:store")
 
+    def checks_claimed(self, activation_id: str) -> str:
+        """STRING (TTL): set by the process that runs the consistency checks of an activation."""
+        return self._k(f"integrity:checks:{activation_id}")
+
     @property
     def lock_recover(self) -> str:
         """STRING (TTL): held while a recovery requeue runs."""

@@ -131,6 +131,14 @@ def _strict_enable(body: dict[str, Any]) -> None:
 _OPERATIONS = frozenset(o.value for o in OperationType)
 
 
+def _note(body: dict[str, Any]) -> str | None:
+    """The optional ``reason`` note of a control request (at most 500 characters)."""
+    reason = body.get("reason")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise ApiError(400, "validation_error", "reason is longer than 500", field="reason")
+    return reason
+
+
 def _expected_version(body: dict[str, Any]) -> int | None:
     value = body.get("expected_version")
     if value is not None and value < 0:
@@ -215,7 +223,9 @@ class MaintenanceStatusAPI:
         return json_response(self.get_maintenance_message(raw))
 
     def _stream(self) -> Response:
-        raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+        raw = request.headers.get("Last-Event-ID")
+        if raw is None:
+            raw = request.args.get("last_event_id")
         last = parse_last_event_id(raw)
         if raw is not None and last is None:
             raise ApiError(
@@ -285,7 +295,7 @@ class MaintenanceStatusAPI:
             requeue=bool(body.get("requeue", True)),
             wait=_wait(body),
             expected_version=_expected_version(body),
-            reason=body.get("reason"),
+            reason=_note(body),
         )
         return json_response(result.to_dict())
 
@@ -314,7 +324,7 @@ class MaintenanceStatusAPI:
         who = self._write_guard()
         body = json_body(request, INVALIDATE_FIELDS)
         result = self._manager().invalidate_non_admin_sessions(
-            who.username, wait=_wait(body), reason=body.get("reason")
+            who.username, wait=_wait(body), reason=_note(body)
         )
         return json_response(result.to_dict())
 
@@ -327,7 +337,7 @@ class MaintenanceStatusAPI:
         change = (
             manager.prevent_non_admin_login if body["blocked"] else manager.allow_non_admin_login
         )
-        result = change(who.username, reason=body.get("reason"))
+        result = change(who.username, reason=_note(body))
         return json_response(
             {"login_blocked": result.status.login_blocked, "version": result.status.version}
         )

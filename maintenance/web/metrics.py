@@ -145,6 +145,6 @@ class WebMetrics:
         """The exposition."""
         return Response(
             generate_latest(self.registry),
-            mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-            headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+            content_type=CONTENT_TYPE_LATEST,
+            headers={"Cache-Control": "no-store"},
         )

@@ -109,6 +109,24 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "Status": {"anyOf": [_ref("PublicStatus"), _ref("AdminStatus")]},
+    "StatusEvent": {
+        "type": "object",
+        "description": (
+            "One Server-Sent Event: `event: status`, `id:` the status version, "
+            "`data:` the Status as JSON (public or admin view)."
+        ),
+        "required": ["event", "id", "data"],
+        "properties": {
+            "event": {"type": "string", "const": "status"},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _ref("Status"),
+            },
+            "retry": _INT,
+        },
+    },
     "BlockedOperations": {
         "type": "object",
         "required": ["is_active", "mode", "blocked_operations"],
@@ -346,8 +364,9 @@ def _document(prefix: str) -> dict[str, Any]:
                     "200": {
                         "description": "An event stream (heartbeat comments in between).",
                         "headers": _NO_STORE,
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                    }
+                        "content": {"text/event-stream": {"schema": _ref("StatusEvent")}},
+                    },
+                    "400": _error("`Last-Event-ID` is not a status version."),
                 },
             }
         },

@@ -157,10 +157,15 @@ class LiveServer:
 
     def stop(self) -> None:
         server: Any = self.server
-        for channel in list(server._map.values()):
-            channel.close()
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+
+        def close_everything() -> None:
+            # Runs in the server's loop thread; an empty socket map ends its loop.
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_everything)
         self.thread.join(5)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
 
 @pytest.fixture
@@ -169,6 +174,8 @@ def live_server(make_app: Callable[..., Flask]) -> Iterator[Callable[..., LiveSe
     started: list[LiveServer] = []
 
     def start(threads: int = 16, **config: Any) -> LiveServer:
+        # Short heartbeats let open streams notice a closed server quickly.
+        config.setdefault("MAINTENANCE_SSE_HEARTBEAT", 0.2)
         server = LiveServer(make_app(**config), threads=threads).start()
         started.append(server)
         return server

@@ -9,6 +9,7 @@ idempotent, so two beats (or a manual run) never do anything twice.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -112,7 +113,8 @@ def _maybe_start(
         return
     if not store.transition(window, w.SCHEDULED, w.ACTIVE):
         return  # another beat started it
-    seconds = max(1, int((window.end_at - now).total_seconds()))
+    # Rounded up: the announced end must not come before the window's own end.
+    seconds = max(1, math.ceil((window.end_at - now).total_seconds()))
     try:
         result = service.enable_maintenance(
             window.reason,

@@ -130,26 +130,25 @@ def _from_row(row: Any) -> JobRecord:
 def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
     table = schema.jobs
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        stmt: Any = (
-            postgresql.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["original_id"])
-        )
-    elif dialect == "sqlite":
+    if dialect in ("postgresql", "sqlite"):
+        insert_: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # RETURNING tells whether this statement wrote the row; rowcount of
+        # ON CONFLICT DO NOTHING is not reliable across drivers.
         stmt = (
-            sqlite.insert(table)
+            insert_(table)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["original_id"])
+            .returning(table.c.id)
         )
-    else:  # other backends: look first (the unique constraint still guards)
-        exists = conn.execute(
-            select(table.c.id).where(table.c.original_id == values["original_id"])
-        ).first()
-        if exists is not None:
-            return False
-        stmt = insert(table).values(**values)
-    return conn.execute(stmt).rowcount == 1
+        return conn.execute(stmt).first() is not None
+    # Other backends: look first (the unique constraint still guards the race).
+    exists = conn.execute(
+        select(table.c.id).where(table.c.original_id == values["original_id"])
+    ).first()
+    if exists is not None:
+        return False
+    conn.execute(insert(table).values(**values))
+    return True
 
 
 class JobStore:

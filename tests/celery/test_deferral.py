@@ -46,7 +46,7 @@ def test_backlog_of_50_is_deferred_then_each_job_runs_exactly_once(clean_fleet, 
     ids = [caption.apply_async((label,), queue=queue).id for label in labels]
     assert fleet.queue_length(queue) == 50
 
-    fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
+    activation = fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
     _consume(fleet, queue)
     try:
         store = JobStore(fleet.service.db)
@@ -77,7 +77,9 @@ def test_backlog_of_50_is_deferred_then_each_job_runs_exactly_once(clean_fleet, 
     assert set(requeued) == set(ids)
     new_ids = [requeued[i].requeued_id for i in ids]
     assert len(set(new_ids)) == 50 and not set(new_ids) & set(ids)
-    (event,) = fleet.service.history(5, kinds=("jobs_requeued",))
+    (event,) = fleet.service.history(
+        5, kinds=("jobs_requeued",), activation_id=activation.status.activation_id
+    )
     assert [old for old, _new in event.details["jobs"]] == ids  # original order
     status = fleet.service.get_maintenance_status()
     assert not status.recovery_pending and status.deferred_jobs_count == 0

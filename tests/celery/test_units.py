@@ -1,0 +1,124 @@
+"""Pure pieces of the Celery side: precedence, canvas traversal, message records, admission."""
+
+from __future__ import annotations
+
+import pickle
+from types import SimpleNamespace
+
+from celery import Celery, chain, chord, group
+
+from maintenance import MaintenanceOperationClassifier, MaintenanceStatus, OperationType
+from maintenance.modes import MaintenanceMode
+from signals import admission
+from signals.canvas import iter_members
+from signals.errors import EXIT_REFUSED, PublishRefused
+from signals.operations import resolve_operation
+from workers.records import original_order, publish_options, record_from_message
+
+classifier = MaintenanceOperationClassifier()
+
+
+def test_operation_precedence_is_call_then_task_then_classifier():
+    """Per call beats per task beats the classifier's rules on the name."""
+    task = SimpleNamespace(operation_type="read_operations")
+    name = "captions.generate_caption"
+    assert resolve_operation(name, classifier) is OperationType.CAPTION_GENERATION
+    assert resolve_operation(name, classifier, task=task) is OperationType.READ_OPERATIONS
+    assert (
+        resolve_operation(name, classifier, task=task, override="batch_operations")
+        is OperationType.BATCH_OPERATIONS
+    )
+    assert resolve_operation("maintenance.status_check", classifier) is (
+        OperationType.ADMIN_OPERATIONS
+    )
+
+
+def test_canvas_members_are_found_however_deeply_nested():
+    """Groups, chains, chord headers and bodies, and links of members are all visited."""
+    app = Celery("units", set_as_current=False)
+    a, b, c, d, e = (app.signature(f"t.{x}") for x in "abcde")
+    a.link(app.signature("t.link"))
+    canvas = chain(group(a, b), chord([c, d], e))
+    assert sorted(name for name, _ in iter_members(canvas)) == [
+        "t.a",
+        "t.b",
+        "t.c",
+        "t.d",
+        "t.e",
+        "t.link",
+    ]
+
+
+def test_a_message_becomes_a_record_that_republishes_it_faithfully():
+    """Links, chain, chord, eta, group, priority, custom headers and the queue survive."""
+    link = {"task": "notify", "args": [], "kwargs": {}, "options": {}}
+    headers = {
+        "task": "captions.generate_caption",
+        "id": "abc",
+        "eta": "2030-01-01T00:00:00+00:00",
+        "group": "g1",
+        "group_index": 2,
+        "retries": 1,
+        "timelimit": [60, 30],
+        "root_id": "r",
+        "parent_id": "p",
+        "tenant": "acme",
+        "maintenance_operation": "caption_generation",
+        "maintenance_published_at": 12.5,
+    }
+    embed = {"callbacks": [link], "errbacks": None, "chain": [link], "chord": None}
+    record = record_from_message(
+        task_name="captions.generate_caption",
+        task_id="abc",
+        headers=headers,
+        payload=([1], {"k": 2}, embed),
+        delivery_info={"routing_key": "captions", "exchange": ""},
+        properties={"priority": 5},
+        operation="caption_generation",
+        reason="blocked",
+        worker="w1@host",
+        activation_id="act",
+    )
+    assert record.args == [1] and record.kwargs == {"k": 2} and record.queue == "captions"
+    assert record.options["link"] == [link] and record.options["chain"] == [link]
+    assert record.options["eta"] == headers["eta"] and record.options["group_id"] == "g1"
+    assert record.options["time_limit"] == 60 and record.options["soft_time_limit"] == 30
+    assert record.options["priority"] == 5 and record.options["headers"] == {"tenant": "acme"}
+    assert original_order(record) == (12.5, 0)
+    assert "chord" not in publish_options(headers, embed, None, None)
+
+
+def test_publish_refused_is_an_operation_blocked_click_error_that_pickles():
+    """Callers catch OperationBlocked; `celery call` prints it and exits 75; pools pickle it."""
+    status = MaintenanceStatus(is_active=True, mode=MaintenanceMode.NORMAL, reason="upgrade")
+    exc = PublishRefused(OperationType.JOB_CREATION, status, 30, "task x was not queued: upgrade")
+    assert exc.exit_code == EXIT_REFUSED and exc.format_message().endswith("upgrade")
+    again = pickle.loads(pickle.dumps(exc))
+    assert isinstance(again, PublishRefused) and again.retry_after == 30
+    assert again.operation is OperationType.JOB_CREATION
+
+
+def test_admission_of_running_jobs():
+    """Started while off, or stamped continuation/bypass: admitted. Started during the
+    same activation without a stamp: not. Under an earlier activation: admitted."""
+    off = MaintenanceStatus()
+    on = MaintenanceStatus(is_active=True, activation_id="A")
+    later = MaintenanceStatus(is_active=True, activation_id="B")
+
+    def task(task_id: str, **headers: object) -> SimpleNamespace:
+        request = SimpleNamespace(id=task_id, get=lambda k, d=None: headers.get(k, d))
+        return SimpleNamespace(request=request)
+
+    admission.job_started("before", "caption_generation", off, task("before").request)
+    admission.job_started("during", "read_operations", on, task("during").request)
+    stamped = task("cont", maintenance_continuation=True)
+    admission.job_started("cont", "caption_generation", on, stamped.request)
+    try:
+        assert admission.is_continuation(task("before"), on)
+        assert not admission.is_continuation(task("during"), on)
+        assert admission.is_continuation(task("during"), later)
+        assert admission.is_continuation(stamped, on)
+        assert admission.is_continuation(task("untracked"), on)
+    finally:
+        for task_id in ("before", "during", "cont"):
+            admission.job_ended(task_id)

@@ -38,7 +38,8 @@ from . import context
 log = logging.getLogger("maintenance.integrity")
 
 ServiceSource = EnhancedMaintenanceModeService | Callable[[], EnhancedMaintenanceModeService]
-ModelKey = type | str | Table
+#: A mapped class, a table name or a ``Table``.
+ModelKey = Any
 
 #: ``session.info`` keys (namespaced: the app may use ``info`` too).
 _TOUCHED = "maintenance.integrity.touched"

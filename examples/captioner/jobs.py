@@ -1,0 +1,128 @@
+"""Jobs: starting one (a row, then a Celery publish) and running one (state, progress, result).
+
+The row is committed before the publish, so a worker never looks for a job
+that is not there yet; a publish refused by maintenance marks it ``refused``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from maintenance import OperationBlocked
+from maintenance.integrity import allow_writes
+
+from .models import Job, User, utcnow
+
+#: Job states a worker is (or may soon be) working on.
+OPEN_STATES = ("queued", "running")
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while it ran."""
+
+
+def start_job(
+    session: Session,
+    celery: Celery,
+    owner: User,
+    kind: str,
+    task_name: str,
+    *,
+    params: dict[str, Any] | None = None,
+    total: int = 0,
+    **task_kwargs: Any,
+) -> Job:
+    """Record a job for ``owner`` and publish its task; ``OperationBlocked`` if refused."""
+    job = Job(
+        owner_id=owner.id,
+        kind=kind,
+        task_name=task_name,
+        task_id=str(uuid.uuid4()),
+        params_json=json.dumps(params or {}, sort_keys=True),
+        total=total,
+    )
+    session.add(job)
+    session.commit()
+    try:
+        celery.send_task(
+            task_name,
+            kwargs={"job_id": job.id, "requested_by": owner.id, **task_kwargs},
+            task_id=job.task_id,
+        )
+    except OperationBlocked:
+        # Maintenance came into force between the commit and the publish; the
+        # row must say so (a write the guard would refuse, hence the escape).
+        with allow_writes("withdraw a job whose publish was refused"):
+            job.status = "refused"
+            job.finished_at = utcnow()
+            session.commit()
+        raise
+    return job
+
+
+@contextmanager
+def job_running(session: Session, job_id: int, task_id: str | None) -> Iterator[Job | None]:
+    """Mark job ``job_id`` running for the block, then done (committing the block's work)
+    or failed. Yields None when the job is gone or was cancelled before it started."""
+    job = session.get(Job, job_id)
+    if job is None or job.status == "cancelled":
+        yield None
+        return
+    job.status = "running"
+    job.started_at = utcnow()
+    job.runs += 1
+    job.error = None
+    if task_id:
+        job.task_id = task_id  # a requeued run has a new task id
+    session.commit()
+    try:
+        yield job
+    except JobCancelled:
+        session.rollback()
+        return
+    except Exception as exc:
+        session.rollback()
+        _mark_failed(session, job, exc)
+        raise
+    job.status = "done"
+    job.finished_at = utcnow()
+    session.commit()
+
+
+def _mark_failed(session: Session, job: Job, exc: BaseException) -> None:
+    job.status = "failed"
+    job.error = f"{type(exc).__name__}: {exc}"[:500]
+    job.finished_at = utcnow()
+    try:
+        session.commit()
+    except OperationBlocked:
+        # Emergency maintenance refuses even this write: the job stays "running"
+        # until its requeued run finishes; the consistency check reports it.
+        session.rollback()
+
+
+def simulate_work(session: Session, job: Job, seconds: float) -> None:
+    """Take ``seconds`` (the latency of a real model or platform API), stopping
+    with ``JobCancelled`` soon after the job is cancelled."""
+    deadline = time.monotonic() + seconds
+    next_check = 0.0
+    while (left := deadline - time.monotonic()) > 0:
+        if time.monotonic() >= next_check:
+            session.refresh(job, ["status"])
+            if job.status == "cancelled":
+                raise JobCancelled(job.id)
+            next_check = time.monotonic() + 0.25
+        time.sleep(min(left, 0.05))
+
+
+def set_result(job: Job, result: Any) -> None:
+    """Store what the job produced."""
+    job.result_json = json.dumps(result, sort_keys=True, default=str)

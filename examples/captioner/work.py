@@ -1,0 +1,242 @@
+"""The bodies of the captioner's Celery tasks: each owns a job row and leaves countable rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from . import captioning, imaging
+from .jobs import set_result, simulate_work
+from .models import Caption, Image, Job, PlatformConnection, User
+from .runtime import CaptionerTask
+from .runtime import job_session as _job
+
+
+def generate_caption(
+    self: CaptionerTask,
+    job_id: int,
+    image_id: int,
+    platform: str | None = None,
+    style: str | None = None,
+    duration: float = 0.0,
+    requested_by: int | None = None,
+) -> int | None:
+    """Write one draft caption for an image (after ``duration`` seconds of "model time")."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        simulate_work(session, job, duration)
+        image = session.get(Image, image_id)
+        if image is None:
+            raise LookupError(f"image {image_id} does not exist")
+        prefs = image.owner.settings
+        chosen = platform or prefs["platform"]
+        text = captioning.generate_caption(image.data, chosen, style or prefs["style"])
+        caption = Caption(image_id=image.id, text=text, platform=chosen, job_id=job.id)
+        session.add(caption)
+        session.flush()
+        job.progress = job.total = 1
+        set_result(job, {"caption_id": caption.id})
+        return caption.id
+
+
+def run_job(
+    self: CaptionerTask, job_id: int, duration: float = 0.0, requested_by: int | None = None
+) -> dict[str, Any] | None:
+    """A multi-step job: ``caption_all`` (a caption for every image lacking one, one
+    commit per image, so a rerun continues where it stopped) or ``export``."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        if job.kind == "export":
+            result = _export(session, job)
+        else:
+            result = _caption_all(session, job, duration)
+        set_result(job, result)
+        return result
+
+
+def _caption_all(session: Any, job: Job, duration: float) -> dict[str, Any]:
+    owner = session.get(User, job.owner_id)
+    prefs = owner.settings
+    platform = job.params.get("platform") or prefs["platform"]
+    has_caption = select(Caption.image_id).where(Caption.platform == platform)
+    todo = session.scalars(
+        select(Image)
+        .where(Image.owner_id == owner.id, Image.id.not_in(has_caption))
+        .order_by(Image.id)
+    ).all()
+    job.total = job.progress + len(todo)
+    session.commit()
+    for image in todo:
+        simulate_work(session, job, duration)
+        text = captioning.generate_caption(image.data, platform, prefs["style"])
+        session.add(Caption(image_id=image.id, text=text, platform=platform, job_id=job.id))
+        job.progress += 1
+        session.commit()
+    return {"captioned": job.progress, "platform": platform}
+
+
+def _export(session: Any, job: Job) -> dict[str, Any]:
+    rows = session.execute(
+        select(Caption.platform, func.count())
+        .join(Image)
+        .where(Image.owner_id == job.owner_id, Caption.status == "approved")
+        .group_by(Caption.platform)
+    ).all()
+    job.progress = job.total = 1
+    return {"approved": {platform: int(n) for platform, n in rows}}
+
+
+def check_platform_connection(
+    self: CaptionerTask,
+    job_id: int,
+    connection_id: int,
+    duration: float = 0.0,
+    requested_by: int | None = None,
+) -> bool | None:
+    """Check a platform connection (fake platforms: a handle and a credential make it work)."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        simulate_work(session, job, duration)
+        connection = session.get(PlatformConnection, connection_id)
+        if connection is None:
+            raise LookupError(f"connection {connection_id} does not exist")
+        ok = bool(connection.handle and connection.credential_hash)
+        connection.last_test_ok = int(ok)
+        connection.last_test_at = job.started_at
+        connection.last_test_message = (
+            f"connected to {connection.platform} as @{connection.handle}"
+            if ok
+            else "missing handle or credentials"
+        )
+        job.progress = job.total = 1
+        set_result(job, {"ok": ok, "message": connection.last_test_message})
+        return ok
+
+
+def bulk_update_captions(
+    self: CaptionerTask,
+    job_id: int,
+    caption_ids: list[int],
+    text: str | None = None,
+    platform: str | None = None,
+    status: str | None = None,
+    requested_by: int | None = None,
+) -> int | None:
+    """Apply one change to many captions of the job's owner, in one transaction."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        captions = session.scalars(
+            select(Caption)
+            .join(Image)
+            .where(Caption.id.in_(caption_ids), Image.owner_id == job.owner_id)
+        ).all()
+        for caption in captions:
+            if text is not None:
+                caption.text = text
+            if platform is not None:
+                caption.platform = platform
+            if status is not None:
+                caption.status = status
+        job.progress = job.total = len(captions)
+        set_result(job, {"updated": len(captions)})
+        return len(captions)
+
+
+def optimize_image(
+    self: CaptionerTask,
+    job_id: int,
+    image_id: int,
+    duration: float = 0.0,
+    requested_by: int | None = None,
+) -> int | None:
+    """Re-encode a PNG at maximum compression when that makes it smaller; returns the size."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        simulate_work(session, job, duration)
+        image = _image(session, image_id)
+        before = image.size_bytes
+        pixels = imaging.decode_png(image.data)
+        if pixels is not None:
+            smaller = imaging.encode_png(pixels)
+            if len(smaller) < before:
+                image.data, image.size_bytes = smaller, len(smaller)
+        image.optimized_size = image.size_bytes
+        job.progress = job.total = 1
+        set_result(job, {"before": before, "after": image.size_bytes})
+        return image.size_bytes
+
+
+def analyze_image(
+    self: CaptionerTask,
+    job_id: int,
+    image_id: int,
+    duration: float = 0.0,
+    requested_by: int | None = None,
+) -> dict[str, Any] | None:
+    """Store the image's size and colour statistics."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        simulate_work(session, job, duration)
+        image = _image(session, image_id)
+        analysis = captioning.analyse(image.data).to_dict()
+        image.analysis_json = json.dumps(analysis, sort_keys=True)
+        image.analysis_count += 1
+        job.progress = job.total = 1
+        set_result(job, analysis)
+        return analysis
+
+
+def sync_profile(
+    self: CaptionerTask,
+    job_id: int,
+    user_id: int,
+    duration: float = 0.0,
+    requested_by: int | None = None,
+) -> int | None:
+    """Carry a user's display name to the signature of every platform connection."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        simulate_work(session, job, duration)
+        user = session.get(User, user_id)
+        if user is None:
+            raise LookupError(f"user {user_id} does not exist")
+        connections = session.scalars(
+            select(PlatformConnection).where(PlatformConnection.owner_id == user.id)
+        ).all()
+        for connection in connections:
+            connection.signature = f"\u2014 {user.display_name or user.username}"
+        job.progress = job.total = len(connections)
+        set_result(job, {"connections": len(connections)})
+        return len(connections)
+
+
+def purge_orphan_captions(
+    self: CaptionerTask, job_id: int, requested_by: int | None = None
+) -> int | None:
+    """Admin repair: delete captions whose image no longer exists."""
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        orphans = select(Caption.id).outerjoin(Image).where(Image.id.is_(None))
+        ids = list(session.scalars(orphans).all())
+        if ids:
+            session.execute(delete(Caption).where(Caption.id.in_(ids)))
+        job.progress = job.total = len(ids)
+        set_result(job, {"deleted": len(ids)})
+        return len(ids)
+
+
+def _image(session: Any, image_id: int) -> Image:
+    image = session.get(Image, image_id)
+    if image is None:
+        raise LookupError(f"image {image_id} does not exist")
+    return image

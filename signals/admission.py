@@ -62,6 +62,16 @@ def running_job(task_id: str) -> RunningJob | None:
     return _running.get(task_id)
 
 
+def running_jobs() -> dict[str, RunningJob]:
+    """The live table of jobs running in this process (truthy while one runs)."""
+    return _running
+
+
+def any_running() -> bool:
+    """Whether a job runs in this process (cheap: publishers outside workers never have one)."""
+    return bool(_running)
+
+
 def is_continuation(worker_task: Any, status: MaintenanceStatus) -> bool:
     """Whether a publish by ``worker_task`` (the running job) continues admitted work."""
     request = worker_task.request

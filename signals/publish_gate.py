@@ -30,6 +30,7 @@ from .errors import PublishRefused
 from .operations import OPTION, registered_task, resolve_operation
 
 log = logging.getLogger("maintenance.celery")
+_MEMO_LIMIT = 4096
 
 #: Set while the control plane itself republishes (recovery): the gate stands aside.
 _internal: ContextVar[str | None] = ContextVar("maintenance_internal_publish", default=None)
@@ -52,25 +53,87 @@ class PublishGate:
         self.binding = binding
         self.app = binding.app
         self._original: Callable[..., Any] | None = None
+        self._operations: dict[tuple[str, Any], OperationType] = {}
 
     # -- wiring ------------------------------------------------------------------
     def attach(self) -> PublishGate:
-        """Wrap ``send_task`` on the app instance (idempotent)."""
+        """Wrap ``send_task`` on the app instance (idempotent).
+
+        The common case -- maintenance off, not inside a job, no bypass, no
+        per-call type -- is handled inline in the wrapper: every publish of
+        the process pays it, so it is kept to a few attribute reads.
+        """
         app = self.app
         if "send_task" in vars(app):
             return self
         original = app.send_task
         self._original = original
         gate = self
+        binding = self.binding
+        operations = self._operations
+        running = admission.running_jobs()
+        current_facts = stamping.current_facts
+        internal = _internal
+        now = time.time
 
         @functools.wraps(original)
         def send_task(name: str, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any):
-            return gate.send(original, name, args, kwargs, rest, options)
+            service = binding.service
+            cache = service.cache
+            if not cache.started:
+                cache.start()
+            status = cache.status
+            override = options.pop(OPTION, None)
+            if override is None:
+                headers = options.get("headers")
+                if headers:
+                    override = headers.get(OPTION)
+            if (
+                status.is_active
+                or running
+                or override is not None
+                or current_bypass_user() is not None
+                or internal.get() is not None
+                or service.settings.fail_closed
+            ):
+                return gate.send(original, name, args, kwargs, rest, options, override)
+            task = options.get("task_type")
+            operation = operations.get((name, task))
+            if operation is None:
+                operation = gate._operation(name, task, None)
+            # Nothing to judge: stamp the facts (PublishFacts field order) and publish.
+            token = current_facts.set(
+                (operation, status.version, cache.node_id, now(), False, None, False)
+            )
+            try:
+                return original(name, args, kwargs, *rest, **options)
+            finally:
+                current_facts.reset(token)
 
         app.send_task = send_task
         return self
 
     # -- the hot path ------------------------------------------------------------
+    def _operation(self, name: str, task: Any, override: Any) -> OperationType:
+        """Per call > per task > classifier; memoised per task object for the hot path.
+
+        Publishes by name (no task object) are resolved every time: the name may
+        get registered, with its own ``operation_type``, after the first publish.
+        """
+        classifier = self.binding.service.classifier
+        if override is not None:
+            return resolve_operation(name, classifier, override=override)
+        if task is None:
+            return resolve_operation(name, classifier, task=registered_task(self.app, name))
+        key = (name, task)
+        found = self._operations.get(key)
+        if found is None:
+            found = resolve_operation(name, classifier, task=task)
+            if len(self._operations) >= _MEMO_LIMIT:
+                self._operations.clear()
+            self._operations[key] = found
+        return found
+
     def send(
         self,
         original: Callable[..., Any],
@@ -79,23 +142,44 @@ class PublishGate:
         kwargs: Any,
         rest: tuple[Any, ...],
         options: dict[str, Any],
+        override: Any = None,
     ) -> Any:
         """Decide, stamp, publish (or raise ``PublishRefused`` having published nothing)."""
         service = self.binding.service
-        cache = service.cache
-        if not cache.started:
-            cache.start()
-        status = cache.status
-        override = options.pop(OPTION, None)
-        if override is None:
-            headers = options.get("headers")
-            if headers:
-                override = headers.get(OPTION)
-        task = options.get("task_type") or registered_task(self.app, name)
-        operation = resolve_operation(name, service.classifier, task=task, override=override)
-        worker_task = self.app.current_worker_task
-        continuation = worker_task is not None and admission.is_continuation(worker_task, status)
-        bypass = current_bypass_user()
+        operation = self._operation(name, options.get("task_type"), override)
+        return self._send_judged(
+            original,
+            name,
+            args,
+            kwargs,
+            rest,
+            options,
+            operation,
+            service.status,
+            current_bypass_user(),
+        )
+
+    def _send_judged(
+        self,
+        original: Callable[..., Any],
+        name: str,
+        args: Any,
+        kwargs: Any,
+        rest: tuple[Any, ...],
+        options: dict[str, Any],
+        operation: OperationType,
+        status: Any,
+        bypass: Any,
+    ) -> Any:
+        service = self.binding.service
+        continuation = False
+        if admission.any_running():
+            # Only a process running a job (a worker's pool process) can publish a
+            # continuation; asking Celery costs thread-local lookups, so ask only then.
+            worker_task = self.app.current_worker_task
+            continuation = worker_task is not None and admission.is_continuation(
+                worker_task, status
+            )
         internal = _internal.get()
         queued_entry = None
         if (
@@ -111,9 +195,9 @@ class PublishGate:
             if continuation and operation in status.blocked_operations and not status.test_mode:
                 queued_entry = self._track_queued(name, operation, options, status)
         facts = stamping.PublishFacts(
-            operation=operation.value,
+            operation=operation,
             version=status.version,
-            publisher=cache.node_id,
+            publisher=service.cache.node_id,
             published_at=time.time(),
             continuation=continuation or internal is not None,
             bypass=user_label(bypass) if bypass is not None else None,
@@ -170,8 +254,12 @@ class PublishGate:
         status = service.status
         if not status.is_active and not service.settings.fail_closed:
             return
-        worker_task = self.app.current_worker_task
-        continuation = worker_task is not None and admission.is_continuation(worker_task, status)
+        continuation = False
+        if admission.any_running():
+            worker_task = self.app.current_worker_task
+            continuation = worker_task is not None and admission.is_continuation(
+                worker_task, status
+            )
         for name, options in canvas.iter_members(signature):
             merged = {**options, **call_options} if call_options else options
             self._judge(name, self._member_operation(name, merged), continuation, status)

@@ -10,8 +10,7 @@ and are read by the worker-side gate and by the job's own sub-publishes.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.signals import before_task_publish
 
@@ -39,9 +38,11 @@ ALL_HEADERS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PublishFacts:
-    """What the gate decided about the publish in progress (set by the gate, read here)."""
+class PublishFacts(NamedTuple):
+    """What the gate decided about the publish in progress (set by the gate, read here).
+
+    A tuple: built on every publish, so it must cost next to nothing.
+    """
 
     operation: str
     version: int
@@ -52,8 +53,9 @@ class PublishFacts:
     bypass_critical: bool = False
 
 
-#: The facts of the ``send_task`` call in progress in this context, if gated.
-current_facts: ContextVar[PublishFacts | None] = ContextVar(
+#: The facts of the ``send_task`` call in progress in this context, if gated (a
+#: ``PublishFacts`` or a plain tuple in the same field order).
+current_facts: ContextVar[tuple[Any, ...] | None] = ContextVar(
     "maintenance_publish_facts", default=None
 )
 
@@ -63,15 +65,16 @@ def stamp_headers(sender: Any = None, headers: dict[str, Any] | None = None, **_
     facts = current_facts.get()
     if facts is None or headers is None:
         return
-    headers[OPERATION] = facts.operation
-    headers[VERSION] = facts.version
-    headers[PUBLISHER] = facts.publisher
-    headers[PUBLISHED_AT] = facts.published_at
-    if facts.continuation:
+    operation, version, publisher, published_at, continuation, bypass, critical = facts
+    headers[OPERATION] = operation
+    headers[VERSION] = version
+    headers[PUBLISHER] = publisher
+    headers[PUBLISHED_AT] = published_at
+    if continuation:
         headers[CONTINUATION] = True
-    if facts.bypass is not None:
-        headers[BYPASS] = facts.bypass
-        if facts.bypass_critical:
+    if bypass is not None:
+        headers[BYPASS] = bypass
+        if critical:
             headers[BYPASS_CRITICAL] = True
 
 

@@ -1,0 +1,1 @@
+"""``maintenance demo``: the captioner, two prefork workers and beat on the embedded default."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
+from contextvars import ContextVar
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, after_this_request, current_app, request
+from flask.globals import _cv_request
 
 from ..factory import build_service, default_service
 from ..identity import user_label
@@ -35,7 +37,8 @@ BYPASS_ENDPOINT = "maintenance_bypass"
 METRICS_ENDPOINT = "maintenance_metrics"
 API_BLUEPRINT = "maintenance_api"
 _OWN_ENDPOINTS = frozenset({BYPASS_ENDPOINT, METRICS_ENDPOINT})
-_G_BYPASS = "_maintenance_bypass"
+#: The admin bypass entered for the current request (left in teardown).
+_bypass_manager: ContextVar[Any] = ContextVar("maintenance_web_bypass", default=None)
 _MISSING: Any = object()
 
 
@@ -121,23 +124,31 @@ class MaintenanceModeMiddleware:
             Blueprint("maintenance_web", __name__, template_folder="templates"),
             name=f"maintenance_web_{id(self)}",
         )
-        # Session checks run first, so a session turned away is anonymous at the gate.
-        self.sessions = MaintenanceSessionManager(service, middleware=self)
-        self.sessions.init_app(app)
+        # Session checks run first (inside the gate hook), so a session turned away is
+        # anonymous at the gate.
+        sessions = self.sessions = MaintenanceSessionManager(service, middleware=self)
+        sessions.init_app(app, hooks=not config.hook_enabled)
         if config.hook_enabled:
             fail_closed = service.settings.fail_closed
+            check_sessions = sessions.check_request
 
             def maintenance_gate() -> Response | None:
+                # The whole per-request cost while maintenance is off: a cache read
+                # and a peek at the session (see sessions.raw_session). No network.
+                if _bypass_manager.get() is not None:
+                    self._leave_bypass()  # left over by a request that died half-way
                 cache = service.cache
                 if not cache.started:
                     cache.start()
                 status = cache.status
+                state = _cv_request.get().__dict__
+                if state.get("_session") or state.get("session"):
+                    check_sessions(config, status)
                 if not status.is_active and not fail_closed:
                     return None
                 return self._gate(config, status)
 
             app.before_request(maintenance_gate)
-            app.teardown_request(self._leave_bypass)
         app.add_url_rule(
             config.bypass_path,
             endpoint=BYPASS_ENDPOINT,
@@ -216,15 +227,26 @@ class MaintenanceModeMiddleware:
 
     def _enter_bypass(self, who: WebIdentity) -> None:
         # Celery publishes made while handling an admin request pass the publish gate.
-        if g.get(_G_BYPASS) is None:
+        # It is left once the response is made (after_this_request runs on error
+        # responses too); should a request die before that, the next request on this
+        # thread leaves it before anything else runs. No teardown hook: that would
+        # cost every request, and only admin requests during maintenance need this.
+        if _bypass_manager.get() is None:
             manager = self._service().bypass(who)
             manager.__enter__()
-            setattr(g, _G_BYPASS, manager)
+            _bypass_manager.set(manager)
+            after_this_request(self._leave_after)
+
+    @classmethod
+    def _leave_after(cls, response: Response) -> Response:
+        cls._leave_bypass()
+        return response
 
     @staticmethod
-    def _leave_bypass(_exc: BaseException | None = None) -> None:
-        manager = g.pop(_G_BYPASS, None)
+    def _leave_bypass() -> None:
+        manager = _bypass_manager.get()
         if manager is not None:
+            _bypass_manager.set(None)
             with contextlib.suppress(ValueError, RuntimeError):
                 manager.__exit__(None, None, None)
 

@@ -16,8 +16,17 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, has_request_context, request, session
-from flask.sessions import SessionMixin
+from flask import (
+    Flask,
+    Response,
+    after_this_request,
+    current_app,
+    g,
+    has_request_context,
+    request,
+    session,
+)
+from flask.globals import _cv_request
 
 from ..identity import user_label
 from ..modes import MaintenanceMode, OperationType
@@ -41,8 +50,8 @@ log = logging.getLogger("maintenance.web.sessions")
 #: Keys this module keeps in every logged-in session.
 EPOCH_KEY = "_maintenance_epoch"
 SEEN_KEY = "_maintenance_seen"
-ROLE_KEY = "_maintenance_role"
 SID_KEY = "_maintenance_sid"
+_G_INDEX = "_maintenance_index_scheduled"
 _LOGIN_KEYS = ("_user_id",)  # Flask-Login's marker of a logged-in session
 _EPOCH_RETRY = 5.0
 
@@ -73,13 +82,14 @@ class MaintenanceSessionManager:
         self._app: Flask | None = None
 
     # -- wiring ------------------------------------------------------------------
-    def init_app(self, app: Flask) -> None:
-        """Install the session checks (before) and the index/epoch stamping (after)."""
+    def init_app(self, app: Flask, *, hooks: bool = True) -> None:
+        """Follow the epoch and, unless the middleware runs ``check_request`` from its own
+        hook (``hooks=False``), install a ``before_request`` hook for the session checks."""
         self._app = app
         self.service.cache.add_listener(self._on_status)
         self._load_epoch()
-        app.before_request(self._before_request)
-        app.after_request(self._after_request)
+        if hooks:
+            app.before_request(self._before_request)
 
     def _on_status(self, status: MaintenanceStatus) -> None:
         # Runs in the cache thread: the epoch travels with the status, and a
@@ -126,42 +136,63 @@ class MaintenanceSessionManager:
 
     # -- request hooks -----------------------------------------------------------
     def _before_request(self) -> None:
+        # Only used when no middleware owns this manager (it calls check_request itself).
         cache = self.service.cache
         if not cache.started:
             cache.start()
-        status = cache.status
+        config = self._config
+        if config is not None:
+            self.check_request(config, cache.status)
+
+    def check_request(self, config: WebConfig, status: MaintenanceStatus) -> None:
+        """Per request, before the gate: turn stale or blocked non-admin sessions away and
+        schedule the index update of logged-in sessions that need one.
+
+        An anonymous request costs one peek at the session, without marking it
+        accessed (so responses do not gain ``Vary: Cookie``) and without network.
+        """
+        sess = raw_session()
+        if not sess or not self._logged_in(sess, config):
+            return
         epoch = self.epoch
         if not self._epoch_known and time.monotonic() - self._epoch_tried > _EPOCH_RETRY:
             self._load_epoch()
             epoch = self.epoch
-        logout_all = status.is_active and status.login_blocked and not status.test_mode
-        if not epoch and not logout_all:
-            return None
-        config = self._config
-        if config is None or (logout_all and not config.logout_non_admins and not epoch):
-            return None
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        logged_in = self._logged_in(sess, config)
-        if epoch and logged_in and int(_peek(sess, EPOCH_KEY) or 0) < epoch:
-            if self.identity().is_admin:
-                sess[EPOCH_KEY] = epoch  # admins keep their sessions
-            else:
-                self.turn_away("epoch")
-                return None
-        if logout_all and config.logout_non_admins:
-            who = self.identity()
-            if who.authenticated and not who.is_admin and who.via != "bypass":
-                self.turn_away("login blocked")
-        return None
+        if epoch and int(_peek(sess, EPOCH_KEY) or 0) < epoch:
+            if not self.identity().is_admin:
+                self.turn_away("invalidated")
+                return
+            sess[EPOCH_KEY] = epoch  # admins keep their sessions
+        if (
+            config.logout_non_admins
+            and status.is_active
+            and status.login_blocked
+            and not status.test_mode
+            and not self.identity().is_admin
+        ):
+            self.turn_away("logins are blocked")
+            return
+        if config.session_index and (
+            _peek(sess, EPOCH_KEY) is None
+            or time.time() - float(_peek(sess, SEEN_KEY) or 0) >= config.touch_interval
+        ):
+            self.schedule_index()
+
+    def schedule_index(self) -> None:
+        """Record this request's session in the index once the view has run (logins call it)."""
+        if not g.get(_G_INDEX):
+            setattr(g, _G_INDEX, True)
+            after_this_request(self._index_response)
 
     @staticmethod
-    def _logged_in(sess: SessionMixin, config: WebConfig) -> bool:
+    def _logged_in(sess: Any, config: WebConfig) -> bool:
         return any(_peek(sess, k) is not None for k in (*_LOGIN_KEYS, config.role_key))
 
     def turn_away(self, why: str) -> None:
         """Log the current session out (server-side data removed, cookie cleared)."""
         who = web_identity.cached() or self.identity()
         web_identity.remember_former(who)
+        member = self._member(raw_session())
         session.clear()
         if hasattr(current_app, "login_manager"):
             with contextlib.suppress(ImportError):
@@ -169,43 +200,32 @@ class MaintenanceSessionManager:
 
                 logout_user()
         web_identity.forget()
+        if member is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                self.index.forget(member)
         log.info("session of %s logged out (%s)", who.username if who else "unknown", why)
 
-    def _after_request(self, response: Response) -> Response:
+    def _index_response(self, response: Response) -> Response:
         config = self._config
-        if config is None or not config.session_index:
-            return response
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        if not isinstance(sess, dict):
+        sess = raw_session()
+        if config is None or not sess or not self._logged_in(sess, config):
             return response
         try:
-            self._index_session(sess, config)
+            self._index_session(sess)
         except REDIS_ERRORS as exc:  # the index is best effort; never fail a response
             log.debug("session index not updated: %s", exc)
         return response
 
-    def _index_session(self, sess: Any, config: WebConfig) -> None:
-        member = self._member(sess)
-        if not self._logged_in(sess, config):
-            if getattr(sess, "modified", False) and member and not member.startswith(COOKIE_MEMBER):
-                self.index.forget(member)  # logged out: drop it from the index
-            return
+    def _index_session(self, sess: Any) -> None:
         now = time.time()
-        fresh = _peek(sess, EPOCH_KEY) is None
-        if fresh:
+        if _peek(sess, EPOCH_KEY) is None:
             sess[EPOCH_KEY] = self.epoch
-        stale = now - float(_peek(sess, SEEN_KEY) or 0) >= config.touch_interval
-        if not (fresh or stale or getattr(sess, "modified", False)):
-            return
+        web_identity.forget()  # the view may just have logged someone in
         who = self.identity()
-        role = "admin" if who.is_admin else "user"
-        if not (fresh or stale) and _peek(sess, ROLE_KEY) == role:
-            return
-        if member is None:
+        if self._member(sess) is None:
             sess[SID_KEY] = secrets.token_urlsafe(12)
-            member = self._member(sess)
+        member = self._member(sess)
         sess[SEEN_KEY] = int(now)
-        sess[ROLE_KEY] = role
         self.index.touch(str(member), who.username, who.is_admin, now=now)
 
     def _member(self, sess: Any) -> str | None:
@@ -285,6 +305,8 @@ class MaintenanceSessionManager:
         if self.is_login_allowed(user):
             if status.is_active and status.test_mode and not who.is_admin:
                 self._record(who, would_block=True)
+            if has_request_context():
+                self.schedule_index()  # index the session the view is about to log in
             return None
         self._record(who, would_block=False)
         if self.middleware is not None:
@@ -313,6 +335,20 @@ class MaintenanceSessionManager:
             config = self._config
             window = config.active_window if config else 1800
         return self.index.active_non_admin(window=window, sample=sample)
+
+
+def raw_session() -> Any:
+    """This request's session without marking it accessed.
+
+    Flask 3.1.3+ marks the session accessed (``Vary: Cookie``) whenever the
+    ``session`` proxy is touched; a peek on every request must not change the
+    caching headers of responses that do not depend on the session.
+    """
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        return None
+    state = ctx.__dict__
+    return state.get("_session") or state.get("session")
 
 
 def _peek(sess: Any, key: str) -> Any:

@@ -258,3 +258,34 @@ def test_the_gate_decides_from_the_local_cache_while_redis_is_down(make_service)
         assert status["is_active"] is True
     finally:
         private.close()
+
+
+def test_the_admin_bypass_never_outlives_its_request(
+    make_app, operator: EnhancedMaintenanceModeService
+) -> None:  # type: ignore[no-untyped-def]
+    from maintenance.identity import current_bypass_user
+
+    app = make_app()
+
+    @app.post("/jobs/explode")
+    def explode_job() -> str:
+        raise RuntimeError("boom")
+
+    admin = login(app.test_client(), "root", "admin")
+    anonymous = app.test_client()
+    enable(operator)
+    assert admin.post("/jobs").get_json()["bypass"] == "root"
+    assert current_bypass_user() is None  # left once the response was made
+    with pytest.raises(RuntimeError):  # TESTING propagates: no response is ever made
+        admin.post("/jobs/explode")
+    # The next request on this thread starts clean: no admin bypass for an anonymous visitor.
+    assert anonymous.get("/admin").get_json()["bypass"] is None
+    assert current_bypass_user() is None
+
+
+def test_requests_let_through_keep_their_caching_headers(app: Flask) -> None:
+    """Peeking at the session must not mark it accessed (no Vary: Cookie, no cookie set)."""
+    response = app.test_client().get("/health")
+    assert response.status_code == 200
+    assert "Vary" not in response.headers
+    assert "Set-Cookie" not in response.headers

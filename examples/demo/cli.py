@@ -11,8 +11,6 @@ import click
 
 from maintenance import Settings
 
-from .launcher import DemoError, DemoOptions, DemoStack
-
 
 @click.command("demo")
 @click.option("--scenario", is_flag=True, help="Run the narrated end-to-end walkthrough.")
@@ -41,6 +39,9 @@ def demo(
     if scenario:
         click.echo("scenario not available yet", err=True)
         raise click.exceptions.Exit(2)
+    # Imported here: every `maintenance` command loads this plugin, few run it.
+    from .launcher import DemoError, DemoOptions, DemoStack
+
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise click.BadParameter("the demo only listens on loopback", param_hint="--host")
     settings = Settings.from_env()

@@ -31,8 +31,9 @@ class Binding:
         self._service = service
         self.kind = "app"
         self._lock = threading.Lock()
-        #: Node id of this worker's main process (inherited by its pool children).
+        #: Node id and pid of this worker's main process (inherited by its pool children).
         self.worker_node_id: str | None = None
+        self.worker_pid: int | None = None
         #: Celery node name of this worker (``w1@host``), once known.
         self.hostname: str | None = None
         #: The publish gate wrapping ``app.send_task`` (set by ``install``).

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import current_app
@@ -41,6 +42,7 @@ def ensure_worker_started(binding: Binding, hostname: str | None, *, monitor: bo
         service.cache.info.setdefault("hostname", hostname)
     service.start()
     binding.worker_node_id = service.cache.node_id
+    binding.worker_pid = os.getpid()
     key = id(binding)
     if monitor and key not in _monitors:
         _monitors[key] = WorkerMonitor(service, hostname or "worker").start()
@@ -57,6 +59,10 @@ def on_worker_process_init(sender: Any = None, **_: Any) -> None:
     """Pool child after fork: follow the status, do not hold up fenced activations."""
     binding = binding_of(current_app._get_current_object())
     if binding is None:
+        return
+    if binding.worker_pid == os.getpid():
+        # The solo pool sends this signal in the worker main process itself
+        # (``concurrency/solo.py``): that process stays a registered node.
         return
     service = binding.service
     service.cache.register = False

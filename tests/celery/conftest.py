@@ -136,7 +136,7 @@ class Fleet:
         return [json.loads(m) for m in raw]
 
     # -- workers -------------------------------------------------------------
-    def start_worker(self, name: str, queues: list[str]) -> WorkerProcess:
+    def start_worker(self, name: str, queues: list[str], pool: str = "prefork") -> WorkerProcess:
         """Start ``name`` consuming ``queues``; return once it answers and is registered."""
         log = self.directory / f"{name}.log"
         proc = subprocess.Popen(
@@ -148,9 +148,9 @@ class Fleet:
                 "tests.celery.app",
                 "worker",
                 "-P",
-                "prefork",
+                pool,
                 "-c",
-                "2",
+                "1" if pool == "solo" else "2",
                 "-n",
                 f"{name}@%h",
                 "--without-mingle",

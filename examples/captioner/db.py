@@ -16,8 +16,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintenance import Settings
-from maintenance.integrity import SessionGuard, guard_session
-from maintenance.integrity.guard import ServiceSource
+from maintenance.integrity import ServiceSource, SessionGuard, guard_session
 from maintenance.store.database import connect
 
 from .models import MODEL_OPERATIONS, Base

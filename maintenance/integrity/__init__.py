@@ -13,7 +13,7 @@ from .checks import (
     run_checks,
 )
 from .context import JobScope, allow_writes, current_job, job_writes
-from .guard import SessionGuard, guard_session
+from .guard import ServiceSource, SessionGuard, guard_session
 
 __all__ = [
     "Check",
@@ -22,6 +22,7 @@ __all__ = [
     "CheckResult",
     "ChecksOnMaintenanceEnd",
     "JobScope",
+    "ServiceSource",
     "SessionGuard",
     "allow_writes",
     "check_results",

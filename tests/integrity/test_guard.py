@@ -175,3 +175,16 @@ def test_session_class_guard_keeps_refusing_until_rolled_back(
         guard.remove()
     assert _fresh_counts(sqlite_app_engine) == (0, 0, 0)
     assert len(control.history(10, kinds=("data_modification_refused",))) == 1
+
+
+def test_begin_block_is_rolled_back_when_its_commit_is_refused(
+    control: EnhancedMaintenanceModeService, sqlite_app_engine: Engine
+) -> None:
+    """``with sessions.begin():`` commits on exit; a refused commit rolls the block back."""
+    sessions = _guarded(control, sqlite_app_engine)
+    control.enable_maintenance("Database upgrade", enabled_by="ops")
+    with pytest.raises(OperationBlocked), sessions.begin() as session:
+        session.add(Audit(what="unguarded"))
+        session.add(Account(name="blocked"))
+    assert _fresh_counts(sqlite_app_engine) == (0, 0, 0)
+    assert len(control.history(5, kinds=("data_modification_refused",))) == 1

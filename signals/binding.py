@@ -13,7 +13,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from maintenance import EnhancedMaintenanceModeService, default_service
+from maintenance import EnhancedMaintenanceModeService, default_service, factory
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -56,6 +56,13 @@ class Binding:
     def has_service(self) -> bool:
         """Whether the service exists already (nothing is built by asking)."""
         return self._service is not None
+
+    def uses(self, service: EnhancedMaintenanceModeService) -> bool:
+        """Whether ``service`` is (or, once built, will be) this binding's service."""
+        if self._service is not None:
+            return self._service is service
+        # Not built yet: it will be the process default, if that is ``service``.
+        return service is factory._default
 
 
 def _close_quietly(service: EnhancedMaintenanceModeService) -> None:

@@ -56,7 +56,7 @@ def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> 
 
 def requeues_for(service: Any) -> bool:
     """Whether an installed app in this process requeues when ``service`` disables maintenance."""
-    return any(b.has_service() and b.service is service for b in list(_bindings))
+    return any(b.uses(service) for b in list(_bindings))
 
 
 def _register_status_check(app: Any, binding: Binding) -> None:
@@ -78,7 +78,7 @@ def _register_status_check(app: Any, binding: Binding) -> None:
 
 def _connect_requeue(binding: Binding) -> None:
     def on_disabled(sender: Any, requeue: bool = True, actor: str | None = None, **_: Any) -> None:
-        if not requeue or not binding.has_service() or sender is not binding.service:
+        if not requeue or not binding.uses(sender):
             return
         from workers.requeue import requeue_jobs
 

@@ -122,3 +122,20 @@ def test_admission_of_running_jobs():
     finally:
         for task_id in ("before", "during", "cont"):
             admission.job_ended(task_id)
+
+
+def test_binding_recognises_the_process_default_before_building_it():
+    """A disable by the process's default service is answered by an app whose binding
+    has not built its (default) service yet -- and only by such an app."""
+    from maintenance import set_default_service
+    from signals.binding import Binding
+
+    default, other = object(), object()
+    lazy = Binding(Celery("lazy", set_as_current=False), None)
+    explicit = Binding(Celery("explicit", set_as_current=False), other)  # type: ignore[arg-type]
+    set_default_service(default)  # type: ignore[arg-type]
+    try:
+        assert lazy.uses(default) and not lazy.uses(other)  # type: ignore[arg-type]
+        assert explicit.uses(other) and not explicit.uses(default)  # type: ignore[arg-type]
+    finally:
+        set_default_service(None)

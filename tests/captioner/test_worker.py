@@ -100,15 +100,16 @@ def test_job_started_before_maintenance_finishes_while_new_work_is_refused(
     captioner_worker: subprocess.Popen[bytes],
     user_client: FlaskClient,
 ) -> None:
-    """A 3-second caption job runs into NORMAL maintenance and still writes its caption
+    """A 4-second caption job runs into NORMAL maintenance and still writes its caption
     (a continuation); new work is refused over HTTP and at the Celery publish; when
     maintenance ends the consistency checks run and pass."""
-    captioner.app.config["CAPTIONER_TASK_DURATION"] = 3.0
+    captioner.app.config["CAPTIONER_TASK_DURATION"] = 4.0
     image_id = _scalar(captioner, select(func.min(Image.id)))
     job_id = _started(user_client.post("/caption/generate", json={"image_id": image_id}))
     wait_for(lambda: _job(captioner, job_id).status == "running", 20, 0.05, "the job to start")
     captioner.service.enable_maintenance("Database upgrade", "10m", enabled_by="ops", wait=5)
     activation = captioner.service.status.activation_id
+    assert _job(captioner, job_id).status == "running"  # it really runs into maintenance
 
     assert user_client.post("/caption/generate", json={"image_id": image_id}).status_code == 503
     with pytest.raises(OperationBlocked):
@@ -136,7 +137,7 @@ def test_emergency_refuses_a_running_jobs_writes_and_the_check_reports_it(
     """In EMERGENCY even a job from before maintenance may not write: its caption and its
     "done" are rolled back together, the job row is left "running", and the consistency
     check run when maintenance ends names it."""
-    captioner.app.config["CAPTIONER_TASK_DURATION"] = 2.0
+    captioner.app.config["CAPTIONER_TASK_DURATION"] = 4.0
     image_id = _scalar(captioner, select(func.min(Image.id)))
     job_id = _started(user_client.post("/caption/generate", json={"image_id": image_id}))
     task_id = wait_for(
@@ -144,6 +145,7 @@ def test_emergency_refuses_a_running_jobs_writes_and_the_check_reports_it(
     )
     captioner.service.enable_maintenance("Outage", mode="emergency", enabled_by="ops", wait=5)
     activation = captioner.service.status.activation_id
+    assert _job(captioner, job_id).status == "running"
     active = captioner.service.keys.active_jobs
     wait_for(lambda: not captioner.redis.hexists(active, task_id), 20, 0.05, "the task to end")
 

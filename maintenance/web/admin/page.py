@@ -1,0 +1,51 @@
+"""The settings the panel's scripts read from the page (a JSON ``<script>`` block): URLs
+of the JSON API and the panel's own data, timings, labels and the first snapshot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, url_for
+
+from ...policy import DEFAULT_BLOCKED, ordered
+from .forms import BLOCKABLE, UNBLOCKABLE
+
+if TYPE_CHECKING:
+    from ..config import WebConfig
+    from .config import AdminConfig
+
+
+def emergency_route(api_prefix: str) -> str | None:
+    """The JSON API's dedicated emergency endpoint, once the app has one."""
+    wanted = f"{api_prefix}/emergency"
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == wanted and "POST" in (rule.methods or ()):
+            return wanted
+    return None
+
+
+def page_config(web: WebConfig, admin: AdminConfig, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Everything ``admin.js`` needs; rendered with ``tojson`` (safe inside ``<script>``)."""
+    api = web.api_prefix
+    dedicated = emergency_route(api) if web.api_enabled else None
+    return {
+        "api": {
+            "enabled": web.api_enabled,
+            "stream": f"{api}/stream",
+            "enable": f"{api}/enable",
+            "invalidate_sessions": f"{api}/sessions/invalidate",
+            "emergency": {"url": dedicated or f"{api}/enable", "dedicated": dedicated is not None},
+        },
+        "urls": {
+            "data": url_for(".data"),
+            "check": url_for(".check"),
+            "report": url_for(".report", report_id="REPORT_ID"),
+        },
+        "poll_ms": round(admin.poll_seconds * 1000),
+        "emergency_phrase": admin.emergency_phrase,
+        "mode_defaults": {
+            mode.value: [op.value for op in ordered(ops)] for mode, ops in DEFAULT_BLOCKED.items()
+        },
+        "labels": {op.value: label for op, label in (*BLOCKABLE, *UNBLOCKABLE)},
+        "snapshot": snapshot,
+    }

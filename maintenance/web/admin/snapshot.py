@@ -1,0 +1,111 @@
+"""Everything the monitoring dashboard shows, in one JSON-ready dict: status, jobs and the
+drain, blocked attempts (totals and per minute), sessions, nodes, history and reports.
+
+Each section is read on its own; one unreachable source turns into that section's
+``error`` and leaves the rest of the dashboard working.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ... import attempts
+from ...errors import MaintenanceError
+from ...redisconn import REDIS_ERRORS
+from ...reports import list_reports
+from ..payloads import admin_status
+from .jobs import jobs_view
+
+if TYPE_CHECKING:
+    from ...service import EnhancedMaintenanceModeService
+    from .config import AdminConfig
+
+log = logging.getLogger("maintenance.web.admin")
+_SOURCE_ERRORS: tuple[type[BaseException], ...] = (
+    *REDIS_ERRORS,
+    MaintenanceError,
+    SQLAlchemyError,
+)
+
+
+def _section(name: str, read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except _SOURCE_ERRORS as exc:
+        log.warning("admin dashboard: %s unavailable: %s", name, exc)
+        return {"error": f"{name} unavailable: {str(exc).splitlines()[0] if str(exc) else exc}"}
+
+
+def nodes_view(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Nodes of the status view, flagged ``lagging`` when behind the current version."""
+    now = time.time()
+    rows = []
+    for node in status.get("nodes") or []:
+        applied = int(node.get("applied_version") or 0)
+        rows.append(
+            {
+                "node_id": node.get("node_id"),
+                "kind": node.get("kind"),
+                "host": node.get("host"),
+                "applied_version": applied,
+                "lagging": applied < int(status["version"]),
+                "seen_seconds_ago": round(max(0.0, now - float(node.get("last_seen") or now)), 1),
+            }
+        )
+    return sorted(rows, key=lambda n: (not n["lagging"], str(n["kind"]), str(n["node_id"])))
+
+
+def attempts_view(
+    service: EnhancedMaintenanceModeService, status: dict[str, Any], minutes: int
+) -> dict[str, Any]:
+    """Blocked (and would-be-blocked) attempts of this activation, per-minute rates, newest."""
+    minute = int(time.time() // 60)
+    recent = attempts.logged_attempts(service, status.get("activation_id"), limit=10)
+    return {
+        "by_operation": status.get("blocked_attempts") or {},
+        "would_block": status.get("would_block_attempts") or {},
+        "minutes": minutes,
+        "first_minute": minute - minutes + 1,
+        "rates": attempts.rates(service, minutes=minutes),
+        "recent": [
+            {
+                "at": row.get("at"),
+                "user": row.get("user"),
+                "operation": row.get("operation"),
+                "endpoint": row.get("endpoint"),
+                "method": row.get("method"),
+                "channel": row.get("channel"),
+                "would_block": bool(row.get("would_block")),
+            }
+            for row in recent
+        ],
+    }
+
+
+def build_snapshot(
+    service: EnhancedMaintenanceModeService, config: AdminConfig, sessions: Any = None
+) -> dict[str, Any]:
+    """The dashboard's data (admins only: it names users, nodes and workers)."""
+    status = admin_status(service)
+    live = service.status
+    out: dict[str, Any] = {"status": status, "generated_at": time.time()}
+    out["jobs"] = _section("jobs", lambda: jobs_view(service, live))
+    out["attempts"] = _section(
+        "blocked attempts", lambda: attempts_view(service, status, config.chart_minutes)
+    )
+    out["nodes"] = nodes_view(status)
+    out["sessions"] = (
+        _section("sessions", lambda: sessions.get_active_non_admin_sessions(sample=10).to_dict())
+        if sessions is not None
+        else None
+    )
+    out["history"] = _section(
+        "history", lambda: [e.to_dict() for e in service.history(config.history_limit)]
+    )
+    out["reports"] = _section("reports", lambda: list_reports(service, limit=config.reports_limit))
+    return out

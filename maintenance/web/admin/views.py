@@ -1,0 +1,280 @@
+"""The panel's views: the page, the enable/disable forms, the live consistency check, the
+dashboard data and stored reports. Every view runs after the admin check."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from ...errors import ConflictError, NotFound, ValidationError
+from ...fencing import ActivationResult
+from ...modes import MaintenanceMode
+from ...reports import load_report
+from ...reports import render as render_report
+from ...validation import MAX_REASON
+from ..guards import ApiError, check_same_origin, json_response
+from ..identity import WebIdentity
+from ..payloads import admin_status
+from .checks import CheckContext, Finding, run_checks, warnings_of
+from .csrf import FIELD as CSRF_FIELD
+from .csrf import CsrfError, CsrfProtect
+from .forms import (
+    BLOCKABLE,
+    MODES,
+    UNBLOCKABLE,
+    EnableRequest,
+    FormResult,
+    parse_disable,
+    parse_enable,
+)
+from .page import page_config
+from .snapshot import build_snapshot
+from .timefmt import human_seconds, iso_minutes
+
+if TYPE_CHECKING:
+    from ...service import EnhancedMaintenanceModeService
+    from ..middleware import MaintenanceModeMiddleware
+    from .config import AdminConfig
+
+log = logging.getLogger("maintenance.web.admin")
+REPORT_FORMATS = {"html": "text/html", "md": "text/markdown", "json": "application/json"}
+
+
+class AdminViews:
+    """The views of one app's panel, bound to its service, middleware and settings."""
+
+    def __init__(
+        self,
+        service: EnhancedMaintenanceModeService,
+        middleware: MaintenanceModeMiddleware,
+        config: AdminConfig,
+        secret: str,
+    ) -> None:
+        self.service = service
+        self.middleware = middleware
+        self.config = config
+        self.csrf = CsrfProtect(secret, config.csrf_ttl)
+
+    # -- helpers -------------------------------------------------------------------
+    def who(self) -> WebIdentity:
+        """The (already admin-checked) caller."""
+        return self.middleware.identity()
+
+    def _check_form_origin(self) -> None:
+        try:
+            check_same_origin(request, self.middleware.config.trusted_origins)
+        except ApiError as exc:
+            raise CsrfError(exc.body["message"]) from None
+        self.csrf.check(request)
+
+    def _defaults(self) -> dict[str, Any]:
+        status = self.service.status
+        web = self.middleware.config
+        return {
+            "reason": status.reason or "" if status.is_active else "",
+            "duration": "",
+            "mode": status.mode.value if status.is_active else MaintenanceMode.NORMAL.value,
+            "scope": "default",
+            "operations": [],
+            "critical_admin_only": status.critical_admin_only,
+            "block_login": self.service.settings.block_login,
+            "invalidate_sessions": web.invalidate_on_enable,
+            "acknowledge_warnings": False,
+        }
+
+    def render_panel(
+        self,
+        *,
+        enable: FormResult | None = None,
+        disable: FormResult | None = None,
+        findings: list[Finding] | None = None,
+        code: int = 200,
+    ) -> Response:
+        """The panel page, optionally with a submitted form's values, errors and findings."""
+        status = self.service.get_maintenance_status()
+        snapshot = build_snapshot(self.service, self.config, self.middleware.sessions)
+        findings = findings or []
+        body = render_template(
+            "maintenance_admin/panel.html",
+            who=self.who(),
+            status=status,
+            status_view=snapshot["status"],
+            enable_values=enable.values if enable else self._defaults(),
+            enable_errors=enable.errors if enable else {},
+            disable_values=disable.values if disable else {"requeue": True, "note": ""},
+            disable_errors=disable.errors if disable else {},
+            findings=findings,
+            needs_ack=bool(warnings_of(findings)),
+            blockable=BLOCKABLE,
+            unblockable=UNBLOCKABLE,
+            modes=MODES,
+            csrf_field=CSRF_FIELD,
+            csrf_token=self.csrf.token(),
+            page=page_config(self.middleware.config, self.config, snapshot),
+            emergency_phrase=self.config.emergency_phrase,
+            max_reason=MAX_REASON,
+            human_seconds=human_seconds,
+            iso_minutes=iso_minutes,
+        )
+        return Response(body, code, mimetype="text/html")
+
+    def _findings(self, req: EnableRequest) -> list[Finding]:
+        ctx = CheckContext(
+            service=self.service,
+            request=req,
+            who=self.who(),
+            current=self.service.status,
+            sessions=self.middleware.sessions,
+        )
+        return run_checks(ctx)
+
+    def _refused(self, exc: CsrfError) -> Response:
+        log.warning("admin form refused (%s): %s", request.path, exc)
+        body = render_template("maintenance_admin/refused.html", message=str(exc))
+        return Response(body, 403, mimetype="text/html")
+
+    # -- views -----------------------------------------------------------------------
+    def panel(self) -> Response:
+        """GET: the control panel and dashboard."""
+        return self.render_panel()
+
+    def enable(self) -> BaseResponse:
+        """POST: enable (or change) maintenance from the form."""
+        try:
+            self._check_form_origin()
+        except CsrfError as exc:
+            return self._refused(exc)
+        form = parse_enable(request.form, emergency_phrase=self.config.emergency_phrase)
+        if not form.ok:
+            flash("Nothing was changed: fix the fields marked below.", "error")
+            return self.render_panel(enable=form, code=400)
+        req: EnableRequest = form.request
+        findings = self._findings(req)
+        if warnings_of(findings) and not req.acknowledged:
+            flash("Nothing was changed yet: read the warnings and confirm.", "warning")
+            return self.render_panel(enable=form, findings=findings, code=409)
+        who = self.who()
+        try:
+            result = self.service.enable_maintenance(
+                req.reason,
+                req.duration,
+                mode=req.mode,
+                enabled_by=who.username or "admin",
+                blocked_operations=list(req.blocked_operations)
+                if req.blocked_operations is not None
+                else None,
+                expected_version=req.expected_version,
+                critical_admin_only=req.critical_admin_only,
+                block_login=req.block_login,
+                details={"via": "admin-ui"},
+            )
+        except ValidationError as exc:
+            form.errors[exc.field or "form"] = str(exc)
+            flash("Nothing was changed: fix the fields marked below.", "error")
+            return self.render_panel(enable=form, code=400)
+        except ConflictError as exc:
+            form.errors["form"] = (
+                f"Someone changed maintenance meanwhile (now version {exc.current_version}). "
+                "Review the current status above and save again."
+            )
+            flash("Nothing was changed: the status moved on.", "error")
+            return self.render_panel(enable=form, code=409)
+        logged_out = None
+        manager = self.middleware.sessions
+        if req.invalidate_sessions and not result.status.test_mode and manager is not None:
+            logged_out = manager.invalidate_non_admin_sessions(who.username).count
+        flash(_enabled_message(result, logged_out), "success")
+        return redirect(url_for(".panel"), 303)
+
+    def disable(self) -> BaseResponse:
+        """POST: end maintenance, with or without requeueing held jobs."""
+        try:
+            self._check_form_origin()
+        except CsrfError as exc:
+            return self._refused(exc)
+        form = parse_disable(request.form)
+        if not form.ok:
+            flash("Maintenance is still on: fix the fields marked below.", "error")
+            return self.render_panel(disable=form, code=400)
+        try:
+            result = self.service.disable_maintenance(
+                self.who().username or "admin",
+                requeue=form.request.requeue,
+                reason=form.request.note,
+            )
+        except ConflictError as exc:
+            flash(f"Nothing was changed: {exc}.", "error")
+            return redirect(url_for(".panel"), 303)
+        held = "held jobs will be requeued" if form.request.requeue else "held jobs stay held"
+        flash(f"Maintenance ended (version {result.status.version}); {held}.", "success")
+        report_id = result.details.get("report_id")
+        if report_id:
+            flash(f"Rehearsal report {report_id} stored: {result.details.get('verdict')}.", "info")
+        return redirect(url_for(".panel"), 303)
+
+    def check(self) -> Response:
+        """GET (JSON): the server's verdict on the form as typed: errors and findings."""
+        form = parse_enable(request.args, emergency_phrase=self.config.emergency_phrase)
+        errors = dict(form.errors)
+        errors.pop("confirm_emergency", None)  # confirmed in a separate step
+        if errors:
+            return json_response({"errors": errors, "findings": []})
+        req = parse_enable(
+            _with_confirmation(request.args, self.config.emergency_phrase),
+            emergency_phrase=self.config.emergency_phrase,
+        ).request
+        return json_response(
+            {
+                "errors": {},
+                "findings": [f.to_dict() for f in self._findings(req)],
+                "duration_seconds": req.duration,
+                "blocked_operations": [op.value for op in req.effective_blocked],
+            }
+        )
+
+    def data(self) -> Response:
+        """GET (JSON): everything the dashboard shows."""
+        return json_response(build_snapshot(self.service, self.config, self.middleware.sessions))
+
+    def status(self) -> Response:
+        """GET (JSON): the admin status view (what the live stream sends)."""
+        return json_response(admin_status(self.service))
+
+    def report(self, report_id: str) -> Response:
+        """GET: a stored report, rendered (``?format=html|md|json``)."""
+        fmt = request.args.get("format", "html")
+        if fmt not in REPORT_FORMATS:
+            return Response("unknown format", 400, mimetype="text/plain")
+        try:
+            report = load_report(self.service, report_id)
+        except NotFound:
+            body = render_template("maintenance_admin/refused.html", message="No such report.")
+            return Response(body, 404, mimetype="text/html")
+        response = Response(render_report(report, fmt), mimetype=REPORT_FORMATS[fmt])
+        if fmt == "html":
+            from .access import REPORT_CSP
+
+            response.headers["Content-Security-Policy"] = REPORT_CSP
+            response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        return response
+
+
+def _enabled_message(result: ActivationResult, logged_out: int | None) -> str:
+    status = result.status
+    text = (
+        f"Maintenance ({status.mode.value}) is on, status version {status.version}; "
+        f"{len(result.applied_nodes)} node(s) applied it"
+        + ("." if result.fenced else f" (propagation: {result.propagation}).")
+    )
+    if logged_out is not None:
+        text += f" {logged_out} non-admin session(s) logged out."
+    return text
+
+
+def _with_confirmation(args: Any, phrase: str) -> Any:
+    data = args.copy()
+    data["confirm_emergency"] = phrase
+    return data

@@ -1,0 +1,79 @@
+"""The small app the admin panel is tested in: the middleware, the JSON API and the panel,
+a plain session-role login, one user-work route and a waitress server on loopback."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask, jsonify, request, session
+
+from maintenance import EnhancedMaintenanceModeService
+from maintenance.web import MaintenanceModeMiddleware
+from maintenance.web.admin import MaintenanceAdmin
+from tests.services import free_port
+
+PANEL = "/admin/maintenance/"
+
+
+def build_app(service: EnhancedMaintenanceModeService, **config: Any) -> Flask:
+    """Panel under ``/admin/maintenance``; ``/login?username=&role=`` logs in (role in session)."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="admin-ui-tests-secret")
+    app.config.update(config)
+    ext = MaintenanceModeMiddleware(service=service)
+
+    @app.get("/login")
+    def login() -> Any:
+        user = {"username": request.args["username"], "role": request.args.get("role", "user")}
+        refused = ext.sessions.check_login(user)  # type: ignore[union-attr]
+        if refused is not None:
+            return refused
+        session["username"] = user["username"]
+        session["role"] = user["role"]
+        return jsonify(logged_in=user["username"])
+
+    @app.get("/me")
+    def me() -> Any:
+        return jsonify(username=session.get("username"), role=session.get("role"))
+
+    @app.post("/captions/generate")
+    def start_caption_generation() -> Any:
+        return jsonify(started=True)
+
+    ext.init_app(app)
+    MaintenanceAdmin(app)
+    return app
+
+
+class LiveServer:
+    """waitress on a free loopback port, serving from threads of this process."""
+
+    def __init__(self, app: Flask, threads: int = 12) -> None:
+        from waitress import create_server
+
+        self.port = free_port()
+        self.server = create_server(
+            app, host="127.0.0.1", port=self.port, threads=threads, channel_timeout=30
+        )
+        self.thread = threading.Thread(target=self.server.run, name="admin-ui-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        server: Any = self.server
+
+        def close_everything() -> None:
+            # Runs in the server's loop thread; an empty socket map ends its loop.
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_everything)
+        self.thread.join(5)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)

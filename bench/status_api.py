@@ -1,0 +1,287 @@
+"""Status API under load on a real WSGI server: latency of GET /api/maintenance/status with
+200 concurrent clients, and fan-out of one status change to 200 SSE subscribers.
+
+The server is gunicorn with the gthread worker (2 processes, one per core, threads enough
+to hold every stream), serving bench/support/status_app.py against the machine's Redis.
+The load generator is an asyncio client in this process, on the same two cores.
+
+* status latency, three shapes of 200 concurrent keep-alive clients: polling once a
+  second each (what browsers showing a status badge do), five times a second each, and
+  back-to-back with no pause (a saturation test: there latency is queueing, 200 / throughput);
+* SSE: 200 subscribers connected; maintenance is enabled (and then disabled) from this
+  process; time from the call until each subscriber has the event.
+
+Goals (DESIGN.md §10): p99 <= 5 ms at 200 concurrent clients; all 200 subscribers told
+within 100 ms.
+
+    .venv/bin/python bench/status_api.py [--seconds 8] [--clients 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+
+from maintenance import Settings, build_service
+
+ROOT = Path(__file__).resolve().parent.parent
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+STATUS = "/api/maintenance/status"
+STREAM = "/api/maintenance/stream"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    port: int, env: dict[str, str], threads: int, workers: int
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gthread",
+        "-w",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--worker-connections",
+        "1000",
+        "--keep-alive",
+        "10",
+        "--backlog",
+        "2048",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--pythonpath",
+        str(ROOT / "bench" / "support"),
+        "--log-level",
+        "warning",
+        "status_app:create_app()",
+    ]
+    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+async def wait_ready(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            status, _ = await get(reader, writer, STATUS)
+            writer.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+async def get(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+) -> tuple[int, bytes]:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith("content-length:"):
+            length = int(line.split(":", 1)[1])
+    body = await reader.readexactly(length)
+    return status, body
+
+
+async def poller(
+    port: int, deadline: float, think: float, out: list[float], errors: list[int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if think:
+        await asyncio.sleep(random.random() * think)  # spread the clients over the period
+    try:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            status, _ = await get(reader, writer, STATUS)
+            elapsed = time.perf_counter() - started
+            if status != 200:
+                errors.append(status)
+            out.append(elapsed)
+            if think:
+                await asyncio.sleep(think)
+    finally:
+        writer.close()
+
+
+async def load(port: int, clients: int, seconds: float, think: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    deadline = time.perf_counter() + seconds
+    await asyncio.gather(
+        *(poller(port, deadline, think, latencies, errors) for _ in range(clients))
+    )
+    return latencies, len(errors)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def subscriber(port: int, connected: list[int], arrivals: dict[int, list[float]]) -> None:
+    """Hold one stream open; record when each event after the first arrives."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {STREAM} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+    await reader.readuntil(b"\r\n\r\n")
+    first = True
+    try:
+        while True:
+            block = (await reader.readuntil(b"\n\n")).decode()
+            event_id = next(
+                (int(line[4:]) for line in block.split("\n") if line.startswith("id: ")), None
+            )
+            if event_id is None:
+                continue  # retry hint or heartbeat
+            if first:
+                connected.append(event_id)
+                first = False
+            else:
+                arrivals.setdefault(event_id, []).append(time.perf_counter())
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        return
+    finally:
+        writer.close()
+
+
+async def fan_out(port: int, clients: int, settings: Settings) -> list[tuple[str, list[float]]]:
+    arrivals: dict[int, list[float]] = {}
+    connected: list[int] = []
+    tasks = [asyncio.create_task(subscriber(port, connected, arrivals)) for _ in range(clients)]
+    deadline = time.monotonic() + 30
+    while len(connected) < clients and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if len(connected) < clients:
+        raise RuntimeError(f"only {len(connected)} of {clients} subscribers connected")
+    operator = build_service(settings, kind="cli", register=False)
+    results = []
+    loop = asyncio.get_running_loop()
+    try:
+        for label, change in (
+            ("enable", lambda: operator.enable_maintenance("bench", enabled_by="bench", wait=5)),
+            ("disable", lambda: operator.disable_maintenance("bench", wait=5)),
+        ):
+            started = time.perf_counter()
+            result = await loop.run_in_executor(None, change)
+            version = result.status.version
+            wait_until = time.monotonic() + 10
+            while len(arrivals.get(version, [])) < clients and time.monotonic() < wait_until:
+                await asyncio.sleep(0.01)
+            got = arrivals.get(version, [])
+            results.append((label, [(t - started) * 1000 for t in got]))
+            await asyncio.sleep(0.2)
+    finally:
+        operator.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return results
+
+
+async def run(args: argparse.Namespace, port: int, settings: Settings) -> None:
+    await wait_ready(port)
+    load = os.getloadavg()[0]
+    print(f"(machine: {os.cpu_count()} CPUs, load average {load:.2f} before the run)")
+    print(
+        f"GET {STATUS}: {args.clients} concurrent keep-alive clients, "
+        f"{args.seconds:g} s each shape (gunicorn gthread, {args.workers} worker(s))"
+    )
+    verdicts = []
+    for label, think in (
+        ("1 request/s per client", 1.0),
+        ("5 requests/s per client", 0.2),
+        ("back-to-back (saturation)", 0.0),
+    ):
+        latencies, errors = await load(port, args.clients, args.seconds, think)
+        rate = len(latencies) / args.seconds
+        p50, p99 = pct(latencies, 0.50) * 1000, pct(latencies, 0.99) * 1000
+        ok = p99 <= 5
+        verdicts.append(ok)
+        print(
+            f"  {label:<27} {rate:7.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+            f"errors {errors}  goal p99 <= 5 ms: {'MET' if ok else 'NOT MET'}"
+        )
+    print(f"SSE fan-out to {args.clients} subscribers (time from the enable/disable call):")
+    for label, ms in await fan_out(port, args.clients, settings):
+        if len(ms) < args.clients:
+            print(f"  {label}: only {len(ms)} of {args.clients} subscribers got the event")
+            continue
+        worst = max(ms)
+        print(
+            f"  {label:<8} all {len(ms)} told: p50 {statistics.median(ms):6.1f} ms  "
+            f"p99 {pct(ms, 0.99):6.1f} ms  max {worst:6.1f} ms  "
+            f"goal all <= 100 ms: {'MET' if worst <= 100 else 'NOT MET'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    args = parser.parse_args()
+    prefix = f"bench-api-{uuid.uuid4().hex[:8]}"
+    tmp = tempfile.mkdtemp()
+    settings = Settings(
+        redis_url=REDIS_URL, database_url=f"sqlite:///{tmp}/bench.db", redis_prefix=prefix
+    )
+    build_service(settings, kind="cli", register=False).close()  # create the schema once
+    env = {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "MAINTENANCE_REDIS_PREFIX": prefix,
+        "MAINTENANCE_DATABASE_URL": settings.database_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    port = free_port()
+    proc = start_server(port, env, threads=args.clients + 40, workers=args.workers)
+    try:
+        asyncio.run(run(args, port, settings))
+    finally:
+        stop_server(proc)
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+
+
+if __name__ == "__main__":
+    main()

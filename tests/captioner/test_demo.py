@@ -35,6 +35,10 @@ def _group_members(pgids: set[int]) -> set[int]:
     return found
 
 
+def _at_least(n: int, pids: set[int]) -> set[int]:
+    return pids if len(pids) >= n else set()
+
+
 def _exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -93,8 +97,8 @@ def test_demo_starts_the_fleet_and_sigint_stops_every_process(
         assert state["web_url"] + "/admin/" in text
         pgids = set(state["children"].values())
         assert set(state["children"]) == {"web", "w1", "w2", "beat"}
-        pids = _group_members(pgids)
-        assert len(pids) >= 6  # web, beat, two worker main processes and their pool children
+        # web, beat, two worker main processes and (once forked) their pool children
+        pids = wait_for(lambda: _at_least(6, _group_members(pgids)), 30, 0.1, "pool children")
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(60) == 0, out.read_text()

@@ -11,6 +11,7 @@ sessions which cannot be deleted (signed cookies) away on their next request.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from collections.abc import Iterable
@@ -32,6 +33,10 @@ ADMIN, USER = "admin", "user"
 COOKIE_MEMBER = "~cookie:"
 EVENT_KIND = "sessions_invalidated"
 _BATCH = 10_000
+#: Index entries older than this belong to sessions that expired (Flask's default
+#: PERMANENT_SESSION_LIFETIME is 31 days).
+MAX_AGE = 31 * 24 * 3600
+_PRUNE_CHANCE = 1 / 256
 _COUNTER_TTL = 30 * 24 * 3600
 
 
@@ -120,6 +125,23 @@ class SessionIndex:
         own.hdel(self.keys.session_users(other), member)
         if pipe is None:
             own.execute()
+            if random.random() < _PRUNE_CHANCE:  # keep the index from growing without bound
+                self.prune()
+
+    def prune(self, max_age: float = MAX_AGE) -> int:
+        """Forget index entries not seen for ``max_age`` seconds (their sessions expired)."""
+        cutoff = time.time() - max_age
+        dropped = 0
+        for role in (ADMIN, USER):
+            index, users = self.keys.session_index(role), self.keys.session_users(role)
+            old = self.service.redis.zrangebyscore(index, "-inf", cutoff, start=0, num=_BATCH)
+            if old:
+                pipe = self.service.redis.pipeline(transaction=False)
+                pipe.zrem(index, *old)
+                pipe.hdel(users, *old)
+                pipe.execute()
+                dropped += len(old)
+        return dropped
 
     def forget(self, member: str) -> None:
         """Drop ``member`` from the index (the session logged out)."""
@@ -147,6 +169,7 @@ class SessionIndex:
     # -- reading -----------------------------------------------------------------
     def active_non_admin(self, window: float = 1800, sample: int = 10) -> ActiveSessions:
         """Non-admin sessions seen within ``window`` seconds: count and newest ``sample``."""
+        self.prune()
         now = time.time()
         since = now - window
         pipe = self.service.redis.pipeline(transaction=False)

@@ -234,3 +234,18 @@ def test_maintenance_cli_sessions_plugin_works_without_the_app(
     assert data["invalidated"]["count"] == 1
     assert data["invalidated"]["deleted"] == 1
     assert data["active"]["count"] == 0
+
+
+def test_index_entries_of_expired_sessions_are_pruned(
+    app: Flask, web_service: EnhancedMaintenanceModeService
+) -> None:
+    import time
+
+    index = SessionIndex(web_service)
+    long_ago = time.time() - 40 * 24 * 3600
+    index.touch("~cookie:old", "ghost", False, now=long_ago)
+    index.touch("~cookie:new", "ann", False)
+    assert index.prune() == 1
+    active = index.active_non_admin(window=10**9)
+    assert active.count == 1
+    assert [row["user"] for row in active.sample] == ["ann"]

@@ -23,7 +23,7 @@ PANEL_CSP = (
 )
 #: Stored reports are standalone pages with an inline stylesheet and no scripts.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
-JSON_ENDPOINTS = frozenset({"check", "data"})
+JSON_ENDPOINTS = frozenset({"check", "data", "status"})
 
 
 def refuse(who: WebIdentity, login_url: str | None, endpoint: str) -> BaseResponse:

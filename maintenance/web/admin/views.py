@@ -18,6 +18,7 @@ from ...validation import MAX_REASON
 from ..guards import ApiError, check_same_origin, json_response
 from ..identity import WebIdentity
 from ..payloads import admin_status
+from .access import REPORT_CSP
 from .checks import CheckContext, Finding, run_checks, warnings_of
 from .csrf import FIELD as CSRF_FIELD
 from .csrf import CsrfError, CsrfProtect
@@ -74,7 +75,7 @@ class AdminViews:
         status = self.service.status
         web = self.middleware.config
         return {
-            "reason": status.reason or "" if status.is_active else "",
+            "reason": (status.reason or "") if status.is_active else "",
             "duration": "",
             "mode": status.mode.value if status.is_active else MaintenanceMode.NORMAL.value,
             "scope": "default",
@@ -216,16 +217,18 @@ class AdminViews:
         return redirect(url_for(".panel"), 303)
 
     def check(self) -> Response:
-        """GET (JSON): the server's verdict on the form as typed: errors and findings."""
-        form = parse_enable(request.args, emergency_phrase=self.config.emergency_phrase)
-        errors = dict(form.errors)
-        errors.pop("confirm_emergency", None)  # confirmed in a separate step
-        if errors:
-            return json_response({"errors": errors, "findings": []})
-        req = parse_enable(
-            _with_confirmation(request.args, self.config.emergency_phrase),
-            emergency_phrase=self.config.emergency_phrase,
-        ).request
+        """GET (JSON): the server's verdict on the form as typed: errors and findings.
+
+        The emergency phrase is confirmed in its own step, so it is not asked for here
+        (and never travels in a URL).
+        """
+        phrase = self.config.emergency_phrase
+        args = request.args.copy()
+        args["confirm_emergency"] = phrase
+        form = parse_enable(args, emergency_phrase=phrase)
+        if not form.ok:
+            return json_response({"errors": form.errors, "findings": []})
+        req: EnableRequest = form.request
         return json_response(
             {
                 "errors": {},
@@ -255,8 +258,6 @@ class AdminViews:
             return Response(body, 404, mimetype="text/html")
         response = Response(render_report(report, fmt), mimetype=REPORT_FORMATS[fmt])
         if fmt == "html":
-            from .access import REPORT_CSP
-
             response.headers["Content-Security-Policy"] = REPORT_CSP
             response.headers["X-Frame-Options"] = "SAMEORIGIN"
         return response
@@ -272,9 +273,3 @@ def _enabled_message(result: ActivationResult, logged_out: int | None) -> str:
     if logged_out is not None:
         text += f" {logged_out} non-admin session(s) logged out."
     return text
-
-
-def _with_confirmation(args: Any, phrase: str) -> Any:
-    data = args.copy()
-    data["confirm_emergency"] = phrase
-    return data

@@ -46,6 +46,8 @@ def page_config(web: WebConfig, admin: AdminConfig, snapshot: dict[str, Any]) ->
         "mode_defaults": {
             mode.value: [op.value for op in ordered(ops)] for mode, ops in DEFAULT_BLOCKED.items()
         },
+        # A list as well as the labels: the JSON encoder sorts object keys.
+        "operations": [op.value for op, _label in (*BLOCKABLE, *UNBLOCKABLE)],
         "labels": {op.value: label for op, label in (*BLOCKABLE, *UNBLOCKABLE)},
         "snapshot": snapshot,
     }

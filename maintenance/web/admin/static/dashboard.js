@@ -154,7 +154,7 @@ function renderReports(reports, reportUrl) {
 }
 
 export function renderSnapshot(snapshot, config) {
-  const order = Object.keys(config.labels);
+  const order = config.operations;
   renderAttempts(snapshot.attempts, config.labels, order);
   renderJobs(snapshot.jobs, snapshot.status, config.labels);
   renderSessions(snapshot.sessions);

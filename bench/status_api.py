@@ -218,8 +218,8 @@ async def fan_out(port: int, clients: int, settings: Settings) -> list[tuple[str
 
 async def run(args: argparse.Namespace, port: int, settings: Settings) -> None:
     await wait_ready(port)
-    load = os.getloadavg()[0]
-    print(f"(machine: {os.cpu_count()} CPUs, load average {load:.2f} before the run)")
+    loadavg = os.getloadavg()[0]
+    print(f"(machine: {os.cpu_count()} CPUs, load average {loadavg:.2f} before the run)")
     print(
         f"GET {STATUS}: {args.clients} concurrent keep-alive clients, "
         f"{args.seconds:g} s each shape (gunicorn gthread, {args.workers} worker(s))"

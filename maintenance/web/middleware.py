@@ -28,7 +28,7 @@ from .bypass import bypass_identity, read_cookie, redeem_view
 from .config import WebConfig, apply_defaults
 from .identity import WebIdentity
 from .responses import build_response
-from .sessions import MaintenanceSessionManager
+from .sessions import MaintenanceSessionManager, raw_session
 
 log = logging.getLogger("maintenance.web")
 blocked_log = logging.getLogger("maintenance.web.blocked")
@@ -292,8 +292,31 @@ class MaintenanceModeMiddleware:
         """The current request's identity (resolved once per request)."""
         found = web_identity.cached()
         if found is None:
-            found = web_identity.remember(self.identity_of(self.current_user()))
+            if self._surely_anonymous():
+                found = web_identity.remember(web_identity.ANONYMOUS)
+            else:
+                found = web_identity.remember(self.identity_of(self.current_user()))
         return found
+
+    def _surely_anonymous(self) -> bool:
+        # No session, no Flask-Login remember cookie or request loader, no custom
+        # user hook: nobody can be logged in, and nothing needs to be loaded.
+        if (
+            self.config.current_user is not None
+            or type(self).current_user is not MaintenanceModeMiddleware.current_user
+            or raw_session()
+        ):
+            return False
+        manager = getattr(current_app, "login_manager", None)
+        if manager is None:
+            return True
+        if getattr(manager, "_request_callback", None) or getattr(
+            manager, "_header_callback", None
+        ):
+            return False
+        return (
+            current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") not in request.cookies
+        )
 
     # -- public helpers ------------------------------------------------------------
     def is_allowed_operation(self, operation: OperationType | str, user: Any = _MISSING) -> bool:

@@ -78,9 +78,11 @@ def test_blocked_attempts_are_counted_and_charted(
     expect(row.locator("td").nth(3)).to_have_text("3")
     chart = panel.locator("#attempts-chart")
     expect(chart).to_have_attribute("data-total", "3")
-    bar = chart.locator("rect.bar[data-op=caption_generation]")
-    expect(bar).to_have_count(1)
-    assert bar.get_attribute("data-count") == "3"
+    bars = chart.locator("rect.bar[data-op=caption_generation]")
+    expect(bars.first).to_be_visible()
+    # One bar, or two when the posts straddled a minute boundary.
+    counts = [int(n) for n in bars.evaluate_all("bs => bs.map(b => b.dataset.count)")]
+    assert sum(counts) == 3 and len(counts) <= 2
     expect(panel.locator("#chart-legend")).to_contain_text("Caption generation")
     expect(panel.locator("#recent-table")).to_contain_text("start_caption_generation")
     assert post_anonymously(server, "/captions/generate") == 503

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -92,12 +93,17 @@ class MaintenanceSessionManager:
             app.before_request(self._before_request)
 
     def _on_status(self, status: MaintenanceStatus) -> None:
-        # Runs in the cache thread: the epoch travels with the status, and a
-        # Redis read here (off the request path) covers statuses that dropped it.
+        # Runs in the cache thread before the node acknowledges the version, so no I/O
+        # here: the epoch travels with the status, and a background read covers
+        # statuses that dropped it (a later enable replaces ``extra``).
         carried = int(status.extra.get("session_epoch") or 0)
         if carried > self.epoch:
             self.epoch = carried
-        self._load_epoch()
+        self._refresh_epoch_soon()
+
+    def _refresh_epoch_soon(self) -> None:
+        self._epoch_tried = time.monotonic()
+        threading.Thread(target=self._load_epoch, name="maintenance-epoch", daemon=True).start()
 
     def _load_epoch(self) -> None:
         self._epoch_tried = time.monotonic()
@@ -156,8 +162,7 @@ class MaintenanceSessionManager:
             return
         epoch = self.epoch
         if not self._epoch_known and time.monotonic() - self._epoch_tried > _EPOCH_RETRY:
-            self._load_epoch()
-            epoch = self.epoch
+            self._refresh_epoch_soon()  # Redis was down when we started: retry off-request
         if epoch and int(_peek(sess, EPOCH_KEY) or 0) < epoch:
             if not self.identity().is_admin:
                 self.turn_away("invalidated")

@@ -50,6 +50,17 @@ def test_status_follows_outside_changes_live_without_reload(
     assert panel.evaluate("() => window.__sameDocument") is True
 
 
+def test_time_left_counts_down_to_overdue(
+    panel: Any, operator: EnhancedMaintenanceModeService
+) -> None:
+    """The expected end is shown, and passing it turns the time left into "overdue"."""
+    operator.enable_maintenance("Quick fix", 2, enabled_by="cli")
+    expect(panel.locator("#status-end")).not_to_have_text("-")
+    left = panel.locator("#status-left")
+    expect(left).to_contain_text("overdue by")
+    expect(left).to_have_class("overdue")
+
+
 def test_stream_resumes_with_the_last_event_id(
     panel: Any, operator: EnhancedMaintenanceModeService
 ) -> None:

@@ -299,9 +299,12 @@ def _requeue_after_disable(
 
     if not requeue or not isinstance(sender, EnhancedMaintenanceModeService):
         return
-    if requeues_for(sender):
-        return  # an app installed in this process answers it already
+    if sender.cache.kind != "cli" or requeues_for(sender):
+        # Only the CLI's own disable, and only if no installed app answers it.
+        return
     try:
+        if not JobStore(sender.db).requeueable(limit=1):
+            return  # nothing held back: no Celery app needed (the beat check tidies up)
         report = requeue_jobs(load_app(None, sender), sender, actor=actor or default_actor())
     except Exception as exc:
         click.echo(

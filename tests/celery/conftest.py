@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import runpy
 import signal
 import socket
 import subprocess
@@ -209,20 +208,27 @@ class Fleet:
             self.client.delete(name)
 
 
+_DUMP_CONFIG = """
+import json, celeryconfig
+plain = (str, int, float, bool, dict, list, tuple, type(None))
+print(json.dumps({k: v for k, v in vars(celeryconfig).items()
+                  if k.islower() and not k.startswith("_") and isinstance(v, plain)}))
+"""
+
+
 def _celery_config(env: dict[str, str]) -> dict[str, Any]:
-    """The settings ``celeryconfig.py`` produces for ``env`` (read without polluting imports)."""
-    saved = dict(os.environ)
-    try:
-        os.environ.update(env)
-        namespace = runpy.run_path(str(ROOT / "celeryconfig.py"), run_name="celeryconfig_for_tests")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return {
-        k: v
-        for k, v in namespace.items()
-        if k.islower() and not k.startswith("_") and not callable(v) and not hasattr(v, "__file__")
-    }
+    """The settings ``celeryconfig.py`` produces for ``env`` -- read in a subprocess, so
+    this process never runs its hook installation."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DUMP_CONFIG],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return dict(json.loads(out.stdout))
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import runpy
 import subprocess
 import sys
 import uuid
@@ -32,7 +31,7 @@ def _run_check(fleet: Fleet) -> None:
 def test_status_check_is_in_the_beat_schedule_and_registered_on_workers(clean_fleet: Fleet):
     """celeryconfig schedules the check; the workers (hooks from celeryconfig) know it."""
     fleet = clean_fleet
-    schedule = runpy.run_path(str(ROOT / "celeryconfig.py"))["beat_schedule"]
+    schedule = fleet.config["beat_schedule"]
     assert schedule["maintenance-status-check"]["task"] == STATUS_CHECK_TASK
     registered = fleet.app.control.inspect(timeout=2).registered() or {}
     assert len(registered) >= 2
@@ -102,7 +101,7 @@ def test_check_finishes_a_recovery_the_disabling_node_could_not_do(clean_fleet: 
                 operation="caption_generation",
             )
         )
-    plain = build_service(fleet.settings, kind="cli", register=False)
+    plain = build_service(fleet.settings, kind="web", register=False)  # no Celery app here
     try:
         plain.disable_maintenance("ops")
     finally:

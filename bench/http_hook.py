@@ -10,7 +10,7 @@ wall-clock time (which is what the Redis round trip costs).
 Goals (DESIGN.md §10): hooked <= 1.05 x bare (CPU); the hook's extra cost over bare at
 least 3x smaller than the Redis-GET hook's (wall).
 
-    .venv/bin/python bench/http_hook.py [--requests 2000] [--rounds 15]
+    .venv/bin/python bench/http_hook.py [--requests 3000] [--rounds 21]
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=21)
     args = parser.parse_args()
 
     prefix = f"bench-hook-{uuid.uuid4().hex[:8]}"

@@ -41,3 +41,18 @@ def test_plugins_are_mounted_too(app: Flask) -> None:
     assert result.exit_code == 0
     assert "sessions" in result.output
     assert "status" in result.output
+
+
+def test_enable_secret_prints_a_link_that_lets_one_browser_through(app: Flask) -> None:
+    from urllib.parse import urlsplit
+
+    result = app.test_cli_runner().invoke(
+        args=["maintenance", "enable", "--reason", "qa", "--secret", "--wait", "5", "--by", "ops"]
+    )
+    assert result.exit_code == 0, result.output
+    link = next(line for line in result.output.splitlines() if "Bypass link" in line)
+    path = urlsplit(link.split()[-1]).path
+    tester, stranger = app.test_client(), app.test_client()
+    assert tester.get(path).status_code == 302
+    assert tester.post("/jobs").status_code == 200
+    assert stranger.post("/jobs").status_code == 503

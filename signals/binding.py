@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from maintenance import EnhancedMaintenanceModeService, default_service, factory
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from .publish_gate import PublishGate
 
 ATTRIBUTE = "_maintenance_binding"
+RETRY_SECONDS = 5.0
+log = logging.getLogger("maintenance.celery")
 
 
 class Binding:
@@ -40,6 +44,7 @@ class Binding:
         self.gate: PublishGate | None = None
         #: The ``maintenance_disabled`` receiver requeueing for this app (set by ``install``).
         self.on_disabled: Any = None
+        self._retry_at = 0.0
 
     @property
     def service(self) -> EnhancedMaintenanceModeService:
@@ -52,6 +57,24 @@ class Binding:
                     atexit.register(_close_quietly, self._service)
                 service = self._service
         return service
+
+    def try_service(self) -> EnhancedMaintenanceModeService | None:
+        """The service, or None while it cannot be built (SQL unreachable at start).
+
+        Without a service there is nothing to judge by: publishes and jobs go on
+        ungated (logged), and building is retried at most every ``RETRY_SECONDS``.
+        """
+        if self._service is not None:
+            return self._service
+        now = time.monotonic()
+        if now < self._retry_at:
+            return None
+        try:
+            return self.service
+        except Exception as exc:
+            self._retry_at = now + RETRY_SECONDS
+            log.error("maintenance: control plane unavailable, Celery hooks inactive: %s", exc)
+            return None
 
     def has_service(self) -> bool:
         """Whether the service exists already (nothing is built by asking)."""

@@ -63,7 +63,12 @@ def _gated(original: Callable[..., Any]) -> Callable[..., Any]:
         except Exception:  # no app resolvable: nothing of ours to gate
             return original(self, *args, **kwargs)
         binding = binding_of(app)
-        if binding is None or binding.gate is None or app.conf.task_always_eager:
+        if (
+            binding is None
+            or binding.gate is None
+            or app.conf.task_always_eager
+            or binding.try_service() is None
+        ):
             return original(self, *args, **kwargs)
         binding.gate.check_canvas(self, kwargs)
         token = canvas_admitted.set(True)

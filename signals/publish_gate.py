@@ -78,7 +78,10 @@ class PublishGate:
 
         @functools.wraps(original)
         def send_task(name: str, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any):
-            service = binding.service
+            service = binding.try_service()
+            if service is None:  # the control plane cannot be reached at all: fail open
+                options.pop(OPTION, None)
+                return original(name, args, kwargs, *rest, **options)
             cache = service.cache
             if not cache.started:
                 cache.start()

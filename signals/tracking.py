@@ -31,7 +31,10 @@ log = logging.getLogger("maintenance.celery")
 
 def _binding(task: Any) -> Binding | None:
     app = getattr(task, "app", None) if task is not None else None
-    return binding_of(app) if app is not None else None
+    binding = binding_of(app) if app is not None else None
+    if binding is None or binding.try_service() is None:
+        return None
+    return binding
 
 
 def operation_of_request(binding: Binding, task: Any, request: Any) -> str:

@@ -29,6 +29,7 @@ from celery.worker.state import task_ready
 
 from maintenance import Decision
 from maintenance.modes import parse_operation
+from maintenance.redisconn import REDIS_ERRORS
 from workers.deferral import defer
 from workers.records import record_from_message
 
@@ -60,7 +61,9 @@ class WorkerGate:
     # -- decision ----------------------------------------------------------------
     def engaged(self) -> bool:
         """Cheap test: is there anything to judge right now?"""
-        service = self.binding.service
+        service = self.binding.try_service()
+        if service is None:
+            return False
         return service.cache.status.is_active or service.settings.fail_closed
 
     def verdict(self, name: str, task_id: str, headers: Any) -> Verdict | None:
@@ -96,8 +99,11 @@ class WorkerGate:
                     operation, None, endpoint=name, channel="worker", would_block=True
                 )
             return None
-        if service.is_completion_allowed(task_id):
-            return None
+        try:
+            if service.is_completion_allowed(task_id):
+                return None
+        except REDIS_ERRORS:
+            pass  # Redis down: no exemption can be read; the job stays held back
         status = service.status
         return Verdict(
             operation=operation.value,
@@ -236,6 +242,8 @@ class WorkerGateStep(bootsteps.StartStopStep):
             if not getattr(strategy, "_maintenance_gated", False):
                 c.strategies[name] = gate.wrap_strategy(name, strategy)
         gate.wrap_dispatch(getattr(c, "controller", None))
+        if binding.try_service() is None:
+            return  # control plane unreachable: the worker runs, ungated, and says so
         from .lifecycle import ensure_worker_started
 
         ensure_worker_started(binding, c.hostname)

@@ -11,9 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from celery import chain, chord, group, signature
+from celery import Celery, chain, chord, group, signature
 from celery.beat import ScheduleEntry, Scheduler, SchedulingError
 
+import signals
 from maintenance import OperationBlocked, OperationType
 from signals import EXIT_REFUSED, PublishRefused
 from signals.stamping import BYPASS, CONTINUATION, OPERATION, PUBLISHER, VERSION
@@ -166,3 +167,26 @@ def test_test_mode_blocks_nothing_and_records_would_block(clean_fleet, probe_app
     assert fleet.queue_length(queue) == 1
     extra = fleet.service.get_maintenance_status().extra
     assert extra["would_block_attempts"]["caption_generation"] == 1
+
+
+def test_an_unreachable_control_plane_never_breaks_a_publish(clean_fleet, monkeypatch):
+    """If the service cannot even be built (SQL refuses connections at start), publishes
+    go through ungated instead of failing; the hooks retry building later."""
+    from maintenance import factory, set_default_service
+
+    fleet = clean_fleet
+    queue = f"{fleet.prefix}-failopen"
+    monkeypatch.setenv("REDIS_URL", fleet.env["REDIS_URL"])
+    monkeypatch.setenv("MAINTENANCE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    saved = factory._default
+    set_default_service(None)
+    try:
+        app = Celery("failopen", set_as_current=False)
+        app.conf.update({**fleet.config, "task_default_queue": queue})
+        binding = signals.install(app)
+        app.send_task("captions.generate_caption", ("x",))
+        assert not binding.has_service()
+        assert fleet.queue_length(queue) == 1
+    finally:
+        set_default_service(saved)
+        fleet.client.delete(f"{fleet.broker_prefix}{queue}")

@@ -76,7 +76,8 @@ def settings(redis_url: str, prefix: str, sqlite_url: str) -> Settings:
         revalidate_interval=0.2,
         sql_check_interval=0.5,
         heartbeat_interval=0.2,
-        node_ttl=1.0,
+        # Generous: a loaded CI machine can starve a heartbeat thread for a second.
+        node_ttl=3.0,
         enable_wait=2.0,
         secret_key="test-secret",
     )

@@ -26,6 +26,8 @@ job_requeued = _signals.signal("job-requeued")
 job_terminated = _signals.signal("job-terminated")
 #: The last running job of a blocked type ended. kwargs: activation_id.
 drained = _signals.signal("drained")
+#: The ``maintenance`` CLI built its service (plugins scope receivers to it). kwargs: service.
+cli_service_ready = _signals.signal("cli-service-ready")
 #: Non-admin sessions were invalidated. kwargs: count, actor.
 sessions_invalidated = _signals.signal("sessions-invalidated")
 

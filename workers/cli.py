@@ -1,9 +1,9 @@
 """CLI commands for the Celery side: ``jobs``, ``drain``, ``recover``, ``schedule``.
 
 Plugged into ``maintenance`` through the ``maintenance.cli`` entry-point
-group. Loading this module also makes ``maintenance disable`` requeue the
-deferred jobs right away (when it can reach the broker; otherwise the beat
-check does it).
+group. Loading this module also makes the CLI's own ``maintenance disable``
+requeue the deferred jobs right away (when it can reach the broker; otherwise
+the beat check does it).
 """
 
 from __future__ import annotations
@@ -299,9 +299,9 @@ def _requeue_after_disable(
 
     if not requeue or not isinstance(sender, EnhancedMaintenanceModeService):
         return
-    if sender.cache.kind != "cli" or requeues_for(sender):
-        # Only the CLI's own disable, and only if no installed app answers it.
-        return
+    if requeues_for(sender):
+        return  # an installed app in this process answers it
+
     try:
         if not JobStore(sender.db).requeueable(limit=1):
             return  # nothing held back: no Celery app needed (the beat check tidies up)
@@ -317,4 +317,14 @@ def _requeue_after_disable(
         click.echo(_render_report(report), err=True)
 
 
-maintenance_events.maintenance_disabled.connect(_requeue_after_disable, weak=False)
+def _scope_to_cli_service(
+    sender: Any, service: EnhancedMaintenanceModeService | None = None, **_: Any
+) -> None:
+    # Only the CLI's own service: other services in the process are not ours to requeue for.
+    if service is not None:
+        maintenance_events.maintenance_disabled.connect(
+            _requeue_after_disable, sender=service, weak=False
+        )
+
+
+maintenance_events.cli_service_ready.connect(_scope_to_cli_service, weak=False)

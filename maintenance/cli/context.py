@@ -22,9 +22,11 @@ class CliContext:
     def service(self) -> EnhancedMaintenanceModeService:
         """A service for this CLI process (not a fenced node: it exits soon)."""
         if self._service is None:
+            from .. import events
             from ..factory import build_service
 
             self._service = build_service(kind="cli", register=False)
+            events.emit(events.cli_service_ready, self, service=self._service)
         return self._service
 
     def emit(self, data: Any, human: str | None = None) -> None:

@@ -33,6 +33,28 @@ ADMIN, USER = "admin", "user"
 COOKIE_MEMBER = "~cookie:"
 EVENT_KIND = "sessions_invalidated"
 _BATCH = 10_000
+_SCRIPT_BATCH = 5_000
+
+# Pop up to ARGV[1] members off the doomed index and unlink the session keys they
+# name (cookie members have none). Session keys are not declared in KEYS: this runs
+# only when they live on the same (non-cluster) server as the index.
+_PURGE = """
+local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #members == 0 then return {0, 0} end
+local marker, deleted, batch = ARGV[2], 0, {}
+for _, member in ipairs(members) do
+  if string.sub(member, 1, #marker) ~= marker then
+    batch[#batch + 1] = member
+    if #batch == 500 then
+      deleted = deleted + redis.call('UNLINK', unpack(batch))
+      batch = {}
+    end
+  end
+end
+if #batch > 0 then deleted = deleted + redis.call('UNLINK', unpack(batch)) end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #members - 1)
+return {#members, deleted}
+"""
 #: Index entries older than this belong to sessions that expired (Flask's default
 #: PERMANENT_SESSION_LIFETIME is 31 days).
 MAX_AGE = 31 * 24 * 3600
@@ -105,6 +127,7 @@ class SessionIndex:
         self.service = service
         self.keys = service.keys
         self.store_client = store_client
+        self._purge_script = service.redis.register_script(_PURGE)
 
     # -- recording (web nodes) -------------------------------------------------
     def touch(
@@ -245,16 +268,10 @@ class SessionIndex:
         if exists_users:
             pipe.rename(users, doomed_users)
         pipe.execute(raise_on_error=False)
-        count = deleted = 0
-        start = 0
-        while True:
-            members = client.zrange(doomed_index, start, start + _BATCH - 1)
-            if not members:
-                break
-            start += len(members)
-            count += len(members)
-            if store is not None:
-                deleted += self._delete(store, members)
+        if store is not None and same_server(store, client):
+            count, deleted = self._purge_in_redis(doomed_index)
+        else:
+            count, deleted = self._purge_from_here(doomed_index, store)
         epoch = int(client.incr(self.keys.session_epoch))
         if epoch <= current_epoch:  # Redis restarted between the two calls
             epoch = current_epoch + 1
@@ -285,6 +302,33 @@ class SessionIndex:
         )
         events.emit(events.sessions_invalidated, self.service, count=count, actor=actor)
         return result
+
+    def _purge_in_redis(self, doomed_index: str) -> tuple[int, int]:
+        # The session keys live on this server: delete them where they are, in
+        # bounded batches (each script call holds Redis for a few milliseconds)
+        # and without shipping 100k names to Python and back.
+        count = deleted = 0
+        while True:
+            seen, removed = self._purge_script(
+                keys=[doomed_index], args=[_SCRIPT_BATCH, COOKIE_MEMBER]
+            )
+            if not seen:
+                return count, deleted
+            count += int(seen)
+            deleted += int(removed)
+
+    def _purge_from_here(self, doomed_index: str, store: redis.Redis | None) -> tuple[int, int]:
+        client = self.service.redis
+        if store is None:  # cookie sessions only: nothing to delete, just count
+            return int(client.zcard(doomed_index)), 0
+        count = deleted = start = 0
+        while True:
+            members = client.zrange(doomed_index, start, start + _BATCH - 1)
+            if not members:
+                return count, deleted
+            start += len(members)
+            count += len(members)
+            deleted += self._delete(store, members)
 
     def _store_client(self) -> redis.Redis | None:
         if self.store_client is not None:
@@ -329,3 +373,18 @@ class SessionIndex:
             log.warning("session epoch %d set but not propagated: %s", epoch, exc)
             return None
         return result.status.version
+
+
+def same_server(a: redis.Redis, b: redis.Redis) -> bool:
+    """Whether two clients talk to the same Redis server and database."""
+    if a is b:
+        return True
+
+    def where(client: redis.Redis) -> tuple[Any, ...]:
+        kw = client.connection_pool.connection_kwargs
+        return (kw.get("host"), kw.get("port"), kw.get("db", 0), kw.get("path"))
+
+    try:
+        return where(a) == where(b)
+    except AttributeError:
+        return False

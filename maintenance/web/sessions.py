@@ -32,7 +32,13 @@ from flask.globals import _cv_request
 from ..identity import user_label
 from ..modes import MaintenanceMode, OperationType
 from ..redisconn import REDIS_ERRORS
-from ..sessions import COOKIE_MEMBER, ActiveSessions, InvalidationResult, SessionIndex
+from ..sessions import (
+    COOKIE_MEMBER,
+    ActiveSessions,
+    InvalidationResult,
+    SessionIndex,
+    same_server,
+)
 from ..status import MaintenanceStatus
 from . import identity as web_identity
 from .identity import WebIdentity
@@ -253,7 +259,9 @@ class MaintenanceSessionManager:
             if self.index.store_client is None:
                 self.index.store_client = client
             with contextlib.suppress(*REDIS_ERRORS):
-                self.index.register_store(interface.key_prefix, _same_server(client, self))
+                self.index.register_store(
+                    interface.key_prefix, same_server(client, self.service.redis)
+                )
         return interface
 
     # -- operations ----------------------------------------------------------------
@@ -365,14 +373,3 @@ def _lockdown(status: MaintenanceStatus) -> bool:
     return bool(
         status.is_active and status.mode is MaintenanceMode.EMERGENCY and status.critical_admin_only
     )
-
-
-def _same_server(client: Any, manager: MaintenanceSessionManager) -> bool:
-    def where(c: Any) -> tuple[Any, ...]:
-        kw = c.connection_pool.connection_kwargs
-        return (kw.get("host"), kw.get("port"), kw.get("db", 0), kw.get("path"))
-
-    try:
-        return where(client) == where(manager.service.redis)
-    except AttributeError:
-        return False

@@ -249,3 +249,30 @@ def test_index_entries_of_expired_sessions_are_pruned(
     active = index.active_non_admin(window=10**9)
     assert active.count == 1
     assert [row["user"] for row in active.sample] == ["ann"]
+
+
+def test_sessions_on_a_separate_redis_are_removed_too(
+    web_service: EnhancedMaintenanceModeService,
+) -> None:
+    """Flask-Session on its own Redis server: the keys are deleted from there (client side)."""
+    from flask_session import Session
+
+    from tests.services import PrivateRedis
+
+    store = PrivateRedis().start()
+    try:
+        app = build_app(web_service)
+        app.config.update(
+            SESSION_TYPE="redis",
+            SESSION_REDIS=redis.Redis.from_url(store.url),
+            SESSION_KEY_PREFIX="session:",
+        )
+        Session(app)
+        users = [login(app.test_client(), name) for name in ("ann", "ben")]
+        login(app.test_client(), "root", "admin")
+        result = manager_of(app).invalidate_non_admin_sessions("ops")
+        assert (result.count, result.deleted, result.server_side) == (2, 2, True)
+        assert len(list(redis.Redis.from_url(store.url).scan_iter("session:*"))) == 1
+        assert users[0].get("/me").get_json()["username"] is None
+    finally:
+        store.close()

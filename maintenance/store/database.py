@@ -63,28 +63,28 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction; SQL errors of connectivity surface as ``StoreUnavailable``."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            if _is_connectivity(exc):
-                raise StoreUnavailable(f"SQL store unavailable: {_short(exc)}") from exc
-            raise
+        with _unavailable_as_error(), self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection without an explicit transaction (reads)."""
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            if _is_connectivity(exc):
-                raise StoreUnavailable(f"SQL store unavailable: {_short(exc)}") from exc
-            raise
+        with _unavailable_as_error(), self.engine.connect() as conn:
+            yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        if _is_connectivity(exc):
+            raise StoreUnavailable(f"SQL store unavailable: {_short(exc)}") from exc
+        raise
 
 
 def _is_connectivity(exc: SQLAlchemyError) -> bool:

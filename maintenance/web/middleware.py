@@ -131,13 +131,13 @@ class MaintenanceModeMiddleware:
         if config.hook_enabled:
             fail_closed = service.settings.fail_closed
             check_sessions = sessions.check_request
+            cache = service.cache  # the same object for the life of the process, forks too
 
             def maintenance_gate() -> Response | None:
                 # The whole per-request cost while maintenance is off: a cache read
                 # and a peek at the session (see sessions.raw_session). No network.
                 if _bypass_manager.get() is not None:
                     self._leave_bypass()  # left over by a request that died half-way
-                cache = service.cache
                 if not cache.started:
                     cache.start()
                 status = cache.status

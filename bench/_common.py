@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import statistics
 import tempfile
@@ -21,8 +22,27 @@ def bench_settings(**overrides: object) -> Settings:
         changes["database_url"] = f"sqlite:///{tmp / 'bench.db'}"
     if not os.environ.get("REDIS_URL"):
         changes["data_dir"] = str(tmp / "state")
+        _stop_at_exit(tmp / "state")
     changes.update(overrides)
     return settings.replace(**changes)
+
+
+def bench_redis_url() -> str:
+    """``REDIS_URL``, else an embedded Redis in a temporary directory (stopped at exit)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url
+    from maintenance.embedded import ensure_embedded_redis
+
+    state = Path(tempfile.mkdtemp(prefix="maintenance-bench-")) / "state"
+    _stop_at_exit(state)
+    return ensure_embedded_redis(state)
+
+
+def _stop_at_exit(data_dir: Path) -> None:
+    from maintenance.embedded import stop_embedded_redis
+
+    atexit.register(stop_embedded_redis, data_dir)
 
 
 def pct(samples: list[float], q: float) -> float:

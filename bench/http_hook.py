@@ -31,10 +31,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import redis
 from flask import Flask
 
+from bench._common import bench_redis_url
 from maintenance import Settings, build_service
 from maintenance.web import MaintenanceModeMiddleware
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = bench_redis_url()
 
 
 def make_app(name: str) -> Flask:

@@ -114,10 +114,6 @@ def main() -> None:
         proc.stdin.close()  # type: ignore[union-attr]
         proc.wait(10)
     admin.close()
-    if not os.environ.get("REDIS_URL"):
-        from maintenance.embedded import stop_embedded_redis
-
-        stop_embedded_redis(settings.data_dir)
 
     print(
         f"propagation to {NODES} processes over {toggles} toggles "

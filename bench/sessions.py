@@ -30,11 +30,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import msgspec
 import redis
 
+from bench._common import bench_redis_url
 from maintenance import Settings, build_service
 from maintenance.sessions import SessionIndex
 from maintenance.web import MaintenanceSessionManager
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = bench_redis_url()
 BATCH = 5000
 
 

@@ -40,11 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
+from bench._common import bench_redis_url
 from maintenance import Settings, build_service
 
 ROOT = Path(__file__).resolve().parent.parent
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = bench_redis_url()
 STATUS = "/api/maintenance/status"
 STREAM = "/api/maintenance/stream"
 

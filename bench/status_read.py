@@ -6,7 +6,6 @@ Run: .venv/bin/python bench/status_read.py
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import timeit
@@ -41,10 +40,6 @@ def main() -> None:
     on_str = per_call(lambda: service.is_operation_blocked("caption_generation", USER), 200_000)
     service.disable_maintenance("bench", requeue=False)
     service.close()
-    if not os.environ.get("REDIS_URL"):
-        from maintenance.embedded import stop_embedded_redis
-
-        stop_embedded_redis(settings.data_dir)
 
     print("is_operation_blocked (reads the local cache) vs one Redis GET, same run")
     print(f"  Redis GET of the status key          : {redis_get * 1e6:8.2f} us")

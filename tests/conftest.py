@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,15 @@ import sqlalchemy as sa
 
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from tests.services import MACHINE_POSTGRES, postgres_reachable, shared_redis_url, stop_shared
+
+# Code that falls back to the environment (an app module read at import time, a
+# CLI run in-process) must find the test Redis, never start an embedded server
+# in the working directory or share the production prefix.
+_DEFAULTS_DIR = tempfile.mkdtemp(prefix="maintenance-tests-")
+os.environ.setdefault("REDIS_URL", shared_redis_url())
+os.environ.setdefault("MAINTENANCE_REDIS_PREFIX", f"tsession{uuid.uuid4().hex[:8]}")
+os.environ.setdefault("MAINTENANCE_DATABASE_URL", f"sqlite:///{_DEFAULTS_DIR}/default.db")
+os.environ.setdefault("MAINTENANCE_DATA_DIR", f"{_DEFAULTS_DIR}/state")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

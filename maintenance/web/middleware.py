@@ -37,6 +37,7 @@ BYPASS_ENDPOINT = "maintenance_bypass"
 METRICS_ENDPOINT = "maintenance_metrics"
 API_BLUEPRINT = "maintenance_api"
 _OWN_ENDPOINTS = frozenset({BYPASS_ENDPOINT, METRICS_ENDPOINT})
+FAIL_CLOSED_REASON = "changes are paused while the service cannot reach its control plane"
 #: The admin bypass entered for the current request (left in teardown).
 _bypass_manager: ContextVar[Any] = ContextVar("maintenance_web_bypass", default=None)
 _MISSING: Any = object()
@@ -223,6 +224,10 @@ class MaintenanceModeMiddleware:
                 self.log_blocked_attempt(op, who, would_block=True)
             return None
         self.log_blocked_attempt(op, who)
+        if not status.is_active:
+            # Failing closed (MAINTENANCE_FAIL_CLOSED, Redis and SQL both unreachable):
+            # say why rather than "operating normally".
+            status = status.with_changes(is_active=True, reason=FAIL_CLOSED_REASON)
         return self.create_maintenance_response(op, status)
 
     def _enter_bypass(self, who: WebIdentity) -> None:

@@ -289,3 +289,44 @@ def test_requests_let_through_keep_their_caching_headers(app: Flask) -> None:
     assert response.status_code == 200
     assert "Vary" not in response.headers
     assert "Set-Cookie" not in response.headers
+
+
+def test_failing_closed_refuses_work_and_says_why(make_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """MAINTENANCE_FAIL_CLOSED with Redis and SQL both unreachable: mutating work is
+    refused for users (not admins), with a reason instead of 'operating normally'."""
+    import shutil
+
+    from tests.services import PrivateRedis
+    from tests.web.conftest import build_app
+
+    private = PrivateRedis().start()
+    db_file = tmp_path / "closed.db"
+    try:
+        service = make_service(
+            kind="web",
+            redis_url=private.url,
+            database_url=f"sqlite:///{db_file}",
+            fail_closed=True,
+        ).start()
+        app = build_app(service)
+        admin = login(app.test_client(), "root", "admin")
+        user = app.test_client()
+        assert user.post("/jobs").status_code == 200
+        private.kill()
+        service.db.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"closed.db{suffix}").unlink(missing_ok=True)
+        db_file.mkdir()  # the database path is now unusable
+        wait_for(
+            lambda: not service.cache.health.redis_ok and not service.cache.health.sql_ok,
+            10,
+            what="both stores seen as down",
+        )
+        refused = user.post("/jobs", headers={"Accept": "application/json"})
+        assert refused.status_code == 503
+        assert "control plane" in refused.get_json()["reason"]
+        assert user.get("/dashboard").status_code == 200  # reads stay available
+        assert admin.post("/jobs").status_code == 200
+    finally:
+        private.close()
+        shutil.rmtree(db_file, ignore_errors=True)

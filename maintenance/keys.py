@@ -76,6 +76,19 @@ class Keys:
         """STRING: activation id while every running job is asked to stop."""
         return self._k("jobs:abort:all")
 
+    # Emergency termination.
+    def emergency_progress(self, emergency_id: str) -> str:
+        """HASH (TTL): worker node id -> JSON of how far its termination ladder got."""
+        return self._k(f"emergency:{emergency_id}:progress")
+
+    def emergency_counts(self, emergency_id: str) -> str:
+        """HASH (TTL): outcome (aborted, terminated, killed, unterminable) -> jobs."""
+        return self._k(f"emergency:{emergency_id}:counts")
+
+    def emergency_claim(self, emergency_id: str, step: str) -> str:
+        """STRING (TTL): set by the one process that performs ``step`` fleet-wide."""
+        return self._k(f"emergency:{emergency_id}:claim:{step}")
+
     @property
     def drained(self) -> str:
         """CHANNEL: announces that the last running blocked-type job ended."""

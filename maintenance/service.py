@@ -346,23 +346,38 @@ class EnhancedMaintenanceModeService:
         details: dict[str, Any] | None = None,
         wait: float | None = 0,
         attempts: int = 5,
+        extra_changes: dict[str, Any] | None = None,
+        expect: Callable[[MaintenanceStatus], bool] | None = None,
         **changes: Any,
     ) -> ActivationResult:
         """Apply field ``changes`` on top of the latest state (merged retry on conflict).
 
         For flags that compose with whatever else changed (login blocking,
         critical-admin-only, emergency phase, recovery done); not for enable/disable.
+        ``extra_changes`` are merged into ``extra`` as it is at write time; when
+        ``expect(current)`` is False nothing is written (``ConflictError``).
         """
         last: ConflictError | None = None
         for _ in range(attempts):
             current = self.state.load()
-            new = current.with_changes(**changes)
+            if expect is not None and not expect(current):
+                raise ConflictError(
+                    "the maintenance state moved on", current_version=current.version
+                )
+            merged = dict(changes)
+            if extra_changes:
+                merged["extra"] = {**current.extra, **extra_changes}
+            new = current.with_changes(**merged)
             event = MaintenanceEvent(
                 kind=event_kind,
                 actor=actor,
                 reason=reason,
                 activation_id=current.activation_id,
-                details={**(details or {}), **{k: _jsonable(v) for k, v in changes.items()}},
+                details={
+                    **(details or {}),
+                    **{k: _jsonable(v) for k, v in changes.items()},
+                    **(extra_changes or {}),
+                },
             )
             try:
                 stored = self.state.compare_and_set(current.version, new, event)

@@ -166,6 +166,12 @@ class JobStore:
         kwargs or options that are not JSON are kept as their ``repr`` and
         the record is marked ``rerun_safe=False`` (a recovery will not guess).
         """
+        with self.db.begin() as conn:
+            return self.record_in(conn, job)
+
+    @staticmethod
+    def record_in(conn: Connection, job: JobRecord) -> bool:
+        """``record`` inside an existing transaction (many jobs, or a job and its events)."""
         now = utcnow()
         args_json, ok_args = _dumps(list(job.args))
         kwargs_json, ok_kwargs = _dumps(dict(job.kwargs))
@@ -190,8 +196,7 @@ class JobStore:
             "created_at": job.created_at or now,
             "updated_at": now,
         }
-        with self.db.begin() as conn:
-            return _insert_ignoring_duplicates(conn, values)
+        return _insert_ignoring_duplicates(conn, values)
 
     def transition(
         self,

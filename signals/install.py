@@ -32,7 +32,9 @@ def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> 
     * the worker-side gate (a consumer bootstep) and process lifecycle
       (``worker_init``, ``worker_process_init``, ``worker_shutdown``, ``beat_init``);
     * the ``maintenance.status_check`` task for beat;
-    * recovery requeue when this process's service disables maintenance.
+    * recovery requeue when this process's service disables maintenance;
+    * emergencies: each worker stops its own jobs (``workers.emergency``), and
+      ``service.emergency`` is an ``EmergencyMaintenanceHandler`` when a service is given.
     """
     with _install_lock:
         binding = binding_of(app)
@@ -48,6 +50,9 @@ def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> 
         tracking.connect()
         lifecycle.connect()
         app.steps["consumer"].add(WorkerGateStep)
+        from workers.emergency.install import install as install_emergency
+
+        install_emergency(app, binding)
         _register_status_check(app, binding)
         _connect_requeue(binding)
         _bindings.add(binding)

@@ -188,8 +188,9 @@ class EmergencyControl:
         """
         actor = validate_actor(actor, "actor")
         status = current_emergency(self.service)
-        if status.emergency_id:
-            phases.finish_if_done(self.service, status.emergency_id, actor)
+        plan = plan_of(status)
+        if status.emergency_id and plan is not None:
+            phases.finish_if_done(self.service, status.emergency_id, actor, plan.plan_id)
         check = self.check_deactivation()
         result = lift_emergency(
             self.service, actor, check, requeue=requeue, force=force, wait=wait, reason=reason

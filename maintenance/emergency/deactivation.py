@@ -85,9 +85,10 @@ def check_deactivation(
     problems: list[str] = []
     notes: list[str] = []
     checked = ["registry"]
-    if plan_of(status) is not None and emergency_id:
+    plan = plan_of(status)
+    if plan is not None and emergency_id:
         checked.append("termination")
-        for name, state in fleet.unfinished_workers(service, emergency_id):
+        for name, state in fleet.unfinished_workers(service, emergency_id, plan.plan_id):
             problems.append(f"worker {name}: termination not finished ({state})")
     live_nodes = set(service.nodes())
     allowed = _completion_allowed(service)

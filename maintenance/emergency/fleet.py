@@ -148,13 +148,15 @@ def live_workers(service: EnhancedMaintenanceModeService) -> dict[str, NodeInfo]
 
 
 def unfinished_workers(
-    service: EnhancedMaintenanceModeService, emergency_id: str
+    service: EnhancedMaintenanceModeService, emergency_id: str, plan_id: str | None = None
 ) -> list[tuple[str, str]]:
-    """``(hostname or node, state)`` of live workers whose ladder is not done."""
+    """``(hostname or node, state)`` of live workers whose ladder (of ``plan_id``) is not done."""
     progress = read_progress(service, emergency_id)
     out = []
     for node_id, info in live_workers(service).items():
         mine = progress.get(node_id)
+        if mine is not None and plan_id is not None and mine.plan_id != plan_id:
+            mine = None  # an earlier round's progress
         if mine is None or not mine.done:
             name = str(info.info.get("hostname") or node_id)
             out.append((name, mine.state if mine else "not started"))

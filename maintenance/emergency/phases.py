@@ -42,11 +42,18 @@ def _in_same_emergency(emergency_id: str, phase: str) -> Callable[[MaintenanceSt
 
 
 def advance_phase(
-    service: EnhancedMaintenanceModeService, emergency_id: str, phase: str, actor: str
+    service: EnhancedMaintenanceModeService,
+    emergency_id: str,
+    phase: str,
+    actor: str,
+    plan_id: str | None = None,
 ) -> bool:
-    """Set ``emergency_phase`` (with the outcome counts so far); True if this call did it."""
+    """Set ``emergency_phase`` (with the outcome counts so far); True if this call did it.
+
+    Claimed once per termination round (``plan_id``) and phase, fleet-wide.
+    """
     try:
-        if not fleet.claim(service, emergency_id, f"phase:{phase}"):
+        if not fleet.claim(service, emergency_id, f"{plan_id or '-'}:phase:{phase}"):
             return False
     except REDIS_ERRORS as exc:
         log.warning("emergency %s: phase %s not claimed (%s)", emergency_id, phase, exc)
@@ -70,11 +77,16 @@ def advance_phase(
     return True
 
 
-def finish_if_done(service: EnhancedMaintenanceModeService, emergency_id: str, actor: str) -> bool:
-    """Move to ``terminated`` once every live worker finished its ladder."""
+def finish_if_done(
+    service: EnhancedMaintenanceModeService,
+    emergency_id: str,
+    actor: str,
+    plan_id: str | None = None,
+) -> bool:
+    """Move to ``terminated`` once every live worker finished its ladder of ``plan_id``."""
     try:
-        if fleet.unfinished_workers(service, emergency_id):
+        if fleet.unfinished_workers(service, emergency_id, plan_id):
             return False
     except REDIS_ERRORS:
         return False
-    return advance_phase(service, emergency_id, PHASE_TERMINATED, actor)
+    return advance_phase(service, emergency_id, PHASE_TERMINATED, actor, plan_id)

@@ -101,6 +101,9 @@ class Fleet:
     client: redis.Redis
     directory: Path
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    #: What ``start_worker`` runs (other suites start fleets of their own apps).
+    app_module: str = "tests.celery.app"
+    concurrency: int = 2
 
     # -- side effects --------------------------------------------------------
     def runs(self, label: str) -> int:
@@ -144,12 +147,12 @@ class Fleet:
                 "-m",
                 "celery",
                 "-A",
-                "tests.celery.app",
+                self.app_module,
                 "worker",
                 "-P",
                 pool,
                 "-c",
-                "1" if pool == "solo" else "2",
+                "1" if pool == "solo" else str(self.concurrency),
                 "-n",
                 f"{name}@%h",
                 "--without-mingle",
@@ -231,12 +234,9 @@ def _celery_config(env: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(out.stdout))
 
 
-@pytest.fixture(scope="session")
-def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Environment shared by the workers, the CLI subprocesses and the test process."""
+def fleet_environment(directory: Path, prefix: str) -> dict[str, str]:
+    """Environment for a fleet under ``prefix`` with its files in ``directory``."""
     redis_url = shared_redis_url()
-    prefix = f"tc{uuid.uuid4().hex[:8]}"
-    directory = tmp_path_factory.mktemp("celery-fleet")
     env = {
         **os.environ,
         "TEST_CELERY_WORKER": "1",
@@ -259,7 +259,11 @@ def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "PYTHONPATH": str(ROOT),
     }
     env["TEST_FLEET_DIR"] = str(directory)
-    yield env
+    return env
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Remove every key a fleet left under ``prefix``."""
     client = redis.Redis.from_url(redis_url)
     names = list(client.scan_iter(f"{prefix}*", count=1000))
     for start in range(0, len(names), 500):
@@ -267,8 +271,16 @@ def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
 
 @pytest.fixture(scope="session")
-def fleet(fleet_env: dict[str, str]) -> Iterator[Fleet]:
-    """Two prefork workers consuming the default queue, plus the test process's side."""
+def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment shared by the workers, the CLI subprocesses and the test process."""
+    prefix = f"tc{uuid.uuid4().hex[:8]}"
+    env = fleet_environment(tmp_path_factory.mktemp("celery-fleet"), prefix)
+    yield env
+    delete_prefix(env["REDIS_URL"], prefix)
+
+
+def open_fleet(fleet_env: dict[str, str], **fields: Any) -> Fleet:
+    """The test process's side of a fleet (service, publisher app); no workers yet."""
     settings = Settings.from_env(fleet_env)
     service = build_service(settings, kind="web").start()
     config = _celery_config(fleet_env)
@@ -276,7 +288,7 @@ def fleet(fleet_env: dict[str, str]) -> Iterator[Fleet]:
     app.conf.update(config)
     tasks = register_tasks(app)
     signals.install(app, service)
-    fleet = Fleet(
+    return Fleet(
         prefix=fleet_env["TEST_COUNTER_PREFIX"],
         broker_prefix=fleet_env["CELERY_BROKER_KEYPREFIX"],
         default_queue=fleet_env["CELERY_DEFAULT_QUEUE"],
@@ -288,15 +300,27 @@ def fleet(fleet_env: dict[str, str]) -> Iterator[Fleet]:
         tasks=tasks,
         client=redis.Redis.from_url(fleet_env["REDIS_URL"]),
         directory=Path(fleet_env["TEST_FLEET_DIR"]),
+        **fields,
     )
+
+
+def close_fleet(fleet: Fleet) -> None:
+    """Stop and reap every worker; close the service."""
+    fleet.stop_all()
+    fleet.service.close()
+    fleet.service.db.dispose()
+
+
+@pytest.fixture(scope="session")
+def fleet(fleet_env: dict[str, str]) -> Iterator[Fleet]:
+    """Two prefork workers consuming the default queue, plus the test process's side."""
+    fleet = open_fleet(fleet_env)
     try:
         for name in ("w1", "w2"):
             fleet.start_worker(name, [fleet.default_queue])
         yield fleet
     finally:
-        fleet.stop_all()
-        service.close()
-        service.db.dispose()
+        close_fleet(fleet)
 
 
 @pytest.fixture

@@ -1,0 +1,192 @@
+"""``should_abort()``: a running job asks, cheaply, whether it has been told to stop.
+
+It is told to stop while an emergency's termination plan is in force (read
+from this process's status cache: no I/O) unless the emergency's policy
+admits the job or ``allow_operation_completion`` exempted it, and when an
+operator asked this one job to stop (``request_abort``). The Redis flags
+are read at most every ``POLL_INTERVAL`` seconds per job.
+
+A job that was told and stops has not finished its work: when it ends, it
+is recorded as stopped (outcome ``aborted``) and requeued after the
+emergency like a terminated one -- unless its task says ``rerun_safe=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from celery import current_task
+from celery.signals import task_postrun
+
+from maintenance import EnhancedMaintenanceModeService
+from maintenance.emergency.plan import OUTCOME_ABORTED, plan_of
+from maintenance.errors import MaintenanceError
+from maintenance.redisconn import REDIS_ERRORS
+
+from . import jobinfo, outcomes
+
+log = logging.getLogger("maintenance.emergency")
+POLL_INTERVAL = 0.1
+FLAG_TTL = 3600
+
+
+@dataclass
+class _Watch:
+    """What this process knows about one running job that asked."""
+
+    task_id: str
+    checked: float = float("-inf")
+    told_all: str | None = None  # emergency id of a fleet-wide abort flag
+    told_job: bool = False
+    allowed: bool = False  # allow_operation_completion
+    exempt_version: int = -1
+    exempt: bool = False
+    stopped_by: str | None = None  # emergency id (or "request") once it was told
+    activation_id: str | None = None
+
+
+_watches: dict[str, _Watch] = {}
+
+
+def _service_of(task: Any) -> EnhancedMaintenanceModeService | None:
+    from signals.binding import binding_of
+
+    binding = binding_of(getattr(task, "app", None))
+    return binding.try_service() if binding is not None else None
+
+
+def should_abort(task: Any = None) -> bool:
+    """True once the running job (``task``, default: the current one) must stop.
+
+    Stop at the next safe point: save what can be saved and return (or raise).
+    Outside a job, or without the maintenance hooks, always False.
+    """
+    task = task if task is not None else current_task._get_current_object()
+    request = getattr(task, "request", None)
+    task_id = getattr(request, "id", None)
+    if task_id is None or getattr(request, "called_directly", True):
+        return False
+    service = _service_of(task)
+    if service is None:
+        return False
+    watch = _watches.get(task_id)
+    if watch is None:
+        watch = _watches[task_id] = _Watch(task_id)
+    if watch.stopped_by is not None:
+        return True
+    now = time.monotonic()
+    if now - watch.checked >= POLL_INTERVAL:
+        _poll(service, watch, now)
+    status = service.status
+    emergency = plan_of(status) is not None or watch.told_all is not None
+    if emergency and not watch.allowed and not _exempt(service, task, watch, status.version):
+        watch.stopped_by = status.emergency_id or watch.told_all
+    elif watch.told_job:
+        watch.stopped_by = "request"
+    if watch.stopped_by is None:
+        return False
+    watch.activation_id = status.activation_id
+    log.warning("job %s[%s] told to stop (%s)", task.name, task_id, watch.stopped_by)
+    return True
+
+
+def _poll(service: EnhancedMaintenanceModeService, watch: _Watch, now: float) -> None:
+    keys = service.keys
+    try:
+        pipe = service.redis.pipeline(transaction=False)
+        pipe.get(keys.abort_all)
+        pipe.exists(keys.abort_flag(watch.task_id))
+        pipe.sismember(keys.completion_allowed, watch.task_id)
+        told_all, told_job, allowed = pipe.execute()
+    except REDIS_ERRORS:
+        watch.checked = now  # the status cache still answers for the emergency
+        return
+    watch.told_all = told_all.decode() if isinstance(told_all, bytes) else told_all
+    watch.told_job, watch.allowed, watch.checked = bool(told_job), bool(allowed), now
+
+
+def _exempt(
+    service: EnhancedMaintenanceModeService, task: Any, watch: _Watch, version: int
+) -> bool:
+    # Judged against the status in force now, not the one the job started under.
+    if watch.exempt_version != version:
+        headers = vars(task.request)
+        operation = jobinfo.operation_of(service, task.app, task.name, headers)
+        watch.exempt = jobinfo.exempt_by_policy(service, operation, headers)
+        watch.exempt_version = version
+    return watch.exempt
+
+
+def request_abort(
+    service: EnhancedMaintenanceModeService, task_id: str, ttl: int = FLAG_TTL
+) -> None:
+    """Ask one running job to stop cooperatively (it sees it within ``POLL_INTERVAL``)."""
+    service.redis.set(service.keys.abort_flag(task_id), "1", ex=ttl)
+
+
+def on_postrun(
+    sender: Any = None,
+    task_id: str | None = None,
+    task: Any = None,
+    state: str | None = None,
+    **_: Any,
+) -> None:
+    """Pool child, after the job: a job that was told to stop is recorded as stopped."""
+    if task_id is None:
+        return
+    watch = _watches.pop(task_id, None)
+    service = _service_of(task)
+    if service is None:
+        return
+    if watch is None or watch.stopped_by is None:
+        plan = plan_of(service.status)
+        if plan is not None and state == "SUCCESS" and service.status.emergency_id:
+            _completed_during_emergency(service, task_id, service.status.emergency_id)
+        return
+    _record_aborted(service, task, watch)
+
+
+def _completed_during_emergency(
+    service: EnhancedMaintenanceModeService, task_id: str, emergency_id: str
+) -> None:
+    try:
+        outcomes.discard_if_completed(service, task_id, emergency_id=emergency_id)
+    except MaintenanceError as exc:
+        log.error("job %s finished during the emergency, not noted: %s", task_id, exc)
+
+
+def _record_aborted(service: EnhancedMaintenanceModeService, task: Any, watch: _Watch) -> None:
+    emergency_id = watch.stopped_by if watch.stopped_by != "request" else None
+    headers = vars(task.request)
+    operation = jobinfo.operation_of(service, task.app, task.name, headers).value
+    record = jobinfo.record_from_context(
+        task,
+        operation=operation,
+        outcome=OUTCOME_ABORTED,
+        reason=f"stopped on request ({watch.stopped_by})",
+        activation_id=watch.activation_id,
+    )
+    try:
+        outcomes.record_stopped(
+            service,
+            [record],
+            emergency_id=emergency_id,
+            actor=str(task.request.hostname or "worker"),
+        )
+    except MaintenanceError as exc:
+        log.error(
+            "job %s[%s] stopped but NOT recorded (it will not be requeued: %s); args=%r kwargs=%r",
+            task.name,
+            watch.task_id,
+            exc,
+            record.args,
+            record.kwargs,
+        )
+
+
+def connect() -> None:
+    """Connect the pool-child receiver once per process (idempotent)."""
+    task_postrun.connect(on_postrun, weak=False, dispatch_uid="maintenance-emergency-postrun")

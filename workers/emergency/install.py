@@ -1,0 +1,51 @@
+"""Wiring the emergency into a Celery app: the worker's ladder bootstep and the job-side hooks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import bootsteps
+
+from signals.binding import Binding, binding_of
+from signals.worker_gate import WorkerGateStep
+
+from . import abort
+from .terminator import WorkerTerminator
+
+log = logging.getLogger("maintenance.emergency")
+ATTRIBUTE = "_maintenance_terminator"
+
+
+class EmergencyStep(bootsteps.StartStopStep):
+    """Consumer bootstep: the worker main process follows emergencies and stops its jobs."""
+
+    label = "Maintenance emergency"
+    # After the gate step, which makes this process a registered worker node.
+    requires = (WorkerGateStep,)
+
+    def start(self, c: Any) -> None:
+        """Follow the status with a ``WorkerTerminator`` (once per consumer)."""
+        binding = binding_of(c.app)
+        service = binding.try_service() if binding is not None else None
+        if binding is None or service is None or getattr(c, ATTRIBUTE, None) is not None:
+            return
+        node = binding.worker_node_id or service.cache.node_id
+        setattr(c, ATTRIBUTE, WorkerTerminator(service, c, node).start())
+
+    def shutdown(self, c: Any) -> None:
+        """Stop following."""
+        terminator = getattr(c, ATTRIBUTE, None)
+        if terminator is not None:
+            terminator.stop()
+            setattr(c, ATTRIBUTE, None)
+
+
+def install(app: Any, binding: Binding) -> None:
+    """Add the bootstep and the job-side receivers; attach a handler to a given service."""
+    app.steps["consumer"].add(EmergencyStep)
+    abort.connect()
+    if binding.has_service():
+        from .handler import EmergencyMaintenanceHandler
+
+        EmergencyMaintenanceHandler(binding.service, app)

@@ -1,0 +1,126 @@
+"""Writing down what happened to each stopped job: its record (to run it again), a
+``job_terminated`` event in the log and in-process, and the fleet-wide counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import update
+
+from maintenance import EnhancedMaintenanceModeService
+from maintenance import events as maintenance_events
+from maintenance.emergency import fleet
+from maintenance.emergency.plan import OUTCOME_KILLED, OUTCOME_TERMINATED
+from maintenance.redisconn import REDIS_ERRORS
+from maintenance.status import utcnow
+from maintenance.store import schema
+from maintenance.store.eventlog import EventLog, MaintenanceEvent
+from maintenance.store.jobs import DISCARDED, TERMINATED, JobRecord, JobStore
+
+log = logging.getLogger("maintenance.emergency")
+EVENT_KIND = "job_terminated"
+COMPLETED_AFTER_SIGTERM = "completed after SIGTERM"
+
+
+def _event(
+    record: JobRecord, outcome: str, emergency_id: str | None, actor: str
+) -> MaintenanceEvent:
+    return MaintenanceEvent(
+        kind=EVENT_KIND,
+        actor=actor,
+        activation_id=record.activation_id,
+        details={
+            "emergency_id": emergency_id,
+            "task_id": record.original_id,
+            "task": record.task_name,
+            "worker": record.worker,
+            "queue": record.queue,
+            "outcome": outcome,
+            "rerun_safe": record.rerun_safe,
+        },
+    )
+
+
+def _count(
+    service: EnhancedMaintenanceModeService, emergency_id: str | None, **counts: int
+) -> None:
+    if emergency_id is None:
+        return
+    try:
+        fleet.add_counts(service, emergency_id, **counts)
+    except REDIS_ERRORS as exc:  # the SQL records are what counts; these are for display
+        log.warning("emergency %s: counters not updated: %s", emergency_id, exc)
+
+
+def record_stopped(
+    service: EnhancedMaintenanceModeService,
+    records: Sequence[JobRecord],
+    *,
+    emergency_id: str | None,
+    actor: str,
+) -> None:
+    """Store stopped jobs with their events in one transaction, then count and notify."""
+    if not records:
+        return
+    with service.db.begin() as conn:
+        for record in records:
+            JobStore.record_in(conn, record)
+            EventLog.append_in(conn, _event(record, str(record.outcome), emergency_id, actor))
+    by_outcome: dict[str, int] = {}
+    for record in records:
+        by_outcome[str(record.outcome)] = by_outcome.get(str(record.outcome), 0) + 1
+    _count(service, emergency_id, **by_outcome)
+    for record in records:
+        maintenance_events.emit(
+            maintenance_events.job_terminated, service, job=record, outcome=record.outcome
+        )
+
+
+def mark_killed(
+    service: EnhancedMaintenanceModeService,
+    records: Sequence[JobRecord],
+    *,
+    emergency_id: str,
+    actor: str,
+) -> None:
+    """Jobs that survived SIGTERM and were SIGKILLed: their records say so."""
+    if not records:
+        return
+    table = schema.jobs
+    ids = [r.original_id for r in records]
+    with service.db.begin() as conn:
+        conn.execute(
+            update(table)
+            .where(table.c.original_id.in_(ids), table.c.state == TERMINATED)
+            .values(outcome=OUTCOME_KILLED, updated_at=utcnow())
+        )
+        for record in records:
+            EventLog.append_in(conn, _event(record, OUTCOME_KILLED, emergency_id, actor))
+    _count(service, emergency_id, killed=len(records), terminated=-len(records))
+    for record in records:
+        maintenance_events.emit(
+            maintenance_events.job_terminated, service, job=record, outcome=OUTCOME_KILLED
+        )
+
+
+def discard_if_completed(
+    service: EnhancedMaintenanceModeService, task_id: str, *, emergency_id: str
+) -> bool:
+    """A job that ignored SIGTERM yet finished its work is not run again."""
+    table = schema.jobs
+    with service.db.begin() as conn:
+        result = conn.execute(
+            update(table)
+            .where(
+                table.c.original_id == task_id,
+                table.c.state == TERMINATED,
+                table.c.outcome == OUTCOME_TERMINATED,
+            )
+            .values(state=DISCARDED, outcome=COMPLETED_AFTER_SIGTERM, updated_at=utcnow())
+        )
+    if result.rowcount != 1:
+        return False
+    _count(service, emergency_id, terminated=-1)
+    log.warning("emergency %s: %s finished its work after SIGTERM", emergency_id, task_id)
+    return True

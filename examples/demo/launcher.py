@@ -30,9 +30,12 @@ from maintenance.embedded import stop_embedded_redis
 from maintenance.redisconn import REDIS_ERRORS, resolve_redis_url
 from maintenance.store.migrations import SCHEMA_VERSION
 
+from .commands import has_command, maintenance_command
 from .supervisor import Child, Supervisor
 
 PR_SET_CHILD_SUBREAPER = 36
+#: Where the captioner mounts the maintenance admin panel (``MaintenanceAdmin``'s default).
+ADMIN_PANEL_PATH = "/admin/maintenance/"
 
 
 class DemoError(Exception):
@@ -66,6 +69,15 @@ class DemoStack:
     supervisor: Supervisor | None = None
     seeded: dict[str, int] = field(default_factory=dict)
     service: EnhancedMaintenanceModeService | None = None
+    #: The captioner's database (default: ``CAPTIONER_DATABASE_URL`` or beside the control plane's).
+    app_db_url: str | None = None
+    #: More environment for every child (``CELERY_BROKER_KEYPREFIX``, ...).
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def app_database_url(self) -> str:
+        """The captioner's database URL."""
+        return self.app_db_url or database_url()
 
     # -- preparing ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -75,7 +87,7 @@ class DemoStack:
         self.redis_url = resolve_redis_url(settings)
         # Building the service upgrades the control plane's schema.
         self.service = build_service(settings, kind="cli", register=False, migrate=True)
-        db = CaptionerDatabase(database_url())
+        db = CaptionerDatabase(self.app_database_url)
         try:
             self.seeded = seed(db)
         finally:
@@ -87,11 +99,14 @@ class DemoStack:
         env.update(
             REDIS_URL=self.redis_url,
             MAINTENANCE_DATABASE_URL=_absolute(self.settings.database_url),
-            CAPTIONER_DATABASE_URL=_absolute(database_url()),
+            MAINTENANCE_REDIS_PREFIX=self.settings.redis_prefix,
+            MAINTENANCE_DATA_DIR=str(Path(self.settings.data_dir).absolute()),
+            CAPTIONER_DATABASE_URL=_absolute(self.app_database_url),
             CAPTIONER_TASK_DURATION=str(self.options.task_seconds),
             MAINTENANCE_BASE_URL=self.web_url,
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         env.setdefault("CAPTIONER_SECRET_KEY", secrets.token_hex(32))
         env.setdefault("MAINTENANCE_SECRET_KEY", secrets.token_hex(32))
         return env
@@ -216,32 +231,43 @@ class DemoStack:
         lines = [
             "Maintenance demo is running.",
             "",
-            f"  captioner     {self.web_url}/",
-            f"  admin area    {self.web_url}/admin/",
-            f"  status API    {self.web_url}/api/maintenance/status",
+            f"  captioner      {self.web_url}/",
+            f"  admin panel    {self.web_url}{ADMIN_PANEL_PATH}  (log in as admin)",
+            f"  app admin      {self.web_url}/admin/",
+            f"  status API     {self.web_url}/api/maintenance/status",
         ]
         if self.flower_url:
-            lines.append(f"  Flower        {self.flower_url}/")
+            lines.append(f"  Flower         {self.flower_url}/")
         lines += [
-            f"  Redis         {self.redis_url} ({redis_kind})",
-            f"  control plane {self.settings.database_url} (schema v{SCHEMA_VERSION})",
-            f"  app database  {database_url()}",
-            "  processes     "
+            f"  Redis          {self.redis_url} ({redis_kind})",
+            f"  control plane  {self.settings.database_url} (schema v{SCHEMA_VERSION})",
+            f"  app database   {self.app_database_url}",
+            "  processes      "
             + ", ".join(f"{c.name} (pid {c.pid})" for c in self.supervisor.children),
             "",
             "Logins:",
         ]
         lines += [f"  {login.role:<6} {login.username} / {login.password}" for login in LOGINS]
-        lines += [
-            "",
-            "Try, in another terminal (same directory):",
-            '  .venv/bin/maintenance enable --reason "Database upgrade" --duration 10m',
-            "  .venv/bin/maintenance status",
-            "  .venv/bin/maintenance disable",
-            "",
-            f"Logs: {self.log_dir}/. Press Ctrl-C to stop everything.",
-        ]
+        lines += ["", "Try, in another terminal (same directory, same environment):"]
+        lines += [f"  {command}" for command in try_commands(maintenance_command())]
+        lines += ["", f"Logs: {self.log_dir}/. Press Ctrl-C to stop everything."]
         return "\n".join(lines)
+
+
+def try_commands(maintenance: str) -> list[str]:
+    """Commands worth typing while the demo runs (emergency ones when installed)."""
+    commands = [
+        f'{maintenance} enable --reason "Database upgrade" --duration 10m --wait',
+        f"{maintenance} status",
+        f"{maintenance} drain --wait",
+        f"{maintenance} disable",
+    ]
+    if has_command("emergency"):
+        commands += [
+            f'{maintenance} emergency --reason "Disk failure" --grace 10s',
+            f"{maintenance} emergency --off",
+        ]
+    return [*commands, f"{maintenance} history --limit 10", f"{maintenance} demo --scenario"]
 
 
 def _embedded_alive(settings: Settings) -> bool:

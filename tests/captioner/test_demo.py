@@ -58,7 +58,8 @@ def _answers(url: str) -> bool:
 def test_demo_starts_the_fleet_and_sigint_stops_every_process(
     redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
-    """The demo prints its URLs and logins once the web app answers and both prefork
+    """The demo prints its URLs (the admin panel's among them), the logins and commands
+    that work from its directory once the web app answers and both prefork
     workers are up; SIGINT stops the web server, the workers and their pool children
     and beat: not one of their pids is left."""
     env = {
@@ -95,6 +96,9 @@ def test_demo_starts_the_fleet_and_sigint_stops_every_process(
         assert _answers(state["web_url"] + "/health")
         assert "admin / admin-demo-pass" in text and "alice / alice-demo-pass" in text
         assert state["web_url"] + "/admin/" in text
+        assert state["web_url"] + "/admin/maintenance/" in text
+        # Started by path from another directory: the banner's commands use that path.
+        assert f"  {MAINTENANCE} status\n" in text
         pgids = set(state["children"].values())
         assert set(state["children"]) == {"web", "w1", "w2", "beat"}
         # web, beat, two worker main processes and (once forked) their pool children

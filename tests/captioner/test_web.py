@@ -138,3 +138,18 @@ def test_form_posts_need_the_csrf_token(captioner: Captioner, user_client: Flask
     with captioner.db.sessions() as s:
         alice = s.scalar(select(User).where(User.username == "alice"))
         assert alice is not None and alice.settings["platform"] == "x"
+
+
+def test_admin_panel_is_mounted_for_admins_only(
+    captioner: Captioner, admin_client: FlaskClient, user_client: FlaskClient
+) -> None:
+    """``/admin/maintenance/`` is the maintenance admin panel: the admin sees it (and a link
+    from the captioner's admin page), alice gets 403, an anonymous visitor is sent to log in."""
+    panel = admin_client.get("/admin/maintenance/")
+    assert panel.status_code == 200
+    assert "maintenance" in panel.get_data(as_text=True).lower()
+    assert 'href="/admin/maintenance/"' in admin_client.get("/admin/").get_data(as_text=True)
+    assert user_client.get("/admin/maintenance/").status_code == 403
+    anonymous = captioner.app.test_client().get("/admin/maintenance/")
+    assert anonymous.status_code == 302
+    assert anonymous.headers["Location"].startswith("/login?next=")

@@ -104,5 +104,6 @@ def job_data(job: Job) -> dict[str, Any]:
             "total": job.total,
             "result": job.result,
             "error": job.error,
+            "runs": job.runs,
         }
     }

@@ -1,5 +1,5 @@
 """``MaintenanceStatusAPI`` and its blueprint: status, blocked operations, messages and a
-live stream for everyone; enable, disable, history and sessions for administrators."""
+live stream for everyone; enable, disable, emergency, history and sessions for administrators."""
 
 from __future__ import annotations
 
@@ -60,6 +60,20 @@ DISABLE_FIELDS: dict[str, tuple[type, ...]] = {
 }
 INVALIDATE_FIELDS: dict[str, tuple[type, ...]] = {"reason": _OPT_STR, "wait": _OPT_NUM}
 LOGIN_BLOCK_FIELDS: dict[str, tuple[type, ...]] = {"blocked": (bool,), "reason": _OPT_STR}
+EMERGENCY_FIELDS: dict[str, tuple[type, ...]] = {
+    "reason": (str,),
+    "duration": (str, int, type(None)),
+    "critical_admin_only": (bool,),
+    "grace_period": _OPT_NUM,
+    "kill_after": _OPT_NUM,
+    "wait": _OPT_NUM,
+}
+EMERGENCY_OFF_FIELDS: dict[str, tuple[type, ...]] = {
+    "requeue": (bool,),
+    "force": (bool,),
+    "reason": _OPT_STR,
+    "wait": _OPT_NUM,
+}
 BYPASS_FIELDS: dict[str, tuple[type, ...]] = {"ttl": _OPT_INT}
 MAX_WAIT = 30.0
 MAX_HISTORY = 1000
@@ -360,6 +374,59 @@ class MaintenanceStatusAPI:
         )
         return json_response({"url": url, "expires_in": ttl})
 
+    def _emergency(self) -> Response:
+        """POST: declare an emergency (the admin panel's emergency control posts here)."""
+        from ..emergency import controller_for
+
+        who = self._write_guard()
+        body = json_body(request, EMERGENCY_FIELDS)
+        _strict_enable(body)
+        manager = self.middleware.sessions if self.middleware else None
+        grace, kill = body.get("grace_period"), body.get("kill_after")
+        result = controller_for(self.service).activate_emergency_mode(
+            body["reason"],
+            who.username or "admin",
+            30 if grace is None else grace,
+            10 if kill is None else kill,
+            "api",
+            duration=body.get("duration"),
+            critical_admin_only=bool(body.get("critical_admin_only", False)),
+            wait=_wait(body),
+            invalidate=manager.invalidate_non_admin_sessions if manager else None,
+        )
+        return json_response(result.to_dict())
+
+    def _emergency_progress(self) -> Response:
+        """GET: where the current emergency stands."""
+        from ..emergency import controller_for
+
+        self._require_admin()
+        return json_response(controller_for(self.service).emergency_progress().to_dict())
+
+    def _emergency_off(self) -> Response:
+        """POST: lift the emergency after its checks (409 with the problems otherwise)."""
+        from ..emergency import DeactivationRefused, controller_for
+
+        who = self._write_guard()
+        body = json_body(request, EMERGENCY_OFF_FIELDS)
+        try:
+            result = controller_for(self.service).deactivate_emergency_mode(
+                who.username or "admin",
+                requeue=bool(body.get("requeue", True)),
+                force=bool(body.get("force", False)),
+                wait=_wait(body),
+                reason=_note(body),
+            )
+        except DeactivationRefused as exc:
+            raise ApiError(
+                409,
+                "conflict",
+                str(exc),
+                current_version=exc.current_version,
+                problems=list(exc.check.problems),
+            ) from None
+        return json_response(result.to_dict())
+
     def _manager(self) -> Any:
         manager = self.middleware.sessions if self.middleware else None
         if manager is None:
@@ -383,6 +450,9 @@ class MaintenanceStatusAPI:
             ("/sessions/invalidate", "invalidate_sessions", self._invalidate, ["POST"]),
             ("/login-block", "login_block", self._login_block, ["POST"]),
             ("/bypass-link", "bypass_link", self._bypass_link, ["POST"]),
+            ("/emergency", "emergency", self._emergency, ["POST"]),
+            ("/emergency", "emergency_progress", self._emergency_progress, ["GET"]),
+            ("/emergency/deactivate", "emergency_off", self._emergency_off, ["POST"]),
         ]
         for rule, endpoint, view, methods in routes:
             bp.add_url_rule(rule, endpoint, view, methods=methods)

@@ -232,6 +232,118 @@ _SCHEMAS: dict[str, Any] = {
             "sessions": _nullable(_ref("Invalidation")),
         },
     },
+    "EmergencyRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"},
+            "duration": {
+                "description": "Expected length shown to users: seconds, or text like 30m, 2h.",
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 604800},
+                    {"type": "string", "pattern": DURATION_PATTERN},
+                    {"type": "null"},
+                ],
+            },
+            "critical_admin_only": _BOOL,
+            "grace_period": _nullable(
+                {"type": "number", "minimum": 0, "maximum": 3600, "description": "Default 30."}
+            ),
+            "kill_after": _nullable(
+                {"type": "number", "minimum": 0, "maximum": 600, "description": "Default 10."}
+            ),
+            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
+        },
+    },
+    "EmergencyOffRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "requeue": _BOOL,
+            "force": _BOOL,
+            "reason": _nullable({"type": "string", "maxLength": 500}),
+            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
+        },
+    },
+    "EmergencyActivation": {
+        "type": "object",
+        "description": "The fenced switch (ActivationResult) plus the emergency's facts.",
+        "required": [
+            "status",
+            "fenced",
+            "propagation",
+            "lagging_nodes",
+            "emergency_id",
+            "report_id",
+            "plan",
+            "trigger",
+            "triggered_by",
+        ],
+        "properties": {
+            "status": {"type": "object"},
+            "fenced": _BOOL,
+            "propagation": _STR,
+            "applied_nodes": {"type": "array", "items": _STR},
+            "lagging_nodes": {"type": "array", "items": {"type": "object"}},
+            "waited_seconds": {"type": "number"},
+            "emergency_id": _STR,
+            "report_id": _STR,
+            "plan": {
+                "type": "object",
+                "required": [
+                    "plan_id",
+                    "started_at",
+                    "grace",
+                    "kill_after",
+                    "sigterm_at",
+                    "kill_at",
+                ],
+            },
+            "trigger": {"type": "string", "enum": ["person", "cli", "api", "automated"]},
+            "triggered_by": _STR,
+            "sessions": _nullable(_ref("Invalidation")),
+            "sessions_error": _nullable(_STR),
+            "running_jobs": _INT,
+        },
+    },
+    "EmergencyDeactivation": {
+        "type": "object",
+        "required": ["status", "fenced", "emergency_id", "check", "requeue", "requeued"],
+        "properties": {
+            "status": {"type": "object"},
+            "fenced": _BOOL,
+            "propagation": _STR,
+            "emergency_id": _nullable(_STR),
+            "check": {
+                "type": "object",
+                "required": ["ok", "problems", "notes"],
+                "properties": {
+                    "ok": _BOOL,
+                    "problems": {"type": "array", "items": _STR},
+                    "notes": {"type": "array", "items": _STR},
+                },
+            },
+            "requeue": {"type": "string", "enum": ["done", "partial", "pending", "skipped"]},
+            "requeued": {"type": "array", "items": {"type": "object"}},
+            "not_rerun_safe": {"type": "array", "items": {"type": "object"}},
+            "report_id": _nullable(_STR),
+        },
+    },
+    "EmergencyProgress": {
+        "type": "object",
+        "required": ["emergency_id", "active", "phase", "counts", "running", "workers"],
+        "properties": {
+            "emergency_id": _nullable(_STR),
+            "active": _BOOL,
+            "phase": _nullable({"type": "string", "enum": ["grace", "terminating", "terminated"]}),
+            "plan": _nullable({"type": "object"}),
+            "counts": {"type": "object", "additionalProperties": _INT},
+            "running": {"type": "array", "items": {"type": "object"}},
+            "workers": {"type": "array", "items": {"type": "object"}},
+            "seconds_to_sigterm": _nullable({"type": "number", "minimum": 0}),
+        },
+    },
     "Event": {
         "type": "object",
         "required": ["id", "at", "kind"],
@@ -464,6 +576,31 @@ def _document(prefix: str) -> dict[str, Any]:
                 },
                 "The link.",
             ),
+        ),
+        "/emergency": {
+            **_get(
+                "Where the current emergency stands: phase, counts, running jobs. Admins only.",
+                _json(_ref("EmergencyProgress"), "Progress."),
+                params=None,
+                **_ADMIN_ERRORS,
+            ),
+            **_post(
+                "Declare an emergency: everything blocked but admin work, non-admins logged "
+                "out, running jobs asked to stop, then SIGTERMed, then SIGKILLed. Admins only.",
+                _ref("EmergencyRequest"),
+                _json(_ref("EmergencyActivation"), "Declared; `fenced` says every node has it."),
+                **{"409": _error("An emergency is already active, or the state moved on.")},
+            ),
+        },
+        "/emergency/deactivate": _post(
+            "Lift the emergency after its checks; requeue what was stopped. Admins only.",
+            _ref("EmergencyOffRequest"),
+            _json(_ref("EmergencyDeactivation"), "Lifted."),
+            **{
+                "409": _error(
+                    "No emergency is active, or a check failed (`problems`; `force` overrides)."
+                )
+            },
         ),
     }
     return {

@@ -235,7 +235,7 @@ def test_the_panel_needs_the_middleware_first(service: EnhancedMaintenanceModeSe
 def test_emergency_control_switches_to_a_dedicated_endpoint_when_the_api_has_one(
     service: EnhancedMaintenanceModeService,
 ) -> None:
-    """Until then it enables with mode "emergency"; once the route exists it is used."""
+    """The status API has ``POST /api/maintenance/emergency``: the control posts there."""
 
     def emergency_config(app: Flask) -> dict[str, Any]:
         page = client_as(app, "root", "admin").get(PANEL).get_data(as_text=True)
@@ -243,11 +243,7 @@ def test_emergency_control_switches_to_a_dedicated_endpoint_when_the_api_has_one
         assert block
         return dict(json.loads(block.group(1))["api"]["emergency"])
 
-    plain = build_app(service)
-    assert emergency_config(plain) == {"url": "/api/maintenance/enable", "dedicated": False}
-    with_route = build_app(service)
-    with_route.add_url_rule("/api/maintenance/emergency", "emergency", lambda: "", methods=["POST"])
-    assert emergency_config(with_route) == {
+    assert emergency_config(build_app(service)) == {
         "url": "/api/maintenance/emergency",
         "dedicated": True,
     }

@@ -2,11 +2,16 @@
 
 The row is committed before the publish, so a worker never looks for a job
 that is not there yet; a publish refused by maintenance marks it ``refused``.
+A running job stops at its next step when it is cancelled, or when an
+emergency tells it to (``should_abort()``): then it is ``interrupted`` and
+runs again once the emergency's recovery requeues it.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,10 +28,24 @@ from .models import Job, User, utcnow
 
 #: Job states a worker is (or may soon be) working on.
 OPEN_STATES = ("queued", "running")
+INTERRUPTED = "interrupted"
 
 
 class JobCancelled(Exception):
     """The job was cancelled while it ran."""
+
+
+class JobAborted(Exception):
+    """An emergency told the job to stop; it runs again after the recovery requeue."""
+
+
+def told_to_stop() -> bool:
+    """Whether an emergency asks the running job to stop (False without the Celery side)."""
+    try:
+        from workers import should_abort
+    except ImportError:  # the Celery side of maintenance is optional for this app
+        return False
+    return should_abort()
 
 
 def start_job(
@@ -88,6 +107,10 @@ def job_running(session: Session, job_id: int, task_id: str | None) -> Iterator[
     except JobCancelled:
         session.rollback()
         return
+    except JobAborted:
+        session.rollback()
+        _mark_interrupted(session, job)
+        return
     except Exception as exc:
         session.rollback()
         _mark_failed(session, job, exc)
@@ -109,18 +132,50 @@ def _mark_failed(session: Session, job: Job, exc: BaseException) -> None:
         session.rollback()
 
 
+def _mark_interrupted(session: Session, job: Job) -> None:
+    # The job's own bookkeeping: the guard refuses an emergency's writes, but the
+    # row must not claim the job still runs (the consistency check would say so).
+    with allow_writes("record that an emergency stopped a job"):
+        job.status = INTERRUPTED
+        job.error = "stopped by an emergency; it runs again after the recovery"
+        session.commit()
+
+
 def simulate_work(session: Session, job: Job, seconds: float) -> None:
-    """Take ``seconds`` (the latency of a real model or platform API), stopping
-    with ``JobCancelled`` soon after the job is cancelled."""
+    """Take ``seconds`` (the latency of a real model or platform API), stopping with
+    ``JobCancelled`` soon after the job is cancelled and with ``JobAborted`` when an
+    emergency tells it to stop."""
     deadline = time.monotonic() + seconds
     next_check = 0.0
     while (left := deadline - time.monotonic()) > 0:
+        if told_to_stop():
+            raise JobAborted(job.id)
         if time.monotonic() >= next_check:
             session.refresh(job, ["status"])
             if job.status == "cancelled":
                 raise JobCancelled(job.id)
             next_check = time.monotonic() + 0.25
         time.sleep(min(left, 0.05))
+
+
+def external_call(seconds: float) -> None:
+    """One blocking call to something outside (an encoder, a platform's upload API):
+    it cannot stop half-way, so it never asks whether to stop."""
+    time.sleep(seconds)
+
+
+@contextmanager
+def sigterm_held_off() -> Iterator[None]:
+    """Ignore SIGTERM for the block (an upload that must not be cut in half);
+    SIGKILL still ends the process. Only in a process's main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def set_result(job: Job, result: Any) -> None:

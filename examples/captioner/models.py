@@ -1,4 +1,4 @@
-"""The captioner's own tables: users, images, captions, jobs and platform connections."""
+"""The captioner's own tables: users, images, captions, jobs, platform connections and posts."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32))
     task_name: Mapped[str] = mapped_column(String(128))
     task_id: Mapped[str] = mapped_column(String(64), unique=True)
-    #: queued | running | done | failed | cancelled | refused
+    #: queued | running | done | failed | cancelled | refused | interrupted
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     params_json: Mapped[str] = mapped_column(Text, default="{}")
     progress: Mapped[int] = mapped_column(Integer, default=0)
@@ -173,6 +173,19 @@ class PlatformConnection(Base):
         self.credential_hint = token[-4:]
 
 
+class Post(Base):
+    """A caption published on a platform (fake platforms; one row per publication)."""
+
+    __tablename__ = "captioner_posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caption_id: Mapped[int] = mapped_column(ForeignKey("captioner_captions.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    remote_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 #: What a write to each table means to maintenance (the transaction guard's map).
 MODEL_OPERATIONS: dict[type, OperationType] = {
     User: OperationType.USER_DATA_MODIFICATION,
@@ -180,4 +193,5 @@ MODEL_OPERATIONS: dict[type, OperationType] = {
     Caption: OperationType.CAPTION_GENERATION,
     Job: OperationType.JOB_CREATION,
     PlatformConnection: OperationType.PLATFORM_OPERATIONS,
+    Post: OperationType.PLATFORM_OPERATIONS,
 }

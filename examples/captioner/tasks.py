@@ -2,7 +2,8 @@
 
 Every task names its maintenance operation type with the ``operation_type=``
 task option (Celery keeps unknown options as task attributes), owns a job row,
-and has side effects that can be counted in the database. Configuration comes
+and has side effects that can be counted in the database; one that must not
+run twice says so with ``rerun_safe=False``. Configuration comes
 from the environment: ``CELERY_BROKER_URL``, else ``REDIS_URL``, else the
 embedded Redis of the control plane; ``CELERY_BROKER_KEYPREFIX`` namespaces
 the broker's keys; ``CAPTIONER_DATABASE_URL`` names the app's database.
@@ -28,6 +29,7 @@ from .work import (
     check_platform_connection,
     generate_caption,
     optimize_image,
+    post_to_platform,
     purge_orphan_captions,
     run_job,
     sync_profile,
@@ -105,11 +107,18 @@ TASKS: dict[str, tuple[Any, OperationType]] = {
     "captioner.generate_caption": (generate_caption, Op.CAPTION_GENERATION),
     "captioner.run_job": (run_job, Op.JOB_CREATION),
     "captioner.test_platform_connection": (check_platform_connection, Op.PLATFORM_OPERATIONS),
+    "captioner.post_to_platform": (post_to_platform, Op.PLATFORM_OPERATIONS),
     "captioner.bulk_update_captions": (bulk_update_captions, Op.BATCH_OPERATIONS),
     "captioner.optimize_image": (optimize_image, Op.IMAGE_PROCESSING),
     "captioner.analyze_image": (analyze_image, Op.IMAGE_PROCESSING),
     "captioner.sync_profile": (sync_profile, Op.USER_DATA_MODIFICATION),
     "captioner.purge_orphan_captions": (purge_orphan_captions, Op.ADMIN_OPERATIONS),
+}
+
+#: More task options by task name. A post that runs twice posts twice: after an
+#: emergency it is listed for an operator instead of requeued.
+TASK_OPTIONS: dict[str, dict[str, Any]] = {
+    "captioner.post_to_platform": {"rerun_safe": False},
 }
 
 
@@ -139,6 +148,7 @@ def create_celery(
             base=CaptionerTask,
             shared=False,
             operation_type=operation.value,
+            **TASK_OPTIONS.get(name, {}),
         )(body)
     install_celery_hooks(app, service)
     return app

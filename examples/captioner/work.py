@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from sqlalchemy import delete, func, select
 
 from . import captioning, imaging
-from .jobs import set_result, simulate_work
-from .models import Caption, Image, Job, PlatformConnection, User
+from .jobs import external_call, set_result, sigterm_held_off, simulate_work
+from .models import Caption, Image, Job, PlatformConnection, Post, User
 from .runtime import CaptionerTask
 from .runtime import job_session as _job
 
@@ -155,11 +156,15 @@ def optimize_image(
     duration: float = 0.0,
     requested_by: int | None = None,
 ) -> int | None:
-    """Re-encode a PNG at maximum compression when that makes it smaller; returns the size."""
+    """Re-encode a PNG at maximum compression when that makes it smaller; returns the size.
+
+    The encoder is one blocking call (``duration`` seconds): it does not stop when an
+    emergency asks, so the emergency's SIGTERM ends it; it is safe to run again.
+    """
     with _job(self, job_id) as (session, job):
         if job is None:
             return None
-        simulate_work(session, job, duration)
+        external_call(duration)
         image = _image(session, image_id)
         before = image.size_bytes
         pixels = imaging.decode_png(image.data)
@@ -192,6 +197,37 @@ def analyze_image(
         job.progress = job.total = 1
         set_result(job, analysis)
         return analysis
+
+
+def post_to_platform(
+    self: CaptionerTask,
+    job_id: int,
+    caption_id: int,
+    duration: float = 0.0,
+    requested_by: int | None = None,
+) -> int | None:
+    """Publish a caption on its platform (fake platforms: a ``Post`` row and a remote id).
+
+    The upload is one request that must not be cut in half, so SIGTERM is held off
+    while it runs (an emergency's SIGKILL still ends it). Running it twice would post
+    twice: the task is declared ``rerun_safe=False`` and is never requeued.
+    """
+    with _job(self, job_id) as (session, job):
+        if job is None:
+            return None
+        caption = session.get(Caption, caption_id)
+        if caption is None:
+            raise LookupError(f"caption {caption_id} does not exist")
+        with sigterm_held_off():
+            external_call(duration)
+        remote = hashlib.sha1(f"{caption.platform}:{caption.id}:{job.id}".encode()).hexdigest()
+        post = Post(caption_id=caption.id, platform=caption.platform, remote_id=remote[:16])
+        post.job_id = job.id
+        session.add(post)
+        session.flush()
+        job.progress = job.total = 1
+        set_result(job, {"post_id": post.id, "remote_id": post.remote_id})
+        return post.id
 
 
 def sync_profile(

@@ -38,6 +38,7 @@ EXPECTED = {
     ("platforms.switch_platform", "POST"): Op.PLATFORM_OPERATIONS,
     ("platforms.test_connection", "POST"): Op.PLATFORM_OPERATIONS,
     ("platforms.update_credentials", "POST"): Op.PLATFORM_OPERATIONS,
+    ("platforms.post_caption", "POST"): Op.PLATFORM_OPERATIONS,
     ("review.index", "GET"): Op.READ_OPERATIONS,
     ("review.batch_review", "POST"): Op.BATCH_OPERATIONS,
     ("review.bulk_update_captions", "POST"): Op.BATCH_OPERATIONS,
@@ -61,6 +62,7 @@ TASKS = {
     "captioner.generate_caption": Op.CAPTION_GENERATION,
     "captioner.run_job": Op.JOB_CREATION,
     "captioner.test_platform_connection": Op.PLATFORM_OPERATIONS,
+    "captioner.post_to_platform": Op.PLATFORM_OPERATIONS,
     "captioner.bulk_update_captions": Op.BATCH_OPERATIONS,
     "captioner.optimize_image": Op.IMAGE_PROCESSING,
     "captioner.analyze_image": Op.IMAGE_PROCESSING,
@@ -94,3 +96,14 @@ def test_every_task_declares_its_operation_type(captioner: Captioner) -> None:
         if name.startswith("captioner.")
     }
     assert declared == TASKS
+
+
+def test_only_the_platform_post_is_declared_unsafe_to_rerun(captioner: Captioner) -> None:
+    """Posting twice would publish twice: ``captioner.post_to_platform`` says
+    ``rerun_safe=False``; every other task may be requeued after an emergency."""
+    unsafe = {
+        name
+        for name, task in captioner.celery.tasks.items()
+        if name.startswith("captioner.") and getattr(task, "rerun_safe", True) is False
+    }
+    assert unsafe == {"captioner.post_to_platform"}

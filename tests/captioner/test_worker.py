@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from examples.captioner.models import Caption, Image, Job, PlatformConnection
+from examples.captioner.models import Caption, Image, Job, PlatformConnection, Post
 from maintenance import OperationBlocked
 from maintenance.integrity import check_results
 from tests.helpers import wait_for
@@ -54,8 +54,8 @@ def test_every_task_runs_once_with_its_side_effects(
     user_client: FlaskClient,
     admin_client: FlaskClient,
 ) -> None:
-    """Generate, analyse, optimise, test a connection, bulk update, caption all, sync the
-    profile, purge orphans: each job is done, ran once, and left exactly its rows."""
+    """Generate, analyse, optimise, test a connection, bulk update, post, caption all, sync
+    the profile, purge orphans: each job is done, ran once, and left exactly its rows."""
     image_id = _scalar(captioner, select(func.min(Image.id)))
     job = _finished(captioner, user_client.post("/caption/generate", json={"image_id": image_id}))
     assert job.runs == 1
@@ -79,6 +79,12 @@ def test_every_task_runs_once_with_its_side_effects(
     assert _finished(captioner, user_client.post("/review/bulk", json=bulk)).result == {
         "updated": 1
     }
+    post = _finished(captioner, user_client.post("/platform/post", json={"caption_id": caption_id}))
+    with captioner.db.sessions() as s:
+        posted = s.scalars(select(Post)).all()
+    assert [(p.id, p.caption_id, p.job_id) for p in posted] == [
+        (post.result["post_id"], caption_id, post.id)
+    ]
 
     every = _finished(captioner, user_client.post("/jobs", json={"kind": "caption_all"}))
     assert every.result == {"captioned": 4, "platform": "instagram"}

@@ -1,4 +1,5 @@
-"""Platforms: switch the active one, test a connection (Celery), update credentials."""
+"""Platforms: switch the active one, test a connection and post a caption (Celery), update
+credentials."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from sqlalchemy import select
 
 from ..auth import current_user, login_required
 from ..captioning import PLATFORMS
-from ..models import PlatformConnection, User
-from .common import db, done, enqueue, fail, form, job_data
+from ..models import Caption, Image, PlatformConnection, User
+from .common import db, done, enqueue, fail, form, job_data, owned
 
 bp = Blueprint("platforms", __name__)
 
@@ -119,4 +120,29 @@ def update_credentials() -> Any:
         f"Credentials for {platform} saved.",
         "platforms.index",
         data={"platform": platform, "hint": connection.credential_hint},
+    )
+
+
+@bp.post("/platform/post")
+@login_required
+def post_caption() -> Any:
+    """Publish a caption on its platform (Celery task ``captioner.post_to_platform``)."""
+    user = current_user()
+    assert user is not None
+    try:
+        caption = db().get(Caption, int(form().get("caption_id", 0)))
+    except (TypeError, ValueError):
+        return fail("caption_id must be a number.", "review.index")
+    if caption is None:
+        return fail("No such caption.", "review.index", code=404)
+    owned(Image, caption.image_id, user)
+    if caption.status == "rejected":
+        return fail("A rejected caption cannot be posted.", "review.index", code=409)
+    job = enqueue(user, "post", "captioner.post_to_platform", caption_id=caption.id, total=1)
+    return done(
+        f"Posting caption {caption.id} to {caption.platform} (job {job.id}).",
+        "jobs.job_detail",
+        code=202,
+        data=job_data(job),
+        job_id=job.id,
     )

@@ -70,11 +70,8 @@ class PublishGate:
         self._original = original
         gate = self
         binding = self.binding
-        operations = self._operations
         running = admission.running_jobs()
-        current_facts = stamping.current_facts
         internal = _internal
-        now = time.time
 
         @functools.wraps(original)
         def send_task(name: str, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any):
@@ -100,18 +97,9 @@ class PublishGate:
                 or service.settings.fail_closed
             ):
                 return gate.send(original, name, args, kwargs, rest, options, override)
-            task = options.get("task_type")
-            operation = operations.get((name, task))
-            if operation is None:
-                operation = gate._operation(name, task, None)
-            # Nothing to judge: stamp the facts (PublishFacts field order) and publish.
-            token = current_facts.set(
-                (operation, status.version, cache.node_id, now(), False, None, False)
-            )
-            try:
-                return original(name, args, kwargs, *rest, **options)
-            finally:
-                current_facts.reset(token)
+            # Nothing to judge: no facts to stamp (the receiver stamps only the publish
+            # time, which a later recovery needs), so the common case stays cheap.
+            return original(name, args, kwargs, *rest, **options)
 
         app.send_task = send_task
         return self

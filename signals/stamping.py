@@ -10,6 +10,7 @@ and are read by the worker-side gate and by the job's own sub-publishes.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from time import time as _now
 from typing import Any, NamedTuple
 
 from celery.signals import before_task_publish
@@ -61,9 +62,17 @@ current_facts: ContextVar[tuple[Any, ...] | None] = ContextVar(
 
 
 def stamp_headers(sender: Any = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
-    """Receiver: copy the current publish's facts into the outgoing message headers."""
+    """Receiver: copy the current publish's facts into the outgoing message headers.
+
+    A publish the gate had nothing to judge (maintenance off) carries only its
+    publish time: a recovery requeues deferred jobs in that order. The worker
+    resolves the operation type itself when no stamp says it.
+    """
+    if headers is None:
+        return
     facts = current_facts.get()
-    if facts is None or headers is None:
+    if facts is None:
+        headers[PUBLISHED_AT] = _now()
         return
     operation, version, publisher, published_at, continuation, bypass, critical = facts
     headers[OPERATION] = operation

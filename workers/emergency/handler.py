@@ -301,21 +301,24 @@ class EmergencyMaintenanceHandler(EmergencyControl):
         return DeactivationCheck(check.emergency_id, check.problems, check.notes, checked)
 
     def _compare_with_workers(self) -> list[str]:
+        # The registry is read before and after asking, so a job that starts or ends
+        # meanwhile is not mistaken for an inconsistency.
+        before = {e.task_id: e for e in fleet.registry_entries(self.service)}
         try:
             replies = self.app.control.inspect(timeout=INSPECT_TIMEOUT).active() or {}
         except Exception as exc:
             return [f"the workers could not be asked what they run: {exc}"]
+        after = {e.task_id: e for e in fleet.registry_entries(self.service)}
         problems = []
         live = {str(n.info.get("hostname")) for n in fleet.live_workers(self.service).values()}
         for host in sorted(live - set(replies)):
             problems.append(f"worker {host} did not answer: its jobs cannot be compared")
-        registry = {e.task_id: e for e in fleet.registry_entries(self.service)}
         reported = {job["id"]: (host, job) for host, jobs in replies.items() for job in jobs}
         for task_id, (host, job) in reported.items():
-            if task_id not in registry:
+            if task_id not in before and task_id not in after:
                 problems.append(f"{job.get('name')}[{task_id}] runs on {host}, not in the registry")
-        for task_id, entry in registry.items():
-            if entry.worker in replies and task_id not in reported:
+        for task_id, entry in before.items():
+            if task_id in after and entry.worker in replies and task_id not in reported:
                 problems.append(
                     f"the registry has {entry.name}[{task_id}] on {entry.worker}; "
                     "the worker does not run it"

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from celery.concurrency import ALIASES
 from celery.concurrency.base import BasePool
 from celery.utils.collections import AttributeDict
 from celery.worker import control
@@ -59,13 +60,17 @@ log = logging.getLogger("maintenance.emergency")
 #: A request accepted this recently may not have registered itself yet (``task_prerun``
 #: runs in the child a moment after the main process accepted it).
 REGISTRATION_LAG = 0.5
+#: How often the ladder looks whether SIGTERMed jobs are gone (it ends early if so).
+STOPPED_POLL = 0.1
 #: How long a worker leaves the recovery requeue to the process that lifted the emergency.
 RECOVERY_DELAY = 2.0
 
 
 def pool_name(pool: Any) -> str:
-    """``prefork``, ``threads``, ``solo``, ``gevent``..."""
-    return type(pool).__module__.rsplit(".", 1)[-1]
+    """The name ``celery worker -P`` knows the pool by (``prefork``, ``threads``, ``solo``...)."""
+    path = f"{type(pool).__module__}:{type(pool).__name__}"
+    names = [name for name, target in ALIASES.items() if target == path]
+    return names[0] if names else type(pool).__module__.rsplit(".", 1)[-1]
 
 
 def can_terminate(pool: Any) -> bool:
@@ -174,19 +179,34 @@ class Ladder:
             self.plan.plan_id,
         )
         if ids:
-            self.owner.call_later(self.plan.kill_at - time.time(), self.sigkill)
+            self.owner.call_later(STOPPED_POLL, self.await_stopped)
         else:
             self.owner.background(self._finish)
+
+    def await_stopped(self) -> None:
+        """Between SIGTERM and SIGKILL: done as soon as every stopped job's process ended."""
+        if not any(self._still_running(s) for s in self.stopped):
+            self.sigkill()  # nothing left to kill: finishes the ladder now
+            return
+        left = self.plan.kill_at - time.time()
+        if left <= 0:
+            self.sigkill()
+            return
+        self.owner.call_later(min(STOPPED_POLL, left), self.await_stopped)
+
+    @staticmethod
+    def _still_running(stopped: _Stopped) -> bool:
+        result = stopped.result() if stopped.result is not None else None
+        if result is not None and result.ready():
+            return False  # the job's process returned or is gone
+        return _alive(stopped.pid, stopped.started)
 
     def sigkill(self) -> None:
         """``kill_after`` past SIGTERM: SIGKILL each child still running its job."""
         killed = []
         pool = self.owner.consumer.pool
         for stopped in self.stopped:
-            result = stopped.result() if stopped.result is not None else None
-            if result is not None and result.ready():
-                continue  # the job's process returned or is gone
-            if not _alive(stopped.pid, stopped.started):
+            if not self._still_running(stopped):
                 continue
             try:
                 pool.terminate_job(stopped.pid, signal.SIGKILL)

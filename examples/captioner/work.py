@@ -126,17 +126,20 @@ def bulk_update_captions(
     text: str | None = None,
     platform: str | None = None,
     status: str | None = None,
+    duration: float = 0.0,
     requested_by: int | None = None,
 ) -> int | None:
-    """Apply one change to many captions of the job's owner, in one transaction."""
+    """Apply one change to many captions of the job's owner (any, for an admin), in one
+    transaction, after ``duration`` seconds of checking them."""
     with _job(self, job_id) as (session, job):
         if job is None:
             return None
-        captions = session.scalars(
-            select(Caption)
-            .join(Image)
-            .where(Caption.id.in_(caption_ids), Image.owner_id == job.owner_id)
-        ).all()
+        simulate_work(session, job, duration)
+        query = select(Caption).where(Caption.id.in_(caption_ids))
+        owner = session.get(User, job.owner_id)
+        if owner is None or not owner.is_admin:
+            query = query.join(Image).where(Image.owner_id == job.owner_id)
+        captions = session.scalars(query).all()
         for caption in captions:
             if text is not None:
                 caption.text = text
@@ -208,8 +211,9 @@ def post_to_platform(
 ) -> int | None:
     """Publish a caption on its platform (fake platforms: a ``Post`` row and a remote id).
 
-    The upload is one request that must not be cut in half, so SIGTERM is held off
-    while it runs (an emergency's SIGKILL still ends it). Running it twice would post
+    Two blocking calls of ``duration`` seconds each: the upload, then the wait for the
+    platform to accept it. They must not be cut in half, so SIGTERM is held off while
+    they run (an emergency's SIGKILL still ends them). Running it twice would post
     twice: the task is declared ``rerun_safe=False`` and is never requeued.
     """
     with _job(self, job_id) as (session, job):
@@ -219,7 +223,8 @@ def post_to_platform(
         if caption is None:
             raise LookupError(f"caption {caption_id} does not exist")
         with sigterm_held_off():
-            external_call(duration)
+            external_call(duration)  # upload the image and the caption
+            external_call(duration)  # the platform processes the post
         remote = hashlib.sha1(f"{caption.platform}:{caption.id}:{job.id}".encode()).hexdigest()
         post = Post(caption_id=caption.id, platform=caption.platform, remote_id=remote[:16])
         post.job_id = job.id

@@ -63,11 +63,13 @@ class Captioner:
         return int(self.redis.llen(f"{self.broker_prefix}{queue}"))
 
 
-@pytest.fixture
-def captioner(make_service, redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Captioner]:  # type: ignore[no-untyped-def]
-    control_url = f"sqlite:///{tmp_path / 'control.db'}"
-    app_url = f"sqlite:///{tmp_path / 'captioner.db'}"
-    service = make_service(database_url=control_url, kind="web").start()
+def build_captioner(
+    service: EnhancedMaintenanceModeService, redis_url: str, prefix: str, directory: Path
+) -> Captioner:
+    """The captioner on ``service`` (a started web node): its own broker keys under
+    ``prefix``, its databases in ``directory``, seeded."""
+    control_url = service.settings.database_url
+    app_url = f"sqlite:///{directory / 'captioner.db'}"
     broker_prefix = f"{prefix}:broker:"
     transport = {"global_keyprefix": broker_prefix}
     celery = create_celery(
@@ -104,12 +106,24 @@ def captioner(make_service, redis_url: str, prefix: str, tmp_path: Path) -> Iter
         "MAINTENANCE_NODE_TTL": "1.0",
     }
     client = redis.Redis.from_url(redis_url)
-    yield Captioner(app, db, celery, service, service.settings, broker_prefix, client, env)
-    app.extensions["captioner"].close()
-    celery.close()
-    keys = list(client.scan_iter(f"{broker_prefix}*", count=1000))
+    return Captioner(app, db, celery, service, service.settings, broker_prefix, client, env)
+
+
+def close_captioner(captioner: Captioner) -> None:
+    """Close the app and its Celery publisher; delete its broker keys."""
+    captioner.app.extensions["captioner"].close()
+    captioner.celery.close()
+    keys = list(captioner.redis.scan_iter(f"{captioner.broker_prefix}*", count=1000))
     if keys:
-        client.delete(*keys)
+        captioner.redis.delete(*keys)
+
+
+@pytest.fixture
+def captioner(make_service, redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Captioner]:  # type: ignore[no-untyped-def]
+    service = make_service(database_url=f"sqlite:///{tmp_path / 'control.db'}", kind="web").start()
+    found = build_captioner(service, redis_url, prefix, tmp_path)
+    yield found
+    close_captioner(found)
 
 
 @pytest.fixture
@@ -124,11 +138,13 @@ def admin_client(captioner: Captioner) -> FlaskClient:
     return captioner.client(ADMIN)
 
 
-@pytest.fixture
-def captioner_worker(captioner: Captioner, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``celery worker -P prefork -c 2`` running the captioner's tasks."""
+@contextlib.contextmanager
+def captioner_worker_process(
+    captioner: Captioner, log: Path, concurrency: int = 2
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker -P prefork`` running the captioner's tasks, registered as
+    a node before the block starts; stopped (warm, then killed) and reaped after it."""
     name = f"cap{uuid.uuid4().hex[:6]}"
-    log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -141,7 +157,7 @@ def captioner_worker(captioner: Captioner, tmp_path: Path) -> Iterator[subproces
                 "-P",
                 "prefork",
                 "-c",
-                "2",
+                str(concurrency),
                 "-n",
                 f"{name}@%h",
                 "--without-gossip",
@@ -174,6 +190,13 @@ def captioner_worker(captioner: Captioner, tmp_path: Path) -> Iterator[subproces
             proc.wait(10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def captioner_worker(captioner: Captioner, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker -P prefork -c 2`` running the captioner's tasks."""
+    with captioner_worker_process(captioner, tmp_path / "worker.log") as proc:
+        yield proc
 
 
 def _worker_registered(captioner: Captioner) -> bool:

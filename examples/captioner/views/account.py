@@ -52,7 +52,7 @@ def update_profile() -> Any:
     me.display_name, me.email = name, email
     me.bio = str(data.get("bio", me.bio))[:2000]
     db().commit()
-    job = enqueue(me, "profile_sync", "captioner.sync_profile", user_id=me.id, timed=False)
+    job = enqueue(me, "profile_sync", "captioner.sync_profile", user_id=me.id)
     return done("Profile saved.", "account.profile", data={"job_id": job.id})
 
 

@@ -80,7 +80,6 @@ def bulk_update_captions() -> Any:
         "captioner.bulk_update_captions",
         caption_ids=selected,
         total=len(selected),
-        timed=False,
         text=changes.get("text"),
         platform=changes.get("platform"),
         status=changes.get("status"),

@@ -54,8 +54,9 @@ class Narrator:
         self.current: Step | None = None
 
     # -- printing ------------------------------------------------------------------
-    def say(self, text: str = "", indent: int = 2) -> None:
-        """Plain narration, wrapped (leading newlines become blank lines)."""
+    def say(self, text: str = "", indent: int = 2, hang: int | None = None) -> None:
+        """Plain narration, wrapped (leading newlines become blank lines); ``hang``
+        indents the continuation lines."""
         stripped = text.lstrip("\n")
         for _ in range(len(text) - len(stripped)):
             print(file=self.out)
@@ -64,8 +65,9 @@ class Narrator:
             print(file=self.out, flush=True)
             return
         pad = " " * indent
+        rest = " " * (indent if hang is None else hang)
         print(
-            textwrap.fill(text, self.width, initial_indent=pad, subsequent_indent=pad),
+            textwrap.fill(text, self.width, initial_indent=pad, subsequent_indent=rest),
             file=self.out,
             flush=True,
         )

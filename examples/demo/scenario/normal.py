@@ -20,7 +20,8 @@ from .web import Person, Reply
 REASON = "Database upgrade"
 
 
-def _started(reply: Reply) -> int:
+def started_job(reply: Reply) -> int:
+    """The id of the job a 202 reply started (anything else: an error saying what came)."""
     if reply.status != 202:
         raise RuntimeError(f"expected 202, got {reply.status}: {reply.text}")
     return int(reply.body["job"]["id"])
@@ -82,7 +83,7 @@ def jobs_running(sc: Scenario, step: Step) -> None:
     bodies: list[dict[str, Any]] = [{}] + [
         {"image_id": ids[n % len(ids)]} for n in range(slots - 1)
     ]
-    sc.jobs["running"] = [_started(alice.post(p, b)) for p, b in zip(paths, bodies, strict=True)]
+    sc.jobs["running"] = [started_job(alice.post(p, b)) for p, b in zip(paths, bodies, strict=True)]
     sc.narrator.check(True, f"alice started {slots} jobs: HTTP 202 for each")
     wait_until(
         lambda: _all(sc.job_states("running", alice), "running"),
@@ -91,7 +92,7 @@ def jobs_running(sc: Scenario, step: Step) -> None:
     )
     sc.narrator.check(True, f"all {slots} are running: every worker slot is busy")
     sc.jobs["held"] = [
-        _started(alice.post("/caption/generate", {"image_id": ids[-1 - n]})) for n in range(3)
+        started_job(alice.post("/caption/generate", {"image_id": ids[-1 - n]})) for n in range(3)
     ]
     queued = _all(sc.job_states("held", alice), "queued")
     sc.narrator.check(queued, "3 more caption jobs wait in the queue for a free slot")
@@ -123,8 +124,8 @@ def normal_maintenance(sc: Scenario, step: Step) -> None:
         refused.status == 503 and refused.body.get("operation") == "caption_generation",
         f'alice asks for a caption: HTTP {refused.status} "{refused.body.get("title")}"',
     )
-    sc.narrator.say(f"    message: {refused.text}")
-    sc.narrator.say(f"    Retry-After: {refused.headers.get('Retry-After')} s")
+    sc.narrator.say(f"message: {refused.text}", indent=6, hang=15)
+    sc.narrator.say(f"Retry-After: {refused.headers.get('Retry-After')} s", indent=6)
 
     task_id = str(uuid.uuid4())
     error: OperationBlocked | None = None
@@ -148,7 +149,8 @@ def normal_maintenance(sc: Scenario, step: Step) -> None:
     )
     login = alice.log_in()
     sc.narrator.check(
-        login.status == 503, f'alice cannot log back in: HTTP {login.status} "{login.text}"'
+        login.status == 503,
+        f'alice cannot log back in: HTTP {login.status} "{login.body.get("title")}"',
     )
 
     admin = sc.admin

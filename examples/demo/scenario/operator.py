@@ -28,8 +28,9 @@ class Operator:
         self.argv = maintenance_argv()
         self.shown = maintenance_command()
 
-    def run(self, *args: str) -> Typed:
-        """Run ``maintenance ARGS`` (stdout and stderr together) and print it like a terminal."""
+    def run(self, *args: str, show: bool = True) -> Typed:
+        """Run ``maintenance ARGS`` (stdout and stderr together); ``show``: print the command
+        and its output like a terminal."""
         done = subprocess.run(
             [*self.argv, *args],
             env=self.env,
@@ -40,5 +41,10 @@ class Operator:
             check=False,
         )
         output = done.stdout.decode(errors="replace")
-        self.narrator.command(f"{self.shown} {shlex.join(args)}", output, done.returncode)
+        if show:
+            self.narrator.command(self.line(*args), output, done.returncode)
         return Typed(done.returncode, output)
+
+    def line(self, *args: str) -> str:
+        """The command as the operator would type it."""
+        return f"{self.shown} {shlex.join(args)}"

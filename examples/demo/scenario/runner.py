@@ -11,30 +11,14 @@ from typing import TextIO
 from maintenance import Settings
 
 from ..launcher import DemoOptions
-from .context import Scenario, Stage
+from .context import Scenario
+from .emergency import STEPS as EMERGENCY_STEPS
+from .emergency import unavailable as emergency_unavailable
 from .fleet import ScenarioFleet
 from .narrator import Narrator, Step
 from .normal import STEPS as NORMAL_STEPS
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-
-
-def _emergency_stages() -> tuple[tuple[Stage, ...], str | None]:
-    """The emergency half of the story, or why it cannot run here."""
-    try:
-        from .emergency import STEPS, unavailable
-    except ImportError as exc:
-        return (), f"emergency support not installed ({exc})"
-    why = unavailable()
-    return (STEPS, None) if why is None else ((), why)
-
-
-#: The emergency half of the story, for the summary when it cannot run.
-EMERGENCY_OUTLINE = (
-    ("Emergency", "running jobs stopped: abort flag, then SIGTERM/SIGKILL after the grace"),
-    ("Recovery", "stopped jobs requeued once and completed"),
-    ("Report", "emergency report stored and written to a file"),
-)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -51,7 +35,7 @@ def run_scenario(options: DemoOptions, settings: Settings, out: TextIO | None = 
     run_dir = Path(settings.data_dir).absolute() / "scenario" / time.strftime("%Y%m%d-%H%M%S")
     fleet = ScenarioFleet(options, settings, run_dir)
     scenario = Scenario(narrator, fleet, options.task_seconds, facts={"run_dir": run_dir})
-    emergency, missing = _emergency_stages()
+    missing = emergency_unavailable()
     started = time.monotonic()
     narrator.say(
         "Maintenance mode, end to end: a captioning app (Flask web app + Celery workers) is "
@@ -61,10 +45,8 @@ def run_scenario(options: DemoOptions, settings: Settings, out: TextIO | None = 
     )
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     interrupted = False
-    stages = (*NORMAL_STEPS, *emergency)
-    outline = [(s.title, s.expected) for s in stages]
-    if missing is not None:
-        outline += EMERGENCY_OUTLINE
+    stages = NORMAL_STEPS if missing else (*NORMAL_STEPS, *EMERGENCY_STEPS)
+    outline = [(s.title, s.expected) for s in (*NORMAL_STEPS, *EMERGENCY_STEPS)]
     try:
         for stage in stages:
             if stage(scenario).error:

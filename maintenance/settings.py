@@ -14,6 +14,20 @@ from .errors import ValidationError
 DEFAULT_DATABASE_URL = "sqlite:///maintenance.db"
 
 
+def redact_url(url: str | None) -> str | None:
+    """``url`` with any password replaced by ``***``: safe to print or log."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default

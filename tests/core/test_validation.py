@@ -78,3 +78,18 @@ def test_modes_operations_and_actors() -> None:
         validate_operations(["teleport"])
     with pytest.raises(ValidationError, match="who is doing this"):
         validate_actor("")
+
+
+def test_urls_are_redacted_before_printing() -> None:
+    from maintenance.settings import redact_url
+
+    assert redact_url("postgresql://app:s3cret@db:5432/prod") == "postgresql://app:***@db:5432/prod"
+    assert redact_url("redis://:pw@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert redact_url("sqlite:///maintenance.db") == "sqlite:///maintenance.db"
+    assert redact_url(None) is None
+
+
+def test_settings_never_show_the_secret_key() -> None:
+    from maintenance import Settings
+
+    assert "hush" not in repr(Settings(secret_key="hush"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from maintenance.integrity import check_results
@@ -46,8 +48,8 @@ def declare(sc: Scenario, step: Step) -> None:
         "should stop), an image optimisation (one blocking encoder call: it cannot check) "
         "and a post to her Instagram account (it holds off SIGTERM while it uploads, and "
         "must not run twice). The operator declares an emergency: everything but admin "
-        f"work is refused at once, users are logged out, running jobs get {GRACE:g} s to "
-        f"stop on their own, then SIGTERM, and SIGKILL {KILL_AFTER:g} s later."
+        f"work is refused at once, users are logged out, running jobs get {_seconds(GRACE)} "
+        f"to stop on their own, then SIGTERM, and SIGKILL {_seconds(KILL_AFTER)} later."
     )
     alice = sc.user()
     image = sc.images[1]
@@ -203,15 +205,12 @@ def report(sc: Scenario, step: Step) -> None:
     for fmt in ("md", "html"):
         path = run_dir / f"emergency-report-{eid}.{fmt}"
         typed = sc.operator.run("report", "--emergency", eid, "--format", fmt, show=False)
-        sc.narrator.command(
-            f"{sc.operator.line('report', '--emergency', eid, '--format', fmt)} > {path}",
-            "",
-            typed.code,
-        )
+        line = sc.operator.line("report", "--emergency", eid, "--format", fmt)
+        sc.narrator.command(f"{line} > {_shown(path)}", "", typed.code)
         if typed.code == 0:
             path.write_text(typed.output)
-            written.append(path)
-    sc.narrator.check(len(written) == 2, "report written: " + ", ".join(str(p) for p in written))
+            written.append(_shown(path))
+    sc.narrator.check(len(written) == 2, "report written: " + " and ".join(written))
     body = load_report(sc.fleet.service, eid)["body"]
     jobs = body["jobs"]
     lines = [
@@ -224,8 +223,8 @@ def report(sc: Scenario, step: Step) -> None:
         f"sessions logged out: {body['sessions']['invalidated']}; blocked attempts: "
         f"{body['blocked_attempts_total']}",
     ]
-    for line in lines:
-        sc.narrator.say(f"    {line}")
+    for text in lines:
+        sc.narrator.say(text, indent=6, hang=8)
     complete = (
         len(jobs["aborted"]) == len(jobs["terminated"]) == len(jobs["killed"]) == 1
         and len(jobs["requeued"]) == 2
@@ -260,6 +259,16 @@ def _stop_times(report: dict[str, Any]) -> dict[tuple[str, str], float]:
 def _names(tasks: list[str]) -> str:
     short = [t.removeprefix("captioner.").replace("_", " ") for t in tasks]
     return ", ".join(short) if short else "none"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    here = Path.cwd()
+    return os.path.relpath(path, here) if path.is_relative_to(here) else str(path)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} second{'' if value == 1 else 's'}"
 
 
 def _secs(value: float | None) -> str:

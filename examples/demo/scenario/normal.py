@@ -68,7 +68,7 @@ def jobs_running(sc: Scenario, step: Step) -> None:
     slots = options.workers * options.concurrency
     sc.narrator.say(
         "Alice, a regular user, logs in and asks for captions and an image analysis. "
-        f"Each job takes about {sc.task_seconds:g} s (simulated model time). The admin "
+        f"Each job takes about {sc.task_seconds:g} seconds (simulated model time). The admin "
         "is logged in too."
     )
     admin = sc.admin = Person(sc.fleet.web_url, ADMIN)
@@ -116,8 +116,13 @@ def normal_maintenance(sc: Scenario, step: Step) -> None:
     wait_until(lambda: service.status.is_active, 10, "the status to arrive")
     sc.activation_id = service.status.activation_id
     alice = sc.user()
-    still = sum(s["status"] == "running" for s in sc.job_states("running"))
-    sc.narrator.check(still > 0, f"{still} of the jobs that started before are still running")
+    states = sc.job_states("running")
+    still = sum(s["status"] == "running" for s in states)
+    sc.narrator.check(
+        still > 0,
+        (f"all {still}" if still == len(states) else f"{still} of the {len(states)}")
+        + " jobs that started before maintenance are still running",
+    )
 
     refused = alice.post("/caption/generate", {"image_id": sc.images[0]})
     sc.narrator.check(

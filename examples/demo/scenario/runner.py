@@ -19,6 +19,8 @@ from .narrator import Narrator, Step
 from .normal import STEPS as NORMAL_STEPS
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+#: Shorter jobs could end on their own before the emergency's SIGTERM reaches them.
+MIN_TASK_SECONDS = 3.0
 
 
 class _Terminated(KeyboardInterrupt):

@@ -25,7 +25,7 @@ class Reply:
         """The user-facing words of the reply (maintenance message, error or message)."""
         body = self.body
         text = body.get("message") or body.get("error") or body.get("title") or ""
-        return str(text).strip().splitlines()[0][:200] if text else ""
+        return str(text).strip().splitlines()[0] if text else ""
 
 
 class Person:

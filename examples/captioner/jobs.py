@@ -2,9 +2,6 @@
 
 The row is committed before the publish, so a worker never looks for a job
 that is not there yet; a publish refused by maintenance marks it ``refused``.
-A running job stops at its next step when it is cancelled, or when an
-emergency tells it to (``should_abort()``): then it is ``interrupted`` and
-runs again once the emergency's recovery requeues it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""The plan's six operation families as the captioner exposes them: the requests a user
-sends, the task a publisher sends, a job started before maintenance and what it leaves
-in the database, and what an administrator does during maintenance."""
+"""The plan's six operation families as the captioner exposes them: user requests, the task,
+a job started before maintenance and its rows, and what an administrator does."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Each operation family of the plan (3.1, 3.2, 4.1, 4.2, 5.1, 5.2), end to end on the real
-captioner with a real prefork worker: during NORMAL maintenance a user is refused with that
-family's message over HTTP and at the Celery publish (nothing reaches the broker), an admin
-is not (the task runs), and a job the user started before maintenance completes."""
+"""Each operation family of the plan (3.1, 3.2, 4.1, 4.2, 5.1, 5.2) end to end, on the real
+captioner with a real prefork worker, through NORMAL maintenance."""
 
 from __future__ import annotations
 

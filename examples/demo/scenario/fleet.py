@@ -1,9 +1,4 @@
-"""The scenario's own fleet: the demo launcher on fresh databases and fresh Redis keys.
-
-Every run gets a directory of its own (``<data dir>/scenario/<run>``) for its
-SQLite files, logs and report, and Redis keys under a prefix of its own, so it
-never meets the state of an earlier run or of a demo running beside it.
-"""
+"""The scenario's own fleet: the demo launcher on fresh databases and fresh Redis keys."""
 
 from __future__ import annotations
 
@@ -32,7 +27,12 @@ def _sqlite(url: str) -> bool:
 
 @dataclass
 class ScenarioFleet:
-    """The demo stack of one run, plus what the scenario observes it with."""
+    """The demo stack of one run, plus what the scenario observes it with.
+
+    Every run gets a directory of its own (``<data dir>/scenario/<run>``) for its
+    SQLite files, logs and report, and Redis keys under a prefix of its own, so it
+    never meets the state of an earlier run or of a demo running beside it.
+    """
 
     options: DemoOptions
     base: Settings
@@ -69,7 +69,7 @@ class ScenarioFleet:
         return time.monotonic() - started
 
     def stop(self) -> None:
-        """Stop every process, forget this run's Redis keys and its databases (SQLite)."""
+        """Stop every process and forget this run's Redis keys."""
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 self._publisher.close()

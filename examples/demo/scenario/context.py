@@ -30,7 +30,6 @@ class Scenario:
     jobs: dict[str, list[int]] = field(default_factory=dict)
     activation_id: str | None = None
     emergency_id: str | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
 
     def user(self) -> Person:
         """Alice, logged in at the start."""

@@ -13,7 +13,7 @@ from maintenance.reports import load_report
 from ..commands import has_command
 from .context import Scenario, Stage, wait_until
 from .narrator import Step
-from .normal import started_job
+from .normal import started_job, wait_done
 
 REASON = "Storage failure"
 #: Seconds the running jobs get to stop on their own, then from SIGTERM to SIGKILL.
@@ -183,8 +183,12 @@ def recover(sc: Scenario, step: Step) -> None:
     )
     login = sc.user().log_in()
     sc.narrator.check(login.status == 200, "alice can log in again")
-    again = sc.user().post("/caption/generate", {"image_id": sc.images[0]})
-    sc.narrator.check(again.status == 202, f"and start new work: HTTP {again.status}")
+    new = sc.user().post("/caption/generate", {"image_id": sc.images[0]})
+    sc.jobs["after"] = [started_job(new)]
+    written = wait_done(sc, "after")
+    sc.narrator.check(
+        written, "and her new caption job runs and is written, as before the incident"
+    )
     step.observed = (
         f"2 requeued once and done (runs {runs}); post not rerun; check names it; "
         f"users back (login {login.status})"

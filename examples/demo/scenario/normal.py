@@ -205,7 +205,7 @@ def drain(sc: Scenario, step: Step) -> None:
         f"the {len(states)} jobs that started before maintenance finished, each ran once, "
         "and wrote their captions and analysis",
     )
-    admin_done = _wait_done(sc, "admin")
+    admin_done = wait_done(sc, "admin")
     sc.narrator.check(admin_done, "the admin's job ran during maintenance and wrote its caption")
     held = len(sc.jobs.get("held", []))
     deferred = wait_until(
@@ -224,7 +224,8 @@ def drain(sc: Scenario, step: Step) -> None:
     )
 
 
-def _wait_done(sc: Scenario, role: str, timeout: float | None = None) -> bool:
+def wait_done(sc: Scenario, role: str, timeout: float | None = None) -> bool:
+    """Wait until the jobs of ``role`` have ended; whether they all ended ``done``."""
     if not sc.jobs.get(role):
         return False
     limit = timeout or max(30.0, 6 * sc.task_seconds)
@@ -248,7 +249,7 @@ def disable(sc: Scenario, step: Step) -> None:
     held = len(sc.jobs.get("held", []))
     typed = sc.operator.run("disable", "--by", "operator")
     sc.narrator.require(typed.code == 0, "maintenance is off")
-    done = _wait_done(sc, "held")
+    done = wait_done(sc, "held")
     states = sc.job_states("held")
     runs = [s["runs"] for s in states]
     sc.narrator.check(

@@ -36,7 +36,7 @@ def run_scenario(options: DemoOptions, settings: Settings, out: TextIO | None = 
     narrator = Narrator(out)
     run_dir = Path(settings.data_dir).absolute() / "scenario" / time.strftime("%Y%m%d-%H%M%S")
     fleet = ScenarioFleet(options, settings, run_dir)
-    scenario = Scenario(narrator, fleet, options.task_seconds, facts={"run_dir": run_dir})
+    scenario = Scenario(narrator, fleet, options.task_seconds)
     missing = emergency_unavailable()
     started = time.monotonic()
     narrator.say(

@@ -63,8 +63,12 @@ def run_scenario(options: DemoOptions, settings: Settings, out: TextIO | None = 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         narrator.say("\nStopping every process the scenario started...", indent=0)
-        fleet.stop()
-        narrator.say("Stopped: no process of the scenario is left running.", indent=0)
+        try:
+            fleet.stop()
+        except Exception as exc:  # the summary must still be printed
+            narrator.say(f"Stopping went wrong ({exc}); see {fleet.run_dir}", indent=0)
+        else:
+            narrator.say("Stopped: no process of the scenario is left running.", indent=0)
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous)
     why = "interrupted" if interrupted else "not run: an earlier step failed"

@@ -276,7 +276,8 @@ def _seconds(value: float) -> str:
 
 
 def _secs(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s"
+    # The plan starts a moment before the activation is logged: never print "-0.0".
+    return "never" if value is None else f"{max(value, 0.0):.1f} s"
 
 
 def _first(problems: list[str], job_id: int) -> str:

@@ -28,6 +28,7 @@ from examples.captioner.seed import LOGINS, seed
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from maintenance.embedded import stop_embedded_redis
 from maintenance.redisconn import REDIS_ERRORS, resolve_redis_url
+from maintenance.settings import redact_url
 from maintenance.store.migrations import SCHEMA_VERSION
 
 from .commands import has_command, maintenance_command
@@ -239,9 +240,9 @@ class DemoStack:
         if self.flower_url:
             lines.append(f"  Flower         {self.flower_url}/")
         lines += [
-            f"  Redis          {self.redis_url} ({redis_kind})",
-            f"  control plane  {self.settings.database_url} (schema v{SCHEMA_VERSION})",
-            f"  app database   {self.app_database_url}",
+            f"  Redis          {redact_url(self.redis_url)} ({redis_kind})",
+            f"  control plane  {redact_url(self.settings.database_url)} (schema v{SCHEMA_VERSION})",
+            f"  app database   {redact_url(self.app_database_url)}",
             "  processes      "
             + ", ".join(f"{c.name} (pid {c.pid})" for c in self.supervisor.children),
             "",

@@ -85,6 +85,11 @@ class Keys:
         """HASH (TTL): outcome (aborted, terminated, killed, unterminable) -> jobs."""
         return self._k(f"emergency:{emergency_id}:counts")
 
+    def emergency_handoff(self, node_id: str) -> str:
+        """LIST: what a worker's pool children report (stopped jobs) for its main process
+        to write to SQL (one SQL writer per worker, not one per pool child)."""
+        return self._k(f"emergency:handoff:{node_id}")
+
     def emergency_claim(self, emergency_id: str, step: str) -> str:
         """STRING (TTL): set by the one process that performs ``step`` fleet-wide."""
         return self._k(f"emergency:{emergency_id}:claim:{step}")

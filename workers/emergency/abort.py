@@ -13,6 +13,8 @@ emergency like a terminated one -- unless its task says ``rerun_safe=False``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -22,11 +24,12 @@ from celery import current_task
 from celery.signals import task_postrun
 
 from maintenance import EnhancedMaintenanceModeService
+from maintenance.emergency import fleet
 from maintenance.emergency.plan import OUTCOME_ABORTED, plan_of
 from maintenance.errors import MaintenanceError
 from maintenance.redisconn import REDIS_ERRORS
 
-from . import jobinfo, outcomes
+from . import handoff, jobinfo
 
 log = logging.getLogger("maintenance.emergency")
 POLL_INTERVAL = 0.1
@@ -51,10 +54,14 @@ class _Watch:
 _watches: dict[str, _Watch] = {}
 
 
-def _service_of(task: Any) -> EnhancedMaintenanceModeService | None:
+def _binding_of(task: Any) -> Any:
     from signals.binding import binding_of
 
-    binding = binding_of(getattr(task, "app", None))
+    return binding_of(getattr(task, "app", None))
+
+
+def _service_of(task: Any) -> EnhancedMaintenanceModeService | None:
+    binding = _binding_of(task)
     return binding.try_service() if binding is not None else None
 
 
@@ -134,32 +141,25 @@ def on_postrun(
     state: str | None = None,
     **_: Any,
 ) -> None:
-    """Pool child, after the job: a job that was told to stop is recorded as stopped."""
+    """Pool child, after the job: a job that was told to stop is recorded as stopped; one
+    that finished its work during an emergency is never rerun (it may have been SIGTERMed
+    and ignored it)."""
     if task_id is None:
         return
     watch = _watches.pop(task_id, None)
     service = _service_of(task)
     if service is None:
         return
-    if watch is None or watch.stopped_by is None:
-        plan = plan_of(service.status)
-        if plan is not None and state == "SUCCESS" and service.status.emergency_id:
-            _completed_during_emergency(service, task_id, service.status.emergency_id)
+    if watch is not None and watch.stopped_by is not None:
+        _hand_over(service, task, _stopped_entry(service, task, watch))
         return
-    _record_aborted(service, task, watch)
+    status = service.status
+    if state == "SUCCESS" and status.emergency_id and plan_of(status) is not None:
+        entry = handoff.encode(handoff.COMPLETED, emergency_id=status.emergency_id, task_id=task_id)
+        _hand_over(service, task, entry)
 
 
-def _completed_during_emergency(
-    service: EnhancedMaintenanceModeService, task_id: str, emergency_id: str
-) -> None:
-    try:
-        outcomes.discard_if_completed(service, task_id, emergency_id=emergency_id)
-    except MaintenanceError as exc:
-        log.error("job %s finished during the emergency, not noted: %s", task_id, exc)
-
-
-def _record_aborted(service: EnhancedMaintenanceModeService, task: Any, watch: _Watch) -> None:
-    emergency_id = watch.stopped_by if watch.stopped_by != "request" else None
+def _stopped_entry(service: EnhancedMaintenanceModeService, task: Any, watch: _Watch) -> str:
     headers = vars(task.request)
     operation = jobinfo.operation_of(service, task.app, task.name, headers).value
     record = jobinfo.record_from_context(
@@ -169,22 +169,26 @@ def _record_aborted(service: EnhancedMaintenanceModeService, task: Any, watch: _
         reason=f"stopped on request ({watch.stopped_by})",
         activation_id=watch.activation_id,
     )
+    emergency_id = watch.stopped_by if watch.stopped_by != "request" else None
+    if emergency_id is not None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            fleet.add_counts(service, emergency_id, **{OUTCOME_ABORTED: 1})
+    return handoff.encode(handoff.STOPPED, emergency_id=emergency_id, record=record)
+
+
+def _hand_over(service: EnhancedMaintenanceModeService, task: Any, entry: str) -> None:
+    node = getattr(_binding_of(task), "worker_node_id", None)
+    if node is not None:
+        try:
+            handoff.push(service, node, entry)
+            return
+        except REDIS_ERRORS as exc:
+            log.warning("emergency handoff unavailable (%s); writing it here", exc)
+    actor = str(getattr(task.request, "hostname", None) or "worker")
     try:
-        outcomes.record_stopped(
-            service,
-            [record],
-            emergency_id=emergency_id,
-            actor=str(task.request.hostname or "worker"),
-        )
+        handoff.apply_entries(service, [json.loads(entry)], actor)
     except MaintenanceError as exc:
-        log.error(
-            "job %s[%s] stopped but NOT recorded (it will not be requeued: %s); args=%r kwargs=%r",
-            task.name,
-            watch.task_id,
-            exc,
-            record.args,
-            record.kwargs,
-        )
+        log.error("job %s stopped but NOT recorded (%s): %s", task.request.id, exc, entry)
 
 
 def connect() -> None:

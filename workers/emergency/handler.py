@@ -47,7 +47,7 @@ log = logging.getLogger("maintenance.emergency")
 WATCH_INTERVAL = 0.2
 #: How long a watch goes on past the SIGKILL deadline for slow workers to report.
 WATCH_SLACK = 30.0
-INSPECT_TIMEOUT = 2.0
+INSPECT_TIMEOUT = 5.0
 
 ProgressCallback = Callable[[EmergencyProgress], None]
 
@@ -303,14 +303,16 @@ class EmergencyMaintenanceHandler(EmergencyControl):
     def _compare_with_workers(self) -> list[str]:
         # The registry is read before and after asking, so a job that starts or ends
         # meanwhile is not mistaken for an inconsistency.
+        live = {str(n.info.get("hostname")) for n in fleet.live_workers(self.service).values()}
         before = {e.task_id: e for e in fleet.registry_entries(self.service)}
         try:
-            replies = self.app.control.inspect(timeout=INSPECT_TIMEOUT).active() or {}
+            # ``limit``: done as soon as every live worker answered, not at the timeout.
+            inspect = self.app.control.inspect(timeout=INSPECT_TIMEOUT, limit=len(live) or None)
+            replies = inspect.active() or {}
         except Exception as exc:
             return [f"the workers could not be asked what they run: {exc}"]
         after = {e.task_id: e for e in fleet.registry_entries(self.service)}
         problems = []
-        live = {str(n.info.get("hostname")) for n in fleet.live_workers(self.service).values()}
         for host in sorted(live - set(replies)):
             problems.append(f"worker {host} did not answer: its jobs cannot be compared")
         reported = {job["id"]: (host, job) for host, jobs in replies.items() for job in jobs}

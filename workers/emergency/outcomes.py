@@ -11,7 +11,7 @@ from sqlalchemy import update
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
 from maintenance.emergency import fleet
-from maintenance.emergency.plan import OUTCOME_KILLED, OUTCOME_TERMINATED
+from maintenance.emergency.plan import OUTCOME_ABORTED, OUTCOME_KILLED, OUTCOME_TERMINATED
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.status import utcnow
 from maintenance.store import schema
@@ -69,7 +69,8 @@ def record_stopped(
             EventLog.append_in(conn, _event(record, str(record.outcome), emergency_id, actor))
     by_outcome: dict[str, int] = {}
     for record in records:
-        by_outcome[str(record.outcome)] = by_outcome.get(str(record.outcome), 0) + 1
+        if record.outcome != OUTCOME_ABORTED:  # counted by the job as it stopped
+            by_outcome[str(record.outcome)] = by_outcome.get(str(record.outcome), 0) + 1
     _count(service, emergency_id, **by_outcome)
     for record in records:
         maintenance_events.emit(

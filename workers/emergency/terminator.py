@@ -55,6 +55,7 @@ from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import JobRecord
 
 from . import jobinfo, outcomes
+from .handoff import HandoffWriter
 
 log = logging.getLogger("maintenance.emergency")
 #: A request accepted this recently may not have registered itself yet (``task_prerun``
@@ -168,7 +169,7 @@ class Ladder:
             log.warning("emergency %s: SIGTERM to %d job(s)", self.emergency_id, len(ids))
         self.progress.terminated = ids
         self.progress.running = 0
-        self.progress.state = "terminating" if ids else "done"
+        self.progress.state = "terminating"
         self._publish()
         self.owner.background(
             phases.advance_phase,
@@ -181,7 +182,7 @@ class Ladder:
         if ids:
             self.owner.call_later(STOPPED_POLL, self.await_stopped)
         else:
-            self.owner.background(self._finish)
+            self.owner.background(self._complete)
 
     def await_stopped(self) -> None:
         """Between SIGTERM and SIGKILL: done as soon as every stopped job's process ended."""
@@ -223,9 +224,7 @@ class Ladder:
         except MaintenanceError as exc:
             log.error("emergency: killed jobs not marked (%s): %s", exc, killed)
         self.progress.killed = [r.original_id for r in killed]
-        self.progress.state = "done"
-        self._publish()
-        self.owner.background(self._finish)
+        self.owner.background(self._complete)
 
     def cannot_terminate(self) -> None:
         """This pool cannot stop a running job: list what runs here, say so, stay out."""
@@ -256,6 +255,13 @@ class Ladder:
                 self.owner.hostname,
                 ", ".join(f"{e.name}[{e.task_id}]" for e in mine),
             )
+        self._finish()
+
+    def _complete(self) -> None:
+        """Off the loop: what the pool children handed over is in SQL, then say done."""
+        self.owner.handoff.flush()
+        self.progress.state = "done"
+        self._publish()
         self._finish()
 
     # -- helpers ---------------------------------------------------------------
@@ -333,19 +339,24 @@ class WorkerTerminator:
         self._recovering: set[str] = set()
         self._listener: int | None = None
         self._lock = threading.Lock()
+        self.handoff = HandoffWriter(service, node, self.hostname)
 
     def start(self) -> WorkerTerminator:
         """Follow status changes; act on a plan already in force (a worker started late)."""
         if self._listener is None:
+            self.handoff.start()
             self._listener = self.service.cache.add_listener(self.on_status)
             self.on_status(self.service.status)
         return self
 
     def stop(self) -> None:
-        """Stop following."""
+        """Stop following (what was handed over is written first)."""
         if self._listener is not None:
             self.service.cache.remove_listener(self._listener)
             self._listener = None
+            self.handoff.stop()
+            with contextlib.suppress(MaintenanceError, *REDIS_ERRORS):
+                self.handoff.flush()
 
     def on_status(self, status: MaintenanceStatus) -> None:
         """Status listener (cache thread): start the ladder of a new plan."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -180,8 +180,6 @@ def activate_emergency(
 
 def _with_status(result: ActivationResult, later: ActivationResult) -> ActivationResult:
     # Fencing facts of the switch itself; the newest status (with its phase) to show.
-    from dataclasses import replace
-
     return replace(result, status=later.status)
 
 

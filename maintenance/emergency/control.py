@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MaintenanceError
+from ..errors import MaintenanceError, NotFound
 from ..fencing import ActivationResult
 from ..store.jobs import KIND_TERMINATED, REQUEUED, TERMINATED, JobStore
 from ..validation import validate_actor
@@ -237,8 +237,6 @@ class EmergencyControl:
         """Build and store the report of ``emergency_id`` (default: the latest emergency)."""
         eid = emergency_id or self.service.state.load().emergency_id
         if not eid:
-            from ..errors import NotFound
-
             raise NotFound("no emergency has been declared")
         return create_emergency_report(self.service, eid)
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.celery.conftest import Fleet, close_fleet, delete_prefix, fleet_environment, open_fleet
 from tests.helpers import wait_for
+from workers import JobRegistry
 
 WORKERS = ("e1", "e2")
 
@@ -42,8 +43,10 @@ class EmergencyFleet:
         return int(self.fleet.client.get(f"{self.fleet.prefix}:started:{label}") or 0)
 
     def reset(self) -> None:
-        """Maintenance off, no held-back jobs, no holds."""
+        """Maintenance off, no held-back jobs, no holds, nothing left running."""
         self.fleet.reset()
+        registry = JobRegistry(self.fleet.service)
+        wait_for(lambda: registry.count() == 0, timeout=30, what="no job running")
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,8 @@ def _event(
     )
 
 
-def _count(
-    service: EnhancedMaintenanceModeService, emergency_id: str | None, **counts: int
-) -> None:
+def count(service: EnhancedMaintenanceModeService, emergency_id: str | None, **counts: int) -> None:
+    """Add to the fleet-wide outcome counts (display only: SQL has every job)."""
     if emergency_id is None:
         return
     try:
@@ -71,7 +70,7 @@ def record_stopped(
     for record in records:
         if record.outcome != OUTCOME_ABORTED:  # counted by the job as it stopped
             by_outcome[str(record.outcome)] = by_outcome.get(str(record.outcome), 0) + 1
-    _count(service, emergency_id, **by_outcome)
+    count(service, emergency_id, **by_outcome)
     for record in records:
         maintenance_events.emit(
             maintenance_events.job_terminated, service, job=record, outcome=record.outcome
@@ -98,7 +97,7 @@ def mark_killed(
         )
         for record in records:
             EventLog.append_in(conn, _event(record, OUTCOME_KILLED, emergency_id, actor))
-    _count(service, emergency_id, killed=len(records), terminated=-len(records))
+    count(service, emergency_id, killed=len(records), terminated=-len(records))
     for record in records:
         maintenance_events.emit(
             maintenance_events.job_terminated, service, job=record, outcome=OUTCOME_KILLED
@@ -122,6 +121,6 @@ def discard_if_completed(
         )
     if result.rowcount != 1:
         return False
-    _count(service, emergency_id, terminated=-1)
+    count(service, emergency_id, terminated=-1)
     log.warning("emergency %s: %s finished its work after SIGTERM", emergency_id, task_id)
     return True

@@ -234,7 +234,7 @@ class Ladder:
         self.progress.unterminable = ids
         self.progress.running = len(ids)
         self._publish()
-        outcomes._count(self.service, self.emergency_id, **{UNTERMINABLE: len(ids)})
+        outcomes.count(self.service, self.emergency_id, **{UNTERMINABLE: len(ids)})
         self.service.record_event(
             "emergency_unterminable",
             self.owner.hostname,

@@ -165,7 +165,10 @@ class Ladder:
             ]
             consumer = self.owner.consumer
             state = AttributeDict(app=consumer.app, hostname=consumer.hostname, consumer=consumer)
-            control.revoke(state, ids, terminate=True, signal="SIGTERM")
+            try:
+                control.revoke(state, ids, terminate=True, signal="SIGTERM")
+            except Exception:  # the SIGKILL step still comes for whatever survived
+                log.exception("emergency %s: revoke failed", self.emergency_id)
             log.warning("emergency %s: SIGTERM to %d job(s)", self.emergency_id, len(ids))
         self.progress.terminated = ids
         self.progress.running = 0

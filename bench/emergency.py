@@ -241,6 +241,11 @@ def run(service, app, client, prefix: str, queues: list[str]) -> None:  # type: 
     def on_disabled(sender: object, **_: object) -> None:
         disabled.append(time.perf_counter())
 
+    # The handler requeues right after the lift; without this, the receiver
+    # ``signals.install`` connects would do it inside ``disable_maintenance``,
+    # before ``on_disabled`` could start the clock.
+    binding = signals.binding_of(app)
+    maintenance_events.maintenance_disabled.disconnect(binding.on_disabled)
     maintenance_events.maintenance_disabled.connect(on_disabled, sender=service, weak=False)
     t1 = time.perf_counter()
     for attempt in range(5):

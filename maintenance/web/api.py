@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
+# Also registers the emergency report's renderer for the admin panel's report pages.
+from ..emergency import DeactivationRefused, controller_for
 from ..errors import ConflictError, StoreUnavailable, ValidationError
 from ..identity import NotAuthorized
 from ..modes import MaintenanceMode, OperationType, parse_operation
@@ -376,8 +378,6 @@ class MaintenanceStatusAPI:
 
     def _emergency(self) -> Response:
         """POST: declare an emergency (the admin panel's emergency control posts here)."""
-        from ..emergency import controller_for
-
         who = self._write_guard()
         body = json_body(request, EMERGENCY_FIELDS)
         _strict_enable(body)
@@ -398,15 +398,11 @@ class MaintenanceStatusAPI:
 
     def _emergency_progress(self) -> Response:
         """GET: where the current emergency stands."""
-        from ..emergency import controller_for
-
         self._require_admin()
         return json_response(controller_for(self.service).emergency_progress().to_dict())
 
     def _emergency_off(self) -> Response:
         """POST: lift the emergency after its checks (409 with the problems otherwise)."""
-        from ..emergency import DeactivationRefused, controller_for
-
         who = self._write_guard()
         body = json_body(request, EMERGENCY_OFF_FIELDS)
         try:

@@ -134,3 +134,21 @@ def test_the_emergency_endpoints_are_for_administrators(web: Flask) -> None:
     bad = admin.post(f"{API}/emergency", json={"reason": "x", "grace_period": -1}, headers=ORIGIN)
     assert bad.status_code == 400 and bad.get_json()["field"] == "grace_period"
     assert not _service(web).state.load().is_active
+
+
+def test_force_session_cleanup_removes_sessions_and_refuses_logins(
+    web: Flask, redis_url: str, prefix: str
+) -> None:
+    """Also outside an emergency's declaration: during maintenance that let users stay."""
+    user = login(web.test_client(), "ann")
+    admin = login(web.test_client(), "root", "admin")
+    service = _service(web)
+    service.enable_maintenance("db upgrade", enabled_by="ops", block_login=False, wait=5)
+    assert _me(user) == {"username": "ann", "role": "user"}  # reads stay open in NORMAL
+
+    swept = controller_for(service).force_session_cleanup("ops")
+    assert swept["count"] == 1 and swept["deleted"] == 1
+    assert len(_session_keys(redis_url, prefix)) == 1
+    assert _me(user) == {"username": None, "role": None}
+    assert web.test_client().post("/login", json={"username": "ann"}).status_code == 503
+    assert _me(admin) == {"username": "root", "role": "admin"}

@@ -26,11 +26,6 @@ def _job(captioner: Captioner, job_id: int) -> Job:
         return job
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signals/tracking.py on_revoked drops a job from the active-job registry when "
-    "SIGTERM is sent, although a process that holds off SIGTERM runs on until SIGKILL",
-)
 def test_a_job_holding_off_sigterm_stays_in_the_registry_until_it_is_killed(
     fleet: Captioner, ids: Ids
 ) -> None:

@@ -128,6 +128,9 @@ class Ladder:
             plan_id=plan.plan_id,
         )
         self.stopped: list[_Stopped] = []
+        #: Registry entries of the jobs being stopped, as the jobs wrote them.
+        self.entries: dict[str, bytes | str] = {}
+        self.listed: set[str] = set()
 
     # -- steps (event loop) ----------------------------------------------------
     def begin(self) -> None:
@@ -170,6 +173,7 @@ class Ladder:
             except Exception:  # the SIGKILL step still comes for whatever survived
                 log.exception("emergency %s: revoke failed", self.emergency_id)
             log.warning("emergency %s: SIGTERM to %d job(s)", self.emergency_id, len(ids))
+            self._relist()
         self.progress.terminated = ids
         self.progress.running = 0
         self.progress.state = "terminating"
@@ -189,6 +193,7 @@ class Ladder:
 
     def await_stopped(self) -> None:
         """Between SIGTERM and SIGKILL: done as soon as every stopped job's process ended."""
+        self._unlist([s for s in self.stopped if not self._still_running(s)])
         if not any(self._still_running(s) for s in self.stopped):
             self.sigkill()  # nothing left to kill: finishes the ladder now
             return
@@ -227,6 +232,7 @@ class Ladder:
         except MaintenanceError as exc:
             log.error("emergency: killed jobs not marked (%s): %s", exc, killed)
         self.progress.killed = [r.original_id for r in killed]
+        self._unlist(self.stopped)  # SIGKILL cannot be held off
         self.owner.background(self._complete)
 
     def cannot_terminate(self) -> None:
@@ -268,6 +274,39 @@ class Ladder:
         self._finish()
 
     # -- helpers ---------------------------------------------------------------
+    def _relist(self) -> None:
+        """Put the jobs back into the registry until their processes are gone.
+
+        The revoke took them out (``task_revoked`` fires as SIGTERM is sent), but a
+        process that holds SIGTERM off runs on until SIGKILL, and the fleet must
+        keep counting it.
+        """
+        ids = [
+            s.record.original_id
+            for s in self.stopped
+            if s.record.original_id in self.entries and self._still_running(s)
+        ]
+        if not ids:
+            return
+        mapping: dict[str | bytes, bytes | float | int | str] = {i: self.entries[i] for i in ids}
+        try:
+            self.service.redis.hset(self.service.keys.active_jobs, mapping=mapping)
+        except REDIS_ERRORS as exc:
+            log.warning("emergency: running jobs not relisted: %s", exc)
+            return
+        self.listed.update(ids)
+
+    def _unlist(self, gone: list[_Stopped]) -> None:
+        ids = [s.record.original_id for s in gone if s.record.original_id in self.listed]
+        if not ids:
+            return
+        try:
+            self.service.redis.hdel(self.service.keys.active_jobs, *ids)
+        except REDIS_ERRORS as exc:
+            log.warning("emergency: stopped jobs not unlisted (reaped later): %s", exc)
+            return
+        self.listed.difference_update(ids)
+
     def _in_force(self) -> bool:
         plan = plan_of(self.service.status)
         return plan is not None and plan.plan_id == self.plan.plan_id
@@ -300,6 +339,8 @@ class Ladder:
             operation = jobinfo.operation_of(service, req.task.app, req.type, headers)
             if jobinfo.exempt_by_policy(service, operation, headers):
                 continue
+            if isinstance(entry, bytes | str) and entry != b"?":
+                self.entries[req.id] = entry
             out.append((req, operation.value))
         return out
 

@@ -20,11 +20,12 @@ import pytest
 from celery.result import AsyncResult
 
 from maintenance.emergency import EmergencyActivation, EmergencyDeactivation
+from maintenance.emergency.fleet import read_progress as fleet_progress
 from maintenance.reports import load_report, render
 from maintenance.store.jobs import REQUEUED, TERMINATED, JobRecord, JobStore
 from tests.celery.conftest import ROOT
 from tests.helpers import wait_for
-from workers import EmergencyMaintenanceHandler, TerminationResult
+from workers import EmergencyMaintenanceHandler, JobRegistry, TerminationResult
 
 from .conftest import EmergencyFleet, hold_id, labels
 
@@ -55,6 +56,7 @@ class Run:
     records: dict[str, JobRecord]
     phases: list[tuple[str, dict[str, Any]]]
     deactivation: EmergencyDeactivation
+    listed_after_sigterm: set[str]
 
     def record(self, job: str) -> JobRecord:
         return self.records[self.ids[job]]
@@ -89,6 +91,15 @@ def run(emergency_fleet: EmergencyFleet) -> Run:
         "primary database corrupt", "alice", GRACE, KILL_AFTER, "person"
     )
     fleet.release(quick_hold)
+
+    def e2_terminating() -> bool:
+        progress = fleet_progress(fleet.service, activation.emergency_id).values()
+        return any(
+            p.hostname and p.hostname.startswith("e2@") and p.state != "grace" for p in progress
+        )
+
+    wait_for(e2_terminating, timeout=GRACE + 10, what="e2 past its grace period")
+    listed_after_sigterm = set(JobRegistry(fleet.service).all())
     assert handler.termination is not None
     termination = handler.termination.result(timeout=GRACE + KILL_AFTER + 40)
     store = JobStore(fleet.service.db)
@@ -107,7 +118,18 @@ def run(emergency_fleet: EmergencyFleet) -> Run:
         timeout=30,
         what="requeued copies ran",
     )
-    return Run(ef, label, ids, pids, activation, termination, records, phases, deactivation)
+    return Run(
+        ef,
+        label,
+        ids,
+        pids,
+        activation,
+        termination,
+        records,
+        phases,
+        deactivation,
+        listed_after_sigterm,
+    )
 
 
 def test_activation_is_fenced_and_says_who_triggered_it(run: Run) -> None:
@@ -156,6 +178,9 @@ def test_job_ignoring_sigterm_is_sigkilled_after_kill_after(run: Run) -> None:
     events = run.ef.fleet.service.history(200, kinds=("job_terminated",))
     outcomes = [e.details["outcome"] for e in events if e.details["task_id"] == record.original_id]
     assert sorted(outcomes) == ["killed", "terminated"]
+    # Between SIGTERM and SIGKILL it still counted as running.
+    assert run.ids["unkillable"] in run.listed_after_sigterm
+    assert run.ids["unkillable"] not in JobRegistry(run.ef.fleet.service).all()
 
 
 def test_job_finishing_in_the_grace_period_counts_as_completed(run: Run) -> None:

@@ -293,7 +293,10 @@ class StatusCache:
                 if now >= next_tick:
                     self._refresh_from_redis()
                     next_tick = now + self.revalidate_interval
-                if now >= next_sql:
+                if now >= next_sql and self.register:
+                    # Followers (Celery pool children: hundreds per host) leave the
+                    # cross-check to their registered parent: one SQL connection
+                    # each would exhaust a PostgreSQL server's connection slots.
                     self._refresh_from_sql()
                     next_sql = now + self.sql_check_interval
             except REDIS_ERRORS as exc:
@@ -301,6 +304,8 @@ class StatusCache:
                 _close(pubsub)
                 pubsub = None
                 self._refresh_from_sql()
+                if not self.register:
+                    self.state.db.engine.dispose()  # a follower keeps no SQL connection open
                 self._stop.wait(self.revalidate_interval)
             except Exception:  # never let the cache thread die
                 log.exception("maintenance cache thread error")

@@ -75,13 +75,14 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
         log.warning("maintenance: job %s not registered as running: %s", task_id, exc)
 
 
-def _ended(binding: Binding, task_id: str, operation: str | None) -> None:
+def _ended(binding: Binding, task_id: str, operation: str | None, announce: bool = True) -> None:
     service = binding.service
     try:
         JobRegistry(service).remove(task_id)
         status = service.status
         if (
-            status.is_active
+            announce
+            and status.is_active
             and not status.test_mode
             and (operation is None or operation in {op.value for op in status.blocked_operations})
         ):
@@ -108,13 +109,20 @@ def on_failure(sender: Any = None, task_id: str | None = None, **_: Any) -> None
     _ended(binding, task_id, None)
 
 
-def on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
-    """Main process: a revoked (or terminated) job will not reach ``task_postrun``."""
+def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False, **_: Any) -> None:
+    """Main process: a revoked (or terminated) job will not reach ``task_postrun``.
+
+    Celery sends ``task_revoked`` as the terminate signal is *sent*
+    (``Request.terminate`` in ``celery/worker/request.py``); a process holding
+    SIGTERM off runs on, so a termination never announces the drain here (the
+    emergency ladder keeps such jobs listed until their process is gone, and
+    the beat check announces the drain once nothing runs).
+    """
     binding = _binding(sender)
     task_id = getattr(request, "id", None)
     if binding is None or task_id is None:
         return
-    _ended(binding, task_id, None)
+    _ended(binding, task_id, None, announce=not terminated)
 
 
 def connect() -> None:

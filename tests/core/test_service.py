@@ -263,3 +263,31 @@ def test_history_records_who_why_and_when(service: EnhancedMaintenanceModeServic
         "done early",
     )
     assert disabled.at >= enabled.at and disabled.activation_id == enabled.activation_id
+
+
+def test_followers_leave_sql_to_their_parent_while_redis_is_up(
+    make_service,  # type: ignore[no-untyped-def]
+) -> None:
+    """Pool children (followers) must not hold SQL connections: hundreds per host would
+    exhaust PostgreSQL. Registered nodes cross-check SQL; followers only read Redis."""
+    import time
+
+    from sqlalchemy import event
+
+    follower = make_service(kind="worker-child", register=False)
+    node = make_service(kind="web")
+    checkouts = {"follower": 0, "node": 0}
+    for name, svc in (("follower", follower), ("node", node)):
+        event.listen(
+            svc.db.engine,
+            "checkout",
+            lambda *_a, n=name: checkouts.__setitem__(n, checkouts[n] + 1),
+        )
+    node.start()  # loads the status into Redis
+    follower.start()
+    started = time.time()
+    # sql_check_interval is 0.5 s in the test settings: wait for several of them.
+    wait_for(lambda: follower.cache.health.last_sync > started + 1.6, 10, what="ticks")
+    wait_for(lambda: node.cache.health.last_sync > started + 1.6, 10, what="ticks")
+    assert checkouts["follower"] == 0
+    assert checkouts["node"] >= 2

@@ -248,3 +248,16 @@ def test_emergency_control_switches_to_a_dedicated_endpoint_when_the_api_has_one
         "dedicated": True,
     }
     assert service.state.load().mode is MaintenanceMode.NORMAL  # nothing was activated
+
+
+def test_outcomes_ride_in_a_signed_redirect_and_forged_ones_show_nothing(
+    admin: FlaskClient,
+) -> None:
+    """The outcome of a post is carried in the redirect URL (a concurrent request of the
+    page cannot overwrite it, as it can a cookie session); a crafted one is ignored."""
+    done = post_enable(admin, reason="Disk swap", duration="10m", acknowledge_warnings="yes")
+    assert done.status_code == 303 and "notice=" in done.headers["Location"]
+    page = admin.get(done.headers["Location"]).get_data(as_text=True)
+    assert "flash-success" in page and "Maintenance (normal) is on" in page
+    forged = admin.get(f"{PANEL}?notice=W1sic3VjY2VzcyIsImhpIl1d.bad.sig")
+    assert forged.status_code == 200 and b"flash-success" not in forged.data

@@ -18,6 +18,7 @@ from ...validation import MAX_REASON
 from ..guards import ApiError, check_same_origin, json_response
 from ..identity import WebIdentity
 from ..payloads import admin_status
+from . import notices
 from .access import REPORT_CSP
 from .checks import CheckContext, Finding, run_checks, warnings_of
 from .csrf import FIELD as CSRF_FIELD
@@ -108,6 +109,7 @@ class AdminViews:
             disable_values=disable.values if disable else {"requeue": True, "note": ""},
             disable_errors=disable.errors if disable else {},
             findings=findings,
+            notices=notices.unpack(),
             needs_ack=bool(warnings_of(findings)),
             blockable=BLOCKABLE,
             unblockable=UNBLOCKABLE,
@@ -187,8 +189,7 @@ class AdminViews:
         manager = self.middleware.sessions
         if req.invalidate_sessions and not result.status.test_mode and manager is not None:
             logged_out = manager.invalidate_non_admin_sessions(who.username).count
-        flash(_enabled_message(result, logged_out), "success")
-        return redirect(url_for(".panel"), 303)
+        return self._after_post([("success", _enabled_message(result, logged_out))])
 
     def disable(self) -> BaseResponse:
         """POST: end maintenance, with or without requeueing held jobs."""
@@ -207,14 +208,21 @@ class AdminViews:
                 reason=form.request.note,
             )
         except ConflictError as exc:
-            flash(f"Nothing was changed: {exc}.", "error")
-            return redirect(url_for(".panel"), 303)
+            return self._after_post([("error", f"Nothing was changed: {exc}.")])
         held = "held jobs will be requeued" if form.request.requeue else "held jobs stay held"
-        flash(f"Maintenance ended (version {result.status.version}); {held}.", "success")
+        messages = [("success", f"Maintenance ended (version {result.status.version}); {held}.")]
         report_id = result.details.get("report_id")
         if report_id:
-            flash(f"Rehearsal report {report_id} stored: {result.details.get('verdict')}.", "info")
-        return redirect(url_for(".panel"), 303)
+            messages.append(
+                ("info", f"Rehearsal report {report_id} stored: {result.details.get('verdict')}.")
+            )
+        return self._after_post(messages)
+
+    @staticmethod
+    def _after_post(messages: list[tuple[str, str]]) -> BaseResponse:
+        """Redirect to the panel carrying the outcome in the URL (see ``notices``)."""
+        values: dict[str, Any] = {notices.PARAM: notices.pack(messages)}
+        return redirect(url_for(".panel", **values), 303)
 
     def check(self) -> Response:
         """GET (JSON): the server's verdict on the form as typed: errors and findings.

@@ -7,6 +7,7 @@ never imports them.
 
 from __future__ import annotations
 
+import logging
 import sys
 from importlib.metadata import entry_points
 
@@ -23,9 +24,15 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("-v", "--verbose", count=True, help="Show the control plane's log (-vv: debug).")
 @click.pass_context
-def cli(ctx: click.Context, as_json: bool) -> None:
+def cli(ctx: click.Context, as_json: bool, verbose: int) -> None:
     """Control maintenance mode for a Flask + Celery fleet."""
+    # Commands print what happened themselves; the log (what servers keep) would say it
+    # twice. Errors still show; -v shows the rest.
+    level = {0: logging.ERROR, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="maintenance: %(levelname)s: %(message)s")
+    logging.getLogger().setLevel(level)
     ctx.obj = CliContext(as_json=as_json)
 
 

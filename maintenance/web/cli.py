@@ -60,7 +60,8 @@ def flask_command() -> click.Group:
     plugins, with the service built from the app's settings."""
 
     @click.pass_context
-    def callback(ctx: click.Context, as_json: bool) -> None:
+    def callback(ctx: click.Context, as_json: bool, verbose: int = 0) -> None:
+        # Logging belongs to the Flask app here: -v is accepted and left to it.
         info = ctx.find_object(ScriptInfo)
         app = info.load_app() if info is not None else None
         if app is None or "maintenance" not in app.extensions:

@@ -452,6 +452,27 @@ class MaintenanceStatusAPI:
         ]
         for rule, endpoint, view, methods in routes:
             bp.add_url_rule(rule, endpoint, view, methods=methods)
+        allowed: dict[str, set[str]] = {}
+        for rule, _endpoint, _view, methods in routes:
+            allowed.setdefault(rule, set()).update(methods)
+
+        def unknown(rest: str = "") -> Response:
+            # Werkzeug prefers a rule that matches path *and* method, so this catch-all
+            # answers unknown paths and wrong methods under the prefix in JSON, as every
+            # other error of this API (Flask's own 404/405 pages are HTML).
+            methods = sorted(allowed.get(f"/{rest}", ()))
+            if methods:
+                body = {
+                    "error": "method_not_allowed",
+                    "message": f"use {', '.join(methods)}",
+                    "field": None,
+                }
+                return json_response(body, 405, {"Allow": ", ".join(methods)})
+            raise ApiError(404, "not_found", f"no such endpoint: /{rest}")
+
+        every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        bp.add_url_rule("/", "unknown_root", unknown, methods=every)
+        bp.add_url_rule("/<path:rest>", "unknown", unknown, methods=every)
         bp.register_error_handler(ApiError, error_response)
         bp.register_error_handler(ValidationError, lambda e: error_response(validation_error(e)))
         bp.register_error_handler(

@@ -296,5 +296,20 @@ def test_the_openapi_document_describes_every_route(app: Flask) -> None:
         rule.rule.removeprefix(API)
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("maintenance_api.")
+        and not rule.endpoint.startswith("maintenance_api.unknown")  # the JSON 404/405
     }
     assert routes == set(doc["paths"])
+
+
+def test_unknown_paths_and_wrong_methods_answer_in_json(app: Flask) -> None:
+    """Every error under the API prefix is JSON, also Flask's routing ones."""
+    client = app.test_client()
+    missing = client.get("/api/maintenance/nope")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+    wrong = client.delete("/api/maintenance/status")
+    assert wrong.status_code == 405 and wrong.get_json()["error"] == "method_not_allowed"
+    assert wrong.headers["Allow"] == "GET"
+    both = client.put("/api/maintenance/emergency")
+    assert both.status_code == 405 and both.headers["Allow"] == "GET, POST"
+    assert client.get("/api/maintenance/status").status_code == 200  # real routes win
+    assert client.get("/no/such/page").content_type.startswith("text/html")  # the app's own

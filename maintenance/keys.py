@@ -154,3 +154,7 @@ class Keys:
     def bypass_token(self, nonce: str) -> str:
         """STRING (TTL): an unredeemed one-time bypass link."""
         return self._k(f"bypass:{nonce}")
+
+    def requeue_attempt(self, task_id: str) -> str:
+        """STRING (TTL): the publish attempt of a requeued copy that a worker accepted."""
+        return self._k(f"jobs:requeue-attempt:{task_id}")

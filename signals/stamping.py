@@ -23,6 +23,7 @@ CONTINUATION = "maintenance_continuation"
 BYPASS = "maintenance_bypass"
 BYPASS_CRITICAL = "maintenance_bypass_critical"
 REQUEUED_FROM = "maintenance_requeued_from"
+REQUEUE_ATTEMPT = "maintenance_requeue_attempt"
 PUBLISHED_AT = "maintenance_published_at"
 
 ALL_HEADERS = frozenset(
@@ -34,6 +35,7 @@ ALL_HEADERS = frozenset(
         BYPASS,
         BYPASS_CRITICAL,
         REQUEUED_FROM,
+        REQUEUE_ATTEMPT,
         PUBLISHED_AT,
     }
 )

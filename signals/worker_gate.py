@@ -123,12 +123,38 @@ class WorkerGate:
             **message,
         )
 
+    def second_copy(self, task_id: str | None, attempt: str) -> bool:
+        """Whether this requeued message is a *second publish* of a job already accepted.
+
+        The first attempt a worker sees is remembered; the same attempt again is a
+        redelivery (worker lost, visibility timeout) and runs; another attempt is
+        the copy a later recovery published after one died mid-way, and is dropped.
+        """
+        service = self.binding.try_service()
+        if service is None or not task_id:
+            return False
+        key = service.keys.requeue_attempt(task_id)
+        try:
+            if service.redis.set(key, attempt, nx=True, ex=7 * 24 * 3600):
+                return False
+            seen = service.redis.get(key)
+        except REDIS_ERRORS:
+            return False  # cannot tell: run it (at least once beats at most once)
+        seen_text = seen.decode() if isinstance(seen, bytes) else seen
+        return seen_text is not None and seen_text != attempt
+
     # -- on receipt --------------------------------------------------------------
     def wrap_strategy(self, name: str, handler: Any) -> Any:
         """A strategy that defers blocked messages before Celery builds a request."""
         gate = self
 
         def on_message(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any):
+            headers = message.headers or {}
+            attempt = headers.get(stamping.REQUEUE_ATTEMPT)
+            if attempt is not None and gate.second_copy(headers.get("id"), attempt):
+                log.warning("maintenance: dropped a second copy of requeued job %s", headers["id"])
+                ack(celery_logger, gate.consumer.connection_errors)
+                return None
             if not gate.engaged():
                 return handler(message, body, ack, reject, callbacks, **kw)
             headers = message.headers or {}

@@ -16,11 +16,12 @@ from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService, MaintenanceError, OperationType
 from maintenance.status import utcnow
+from maintenance.store.jobs import JobStore
 
 from . import windows as w
 from .drain import announce_if_drained
 from .registry import JobRegistry
-from .requeue import requeue_jobs
+from .requeue import STALE_CLAIM_SECONDS, requeue_jobs
 
 log = logging.getLogger("maintenance.beat")
 
@@ -67,7 +68,10 @@ def status_check(
     if status.is_active and not status.test_mode:
         report.drained = announce_if_drained(service, status, actor=ACTOR)
     current = service.state.load()
-    if not current.is_active and current.recovery_pending:
+    if not current.is_active and (
+        current.recovery_pending or JobStore(service.db).stale_claims(STALE_CLAIM_SECONDS)
+    ):
+        # Pending after a disable, or left half-done by a recovery that died.
         report.requeue = requeue_jobs(app, service, actor=ACTOR).to_dict()
     return report
 

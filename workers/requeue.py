@@ -31,6 +31,8 @@ from .records import RECORD_ONLY_OPTIONS, original_order
 
 log = logging.getLogger("maintenance.celery")
 LOCK_TTL = 300
+#: A claim this old belongs to a recovery that died mid-way (a publish takes milliseconds).
+STALE_CLAIM_SECONDS = 60.0
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -57,13 +59,19 @@ class RequeueReport:
 
 
 def publish_record(app: Any, record: JobRecord, new_id: str) -> None:
-    """Publish ``record`` again under ``new_id`` into its original queue (gate bypassed)."""
+    """Publish ``record`` again under ``new_id`` into its original queue (gate bypassed).
+
+    Each publish carries an attempt token: if a recovery died after publishing
+    but before recording it, the copy a later recovery publishes under the same
+    id is dropped by the worker that sees the second attempt (``signals.worker_gate``).
+    """
     from signals.publish_gate import internal_publish
-    from signals.stamping import REQUEUED_FROM
+    from signals.stamping import REQUEUE_ATTEMPT, REQUEUED_FROM
 
     options = {k: v for k, v in record.options.items() if k not in RECORD_ONLY_OPTIONS}
     headers = dict(options.pop("headers", None) or {})
     headers[REQUEUED_FROM] = record.original_id
+    headers[REQUEUE_ATTEMPT] = uuid.uuid4().hex
     options.pop("routing_key", None)
     options.pop("exchange", None)
     if record.queue:
@@ -117,6 +125,7 @@ def requeue_jobs(
     force: bool = False,
     use_lock: bool = True,
     lock_wait: float = 60.0,
+    stale_after: float = STALE_CLAIM_SECONDS,
 ) -> RequeueReport:
     """Republish every requeueable job (deferred or terminated, rerun-safe) exactly once.
 
@@ -147,17 +156,56 @@ def requeue_jobs(
                     report.failed.append((record.original_id, str(exc)))
                     log.error("maintenance: requeue of %s failed: %s", record.original_id, exc)
                     continue
-                store.mark_requeued(record)
-                report.requeued.append((record.original_id, new_id))
-                flower.send_requeued(eventer, record, new_id)
-                maintenance_events.emit(
-                    maintenance_events.job_requeued, service, job=record, new_id=new_id
-                )
+                _published(service, store, report, eventer, record, new_id)
+            for record in store.stale_claims(stale_after):
+                _redrive(app, service, store, report, eventer, record)
     finally:
         if lock is not None:
             lock.__exit__(None, None, None)
     _finish(service, store, report, actor)
     return report
+
+
+def _published(
+    service: EnhancedMaintenanceModeService,
+    store: JobStore,
+    report: RequeueReport,
+    eventer: Any,
+    record: JobRecord,
+    new_id: str,
+) -> None:
+    store.mark_requeued(record)
+    report.requeued.append((record.original_id, new_id))
+    flower.send_requeued(eventer, record, new_id)
+    maintenance_events.emit(maintenance_events.job_requeued, service, job=record, new_id=new_id)
+
+
+def _redrive(
+    app: Any,
+    service: EnhancedMaintenanceModeService,
+    store: JobStore,
+    report: RequeueReport,
+    eventer: Any,
+    record: JobRecord,
+) -> None:
+    """Finish a claim whose recovery died: publish again under the id it reserved.
+
+    Whether its first publish happened is unknown; the worker keeps exactly one
+    of the copies (the attempt token), so publishing again is safe.
+    """
+    new_id = record.requeued_id
+    if not new_id or not store.retake_claim(record):
+        return
+    try:
+        publish_record(app, record, new_id)
+    except Exception as exc:
+        report.failed.append((record.original_id, str(exc)))
+        log.error("maintenance: requeue of %s failed again: %s", record.original_id, exc)
+        return
+    log.warning(
+        "maintenance: finished the requeue of %s left by a recovery that died", record.original_id
+    )
+    _published(service, store, report, eventer, record, new_id)
 
 
 def _finish(

@@ -234,6 +234,36 @@ class JobStore:
             )
             return result.rowcount == 1
 
+    def stale_claims(self, older_than: float) -> list[JobRecord]:
+        """Records claimed by a recovery that never finished them (it died between its
+        claim and marking the job requeued), claimed at least ``older_than`` seconds ago."""
+        from datetime import timedelta
+
+        table = schema.jobs
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        query = (
+            select(table)
+            .where(table.c.state == REQUEUEING, table.c.updated_at < cutoff)
+            .order_by(table.c.id.asc())
+        )
+        with self.db.connect() as conn:
+            return [_from_row(row) for row in conn.execute(query).all()]
+
+    def retake_claim(self, record: JobRecord) -> bool:
+        """Take over a stale claim (one taker wins: the claim time must not have moved)."""
+        table = schema.jobs
+        with self.db.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(
+                    table.c.id == _id(record),
+                    table.c.state == REQUEUEING,
+                    table.c.updated_at == record.updated_at,
+                )
+                .values(updated_at=utcnow())
+            )
+            return result.rowcount == 1
+
     def mark_requeued(self, record: JobRecord) -> bool:
         """The claimed record was republished."""
         return self.transition(_id(record), (REQUEUEING,), REQUEUED)

@@ -13,7 +13,7 @@ import pytest
 
 from maintenance.store.jobs import DEFERRED, REQUEUED, JobRecord, JobStore
 from tests.helpers import wait_for
-from workers.requeue import RequeueReport, requeue_jobs
+from workers.requeue import RequeueReport, publish_record, requeue_jobs
 
 from .conftest import ROOT, Fleet
 
@@ -155,5 +155,39 @@ def test_disable_from_the_cli_requeues_with_the_configured_app(clean_fleet: Flee
         assert "Requeued 5 job(s)" in err
         _all_ran_once(fleet, records, queue)
         assert not fleet.service.state.load().recovery_pending
+    finally:
+        _stop(fleet, queue)
+
+
+def test_a_recovery_that_died_midway_is_finished_and_each_job_runs_once(clean_fleet: Fleet):
+    """A recovery died after claiming two jobs: one it had already published, one not.
+    The next recovery publishes both again under their reserved ids; the workers keep
+    exactly one copy of each (the attempt token), so each runs exactly once."""
+    fleet = clean_fleet
+    queue = f"{fleet.prefix}-died-{uuid.uuid4().hex[:6]}"
+    records = _deferred_records(fleet, 2, queue)
+    store = JobStore(fleet.service.db)
+    published, unpublished = records
+    for record in records:
+        assert store.claim_for_requeue(record, f"new-{record.original_id}")
+    # The dead recovery got as far as publishing the first job, then stopped.
+    publish_record(fleet.app, store.get(published.original_id), f"new-{published.original_id}")
+    _consume(fleet, queue)
+    try:
+        wait_for(lambda: fleet.runs(published.args[0]) == 1, 30, what="the first copy ran")
+        report = requeue_jobs(fleet.app, fleet.service, actor="next", stale_after=0)
+        assert sorted(old for old, _new in report.requeued) == sorted(
+            r.original_id for r in records
+        )
+        assert {new for _old, new in report.requeued} == {f"new-{r.original_id}" for r in records}
+        wait_for(lambda: fleet.runs(unpublished.args[0]) == 1, 30, what="the second job ran")
+        wait_for(
+            lambda: fleet.queue_length(queue) == 0 and fleet.unacked() == 0,
+            timeout=10,
+            what="the second copy consumed (and dropped)",
+        )
+        assert fleet.runs(published.args[0]) == 1 and fleet.runs(unpublished.args[0]) == 1
+        assert {r.state for r in store.find(REQUEUED)} == {REQUEUED}
+        assert len(store.find(REQUEUED)) == 2
     finally:
         _stop(fleet, queue)

@@ -471,10 +471,10 @@ class EnhancedMaintenanceModeService:
 
     # -- reading -----------------------------------------------------------------
     def get_maintenance_status(self, *, live: bool = True) -> MaintenanceStatus:
-        """The current status with live counters and health (not for hot paths)."""
+        """The current status with health and, if ``live``, the live counters
+        (running and deferred jobs, sessions, blocked attempts). Not for hot paths:
+        the counters cost a Redis pipeline and a SQL count."""
         status = self.status
-        if not self.cache.started or not live:
-            return status
         health = self.cache.health
         changes: dict[str, Any] = {
             "degraded": health.degraded,
@@ -483,21 +483,21 @@ class EnhancedMaintenanceModeService:
         }
         if live:
             counters = read_counters(self.redis, self.keys, self.db, status.activation_id)
+            extra = dict(status.extra)
+            extra["blocked_attempts"] = counters.blocked_attempts
+            if status.test_mode:
+                extra["would_block_attempts"] = counters.would_block_attempts
             changes.update(
                 active_jobs_count=counters.active_jobs_count,
                 deferred_jobs_count=counters.deferred_jobs_count,
                 invalidated_sessions=max(
                     status.invalidated_sessions, counters.invalidated_sessions
                 ),
+                extra=extra,
             )
-            extra = dict(status.extra)
-            extra["blocked_attempts"] = counters.blocked_attempts
-            if status.test_mode:
-                extra["would_block_attempts"] = counters.would_block_attempts
             if counters.errors and not health.degraded:
                 changes["degraded"] = True
                 changes["degraded_reason"] = "; ".join(counters.errors)
-            changes["extra"] = extra
         return status.with_changes(**changes)
 
     def get_blocked_operations(self) -> list[OperationType]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from . import events
+from . import events, transitions
 from .cache import StatusCache
 from .classifier import MaintenanceOperationClassifier
 from .errors import ConflictError, MaintenanceError, OperationBlocked, ValidationError
@@ -27,18 +26,16 @@ from .live import read_counters
 from .messages import build_message
 from .modes import WORK_OPERATIONS, MaintenanceMode, OperationType, parse_operation
 from .nodes import NodeInfo
-from .policy import Decision, blocked_set_for, decide
+from .policy import Decision, decide
 from .redisconn import REDIS_ERRORS, make_client
 from .settings import Settings
 from .status import MaintenanceStatus, utcnow
 from .store.database import Database
 from .store.eventlog import EventLog, MaintenanceEvent
 from .store.state import StateStore
+from .transitions import EnableRequest, check_expected_version
 from .validation import (
-    parse_duration,
     validate_actor,
-    validate_mode,
-    validate_operations,
     validate_reason,
 )
 
@@ -218,73 +215,32 @@ class EnhancedMaintenanceModeService:
         every live node applied the new version, or after ``wait`` seconds
         with ``lagging_nodes`` listed.
         """
-        reason = validate_reason(reason)
-        actor = validate_actor(enabled_by, "enabled_by")
-        chosen_mode = validate_mode(mode)
-        seconds = parse_duration(duration)
-        override = validate_operations(blocked_operations)
-        blocked = blocked_set_for(chosen_mode, override)
-        current = self.state.load()
-        if expected_version is not None and current.version != expected_version:
-            raise ConflictError(
-                f"maintenance state is at version {current.version}, not {expected_version}: "
-                f"it was changed by {current.enabled_by or 'someone else'}; re-read and retry",
-                current_version=current.version,
-            )
-        now = utcnow()
-        newly = not current.is_active
-        activation_id = current.activation_id if not newly else uuid.uuid4().hex[:12]
-        new = MaintenanceStatus(
-            is_active=True,
-            mode=chosen_mode,
-            reason=reason,
-            estimated_duration=seconds,
-            started_at=now if newly else current.started_at,
-            estimated_completion=now + timedelta(seconds=seconds) if seconds else None,
-            enabled_by=actor,
-            blocked_operations=blocked,
-            invalidated_sessions=0 if newly else current.invalidated_sessions,
-            test_mode=chosen_mode is MaintenanceMode.TEST,
-            activation_id=activation_id,
-            emergency_id=(
-                current.emergency_id
-                if not newly and current.mode is MaintenanceMode.EMERGENCY
-                else (uuid.uuid4().hex[:12] if chosen_mode is MaintenanceMode.EMERGENCY else None)
-            ),
+        req = EnableRequest.validate(
+            reason,
+            duration,
+            mode,
+            enabled_by,
+            blocked_operations,
             critical_admin_only=critical_admin_only,
-            login_blocked=(
-                (self.settings.block_login if block_login is None else block_login)
-                and chosen_mode is not MaintenanceMode.TEST
-            ),
-            emergency_phase=current.emergency_phase if not newly else None,
-            extra=dict(details or {}),
+            block_login=self.settings.block_login if block_login is None else block_login,
+            details=details,
         )
-        event = MaintenanceEvent(
-            kind="maintenance_enabled" if newly else "maintenance_updated",
-            actor=actor,
-            reason=reason,
-            activation_id=activation_id,
-            details={
-                "mode": chosen_mode.value,
-                "duration_seconds": seconds,
-                "blocked_operations": [op.value for op in blocked],
-                "previous_version": current.version,
-                **(details or {}),
-            },
-        )
+        current = self.state.load()
+        check_expected_version(current, expected_version)
+        new, event = transitions.enabled(current, req, utcnow())
         stored = self.state.compare_and_set(current.version, new, event)
         result = self._propagate(stored, wait)
-        if chosen_mode is MaintenanceMode.TEST or result.propagation in _UNFENCED:
+        if req.mode is MaintenanceMode.TEST or result.propagation in _UNFENCED:
             self._record_propagation(result)
         log.info(
-            "maintenance %s by %s (mode=%s, version=%s, propagation=%s)",
-            "enabled" if newly else "updated",
-            actor,
-            chosen_mode.value,
+            "%s by %s (mode=%s, version=%s, propagation=%s)",
+            event.kind,
+            req.actor,
+            req.mode.value,
             stored.version,
             result.propagation,
         )
-        events.emit(events.maintenance_enabled, self, status=stored, actor=actor)
+        events.emit(events.maintenance_enabled, self, status=stored, actor=req.actor)
         return result
 
     def disable_maintenance(
@@ -299,34 +255,11 @@ class EnhancedMaintenanceModeService:
         """Switch maintenance off, fenced; deferred/terminated jobs are requeued
         by the Celery side (``maintenance_disabled`` event) unless ``requeue`` is False."""
         actor = validate_actor(disabled_by, "disabled_by")
+        if reason is not None:
+            reason = validate_reason(reason)
         current = self.state.load()
-        if expected_version is not None and current.version != expected_version:
-            raise ConflictError(
-                f"maintenance state is at version {current.version}, not {expected_version}",
-                current_version=current.version,
-            )
-        if not current.is_active:
-            raise ConflictError("maintenance is not active", current_version=current.version)
-        new = MaintenanceStatus(
-            is_active=False,
-            mode=current.mode,
-            reason=None,
-            activation_id=current.activation_id,
-            emergency_id=current.emergency_id,
-            recovery_pending=requeue,
-        )
-        event = MaintenanceEvent(
-            kind="maintenance_disabled",
-            actor=actor,
-            reason=reason,
-            activation_id=current.activation_id,
-            details={
-                "mode": current.mode.value,
-                "requeue": requeue,
-                "started_at": current.started_at.isoformat() if current.started_at else None,
-                "previous_version": current.version,
-            },
-        )
+        check_expected_version(current, expected_version)
+        new, event = transitions.disabled(current, actor, requeue=requeue, reason=reason)
         stored = self.state.compare_and_set(current.version, new, event)
         result = self._propagate(stored, wait)
         if result.propagation in _UNFENCED:

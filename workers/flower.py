@@ -35,6 +35,8 @@ def send_deferred(eventer: Any, record: JobRecord) -> None:
             queue=record.queue,
             operation=record.operation,
             reason=record.reason,
+            # Flower's task view shows only Celery's own fields: ``result`` carries why.
+            result=f"deferred: {record.reason}" if record.reason else "deferred",
         )
     except Exception as exc:  # events are for watching; never fail the deferral
         log.warning("maintenance: task-deferred event for %s not sent: %s", record.original_id, exc)
@@ -51,6 +53,7 @@ def send_requeued(eventer: Any, record: JobRecord, new_id: str) -> None:
             name=record.task_name,
             queue=record.queue,
             requeued_id=new_id,
+            result=f"requeued as {new_id}",  # the link, where Flower's task view shows it
         )
         eventer.send(
             SENT_EVENT,

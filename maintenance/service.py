@@ -36,7 +36,7 @@ from .store.state import StateStore
 from .transitions import EnableRequest, check_expected_version
 from .validation import (
     validate_actor,
-    validate_reason,
+    validate_note,
 )
 
 log = logging.getLogger("maintenance")
@@ -255,8 +255,7 @@ class EnhancedMaintenanceModeService:
         """Switch maintenance off, fenced; deferred/terminated jobs are requeued
         by the Celery side (``maintenance_disabled`` event) unless ``requeue`` is False."""
         actor = validate_actor(disabled_by, "disabled_by")
-        if reason is not None:
-            reason = validate_reason(reason)
+        reason = validate_note(reason)
         current = self.state.load()
         check_expected_version(current, expected_version)
         new, event = transitions.disabled(current, actor, requeue=requeue, reason=reason)

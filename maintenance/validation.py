@@ -64,6 +64,20 @@ def validate_reason(reason: object) -> str:
     return reason
 
 
+def validate_note(note: object, field: str = "reason") -> str | None:
+    """An optional note (e.g. why maintenance ended): blank is none, at most 500 characters."""
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        raise ValidationError(f"{field} must be text", field=field)
+    note = note.strip()
+    if len(note) > MAX_REASON:
+        raise ValidationError(
+            f"{field} is {len(note)} characters; at most {MAX_REASON} allowed", field=field
+        )
+    return note or None
+
+
 def validate_actor(actor: object, field: str = "enabled_by") -> str:
     """Who did it: a non-empty name of at most 255 characters."""
     if not isinstance(actor, str) or not actor.strip():

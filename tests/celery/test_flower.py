@@ -75,9 +75,18 @@ def test_flower_shows_deferred_then_requeued_with_the_new_id(clean_fleet: Fleet,
     recovery their old ids show REQUEUED and name the new id, which runs."""
     fleet = clean_fleet
     caption = fleet.tasks["generate_caption"]
-    # Flower follows events over pub/sub: a job it saw succeed proves it is listening.
-    probe = caption.apply_async((f"probe-{uuid.uuid4().hex[:6]}",))
-    wait_for(lambda: _flower_state(flower, probe.id) == "SUCCESS", 30, 0.2, "Flower live")
+    # Flower follows events over pub/sub, and its API answers before its event consumer
+    # listens: a probe job it saw succeed proves it is listening (sent again until seen).
+    probes: list[str] = []
+
+    def flower_saw_a_probe() -> bool:
+        if any(_flower_state(flower, p) == "SUCCESS" for p in probes):
+            return True
+        if len(probes) < 60:
+            probes.append(caption.apply_async((f"probe-{uuid.uuid4().hex[:6]}",)).id)
+        return False
+
+    wait_for(flower_saw_a_probe, 60, 0.5, "Flower live")
 
     queue = f"{fleet.prefix}-flower-{uuid.uuid4().hex[:6]}"
     labels = [f"fl-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]

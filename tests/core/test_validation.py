@@ -93,3 +93,14 @@ def test_settings_never_show_the_secret_key() -> None:
     from maintenance import Settings
 
     assert "hush" not in repr(Settings(secret_key="hush"))
+
+
+def test_an_optional_note_may_be_blank_but_not_too_long() -> None:
+    from maintenance.validation import validate_note
+
+    assert validate_note(None) is None and validate_note("  ") is None
+    assert validate_note(" done early ") == "done early"
+    with pytest.raises(ValidationError, match="at most 500"):
+        validate_note("x" * 501)
+    with pytest.raises(ValidationError, match="must be text"):
+        validate_note(5)

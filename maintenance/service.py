@@ -41,6 +41,7 @@ from .validation import (
 
 log = logging.getLogger("maintenance")
 _BLOCK = Decision.BLOCK
+FAIL_CLOSED_REASON = "changes are paused while the service cannot reach its control plane"
 _UNFENCED = ("timeout", "redis-unavailable")  # worth a line in the event log
 
 
@@ -114,9 +115,20 @@ class EnhancedMaintenanceModeService:
         return cache.status
 
     # -- hot path --------------------------------------------------------------
-    def _fail_closed_now(self) -> bool:
+    def failing_closed(self) -> bool:
+        """True while the service fails closed: told to, and Redis and SQL are both down."""
+        if not self._fail_closed:
+            return False
         health = self.cache.health
-        return self._fail_closed and not health.redis_ok and not health.sql_ok
+        return not health.redis_ok and not health.sql_ok
+
+    def fail_closed_status(self, status: MaintenanceStatus) -> MaintenanceStatus:
+        """What ``status`` means while failing closed: the mutating work kinds blocked."""
+        return status.with_changes(
+            is_active=True,
+            blocked_operations=tuple(WORK_OPERATIONS | {OperationType.UNKNOWN}),
+            reason=status.reason or FAIL_CLOSED_REASON,
+        )
 
     def decide(
         self,
@@ -135,12 +147,9 @@ class EnhancedMaintenanceModeService:
             cache.start()
         status = cache.status
         if not status.is_active:
-            if not (self._fail_closed and self._fail_closed_now()):
+            if not self.failing_closed():
                 return Decision.ALLOW
-            # Both Redis and SQL are down and we were told to fail closed.
-            status = status.with_changes(
-                is_active=True, blocked_operations=tuple(WORK_OPERATIONS | {OperationType.UNKNOWN})
-            )
+            status = self.fail_closed_status(status)
         op = operation if type(operation) is OperationType else parse_operation(operation)
         if op not in status.blocked_operations and not status.critical_admin_only:
             return Decision.ALLOW
@@ -514,10 +523,6 @@ class EnhancedMaintenanceModeService:
             channel=channel,
             would_block=would_block,
         )
-
-    def describe_user(self, user: Any) -> str | None:
-        """Printable identity of ``user`` for logs."""
-        return user_label(user)
 
 
 def _jsonable(value: Any) -> Any:

@@ -92,7 +92,7 @@ class EventLog:
         return [
             MaintenanceEvent(
                 id=row.id,
-                at=_aware(row.at),
+                at=row.at,
                 kind=row.kind,
                 actor=row.actor,
                 reason=row.reason,
@@ -107,10 +107,3 @@ class EventLog:
         """Number of entries."""
         with self.db.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(schema.events)).scalar_one())
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything we store is UTC.
-    from datetime import UTC
-
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -97,13 +97,6 @@ def _dumps(value: Any) -> tuple[str, bool]:
         return json.dumps(repr(value)), False
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored here is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def _from_row(row: Any) -> JobRecord:
     return JobRecord(
         id=row.id,
@@ -122,8 +115,8 @@ def _from_row(row: Any) -> JobRecord:
         rerun_safe=bool(row.rerun_safe),
         requeued_id=row.requeued_id,
         activation_id=row.activation_id,
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -340,8 +333,3 @@ def _id(record: JobRecord) -> int:
     if record.id is None:
         raise ValueError(f"job record {record.original_id} has not been stored")
     return record.id
-
-
-def with_state(record: JobRecord, state: str, **changes: Any) -> JobRecord:
-    """A copy of ``record`` in ``state`` (what a transition just did in SQL)."""
-    return replace(record, state=state, **changes)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -12,7 +15,22 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp on every backend: SQLite hands back naive values
+    (everything stored here is UTC), PostgreSQL aware ones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 metadata = MetaData()
 
@@ -30,7 +48,7 @@ state = Table(
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
     Column("status_json", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 #: Append-only log of everything that happened, with who and why.
@@ -38,7 +56,7 @@ events = Table(
     "maintenance_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
     Column("kind", String(64), nullable=False, index=True),
     Column("actor", String(255)),
     Column("reason", Text),
@@ -67,8 +85,8 @@ jobs = Table(
     Column("rerun_safe", Boolean, nullable=False, default=True),
     Column("requeued_id", String(255)),
     Column("activation_id", String(64), index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 #: Sampled persistent log of blocked (and TEST-mode would-be-blocked) attempts.
@@ -76,7 +94,7 @@ blocked_attempts = Table(
     "maintenance_blocked_attempts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("user", String(255)),
     Column("operation", String(64), nullable=False),
     Column("endpoint", String(255)),
@@ -93,8 +111,8 @@ windows = Table(
     "maintenance_windows",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("start_at", DateTime(timezone=True), nullable=False),
-    Column("end_at", DateTime(timezone=True), nullable=False),
+    Column("start_at", UTCDateTime(), nullable=False),
+    Column("end_at", UTCDateTime(), nullable=False),
     Column("reason", Text, nullable=False),
     Column("mode", String(16), nullable=False),
     Column("created_by", String(255)),
@@ -109,6 +127,6 @@ reports = Table(
     Column("id", String(64), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("activation_id", String(64), index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("body_json", Text, nullable=False),
 )

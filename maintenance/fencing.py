@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,8 +111,8 @@ def publish_fenced(
     status: MaintenanceStatus,
     wait: float,
     node_ttl: float,
-    waiter_factory: Any,
-    local_apply: Any = None,
+    waiter_factory: Callable[[], AckWaiter],
+    local_apply: Callable[[MaintenanceStatus], str | None] | None = None,
 ) -> ActivationResult:
     """Publish ``status`` and, if ``wait`` > 0, wait for every live node to apply it.
 

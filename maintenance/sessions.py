@@ -257,16 +257,11 @@ class SessionIndex:
         index, users = self.keys.session_index(USER), self.keys.session_users(USER)
         doomed_index, doomed_users = f"{index}:purge:{token}", f"{users}:purge:{token}"
         # Move the set away atomically: sessions logging in meanwhile land in a
-        # fresh set and are not lost from the index.
+        # fresh set and are not lost from the index. A missing key fails only its
+        # own RENAME (nothing to move).
         pipe = client.pipeline(transaction=True)
-        pipe.exists(index)
-        pipe.exists(users)
-        exists_index, exists_users = pipe.execute()
-        pipe = client.pipeline(transaction=True)
-        if exists_index:
-            pipe.rename(index, doomed_index)
-        if exists_users:
-            pipe.rename(users, doomed_users)
+        pipe.rename(index, doomed_index)
+        pipe.rename(users, doomed_users)
         pipe.execute(raise_on_error=False)
         if store is not None and same_server(store, client):
             count, deleted = self._purge_in_redis(doomed_index)
@@ -358,7 +353,6 @@ class SessionIndex:
         wait: float | None,
         reason: str | None,
     ) -> int | None:
-        extra = {**status.extra, "session_epoch": epoch}
         try:
             result = self.service.update_status(
                 actor,
@@ -367,7 +361,7 @@ class SessionIndex:
                 details={"count": count, "deleted": deleted, "epoch": epoch},
                 wait=wait,
                 invalidated_sessions=status.invalidated_sessions + count,
-                extra=extra,
+                extra_changes={"session_epoch": epoch},
             )
         except REDIS_ERRORS as exc:  # the epoch is set; nodes pick it up on their next poll
             log.warning("session epoch %d set but not propagated: %s", epoch, exc)

@@ -14,6 +14,8 @@ from ..emergency import DeactivationRefused, controller_for
 from ..errors import ConflictError, StoreUnavailable, ValidationError
 from ..identity import NotAuthorized
 from ..modes import MaintenanceMode, OperationType, parse_operation
+from ..policy import NEVER_BLOCKED
+from ..validation import MAX_DURATION, MAX_REASON, validate_note
 from .guards import (
     ApiError,
     check_same_origin,
@@ -36,6 +38,7 @@ from .stream import StatusStreamHub, parse_last_event_id
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
+    from .config import WebConfig
     from .middleware import MaintenanceModeMiddleware
 
 _OPT_STR = (str, type(None))
@@ -85,10 +88,8 @@ MAX_ID = 2**62
 #: Durations the API accepts as text: one number and unit, never beyond 7 days.
 DURATION_PATTERN = re.compile(OPENAPI_DURATION)
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
-MAX_DURATION = 7 * 24 * 3600
-MAX_REASON = 500
 _MODES = frozenset(m.value for m in MaintenanceMode)
-_NEVER_BLOCKED = frozenset({OperationType.STATUS_CHECK.value, OperationType.AUTHENTICATION.value})
+_NEVER_BLOCKED = frozenset(op.value for op in NEVER_BLOCKED)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -117,11 +118,12 @@ def _strict_enable(body: dict[str, Any]) -> None:
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ApiError(400, "validation_error", "reason is required", field="reason")
-    if len(reason) > MAX_REASON:
-        raise ApiError(400, "validation_error", "reason is longer than 500", field="reason")
+    _check_length(reason)
     duration = body.get("duration")
     if isinstance(duration, int) and not 1 <= duration <= MAX_DURATION:
-        raise ApiError(400, "validation_error", "duration must be 1..604800 s", field="duration")
+        raise ApiError(
+            400, "validation_error", f"duration must be 1..{MAX_DURATION} s", field="duration"
+        )
     if isinstance(duration, str) and not DURATION_PATTERN.fullmatch(duration):
         raise ApiError(
             400,
@@ -147,12 +149,19 @@ def _strict_enable(body: dict[str, Any]) -> None:
 _OPERATIONS = frozenset(o.value for o in OperationType)
 
 
-def _note(body: dict[str, Any]) -> str | None:
-    """The optional ``reason`` note of a control request (at most 500 characters)."""
-    reason = body.get("reason")
+def _check_length(reason: str | None) -> None:
+    # The document's maxLength: on the text as sent (the core counts it stripped).
     if reason is not None and len(reason) > MAX_REASON:
-        raise ApiError(400, "validation_error", "reason is longer than 500", field="reason")
-    return reason
+        raise ApiError(
+            400, "validation_error", f"reason is longer than {MAX_REASON}", field="reason"
+        )
+
+
+def _note(body: dict[str, Any]) -> str | None:
+    """The optional ``reason`` note of a control request (the core's note rules)."""
+    reason = body.get("reason")
+    _check_length(reason)
+    return validate_note(reason)
 
 
 def _expected_version(body: dict[str, Any]) -> int | None:
@@ -200,13 +209,19 @@ class MaintenanceStatusAPI:
         op = parse_operation(operation) if operation is not None else None
         return message_view(self.service, op)
 
-    # -- who is asking -----------------------------------------------------------
-    def _identity(self) -> WebIdentity:
+    # -- the middleware that serves the blueprint ----------------------------------
+    @property
+    def _web(self) -> MaintenanceModeMiddleware:
         if self.middleware is None:
-            from .identity import ANONYMOUS
+            raise RuntimeError("the API's views need the MaintenanceModeMiddleware that built it")
+        return self.middleware
 
-            return ANONYMOUS
-        return self.middleware.identity()
+    @property
+    def _config(self) -> WebConfig:
+        return self._web.config
+
+    def _identity(self) -> WebIdentity:
+        return self._web.identity()
 
     def _require_admin(self) -> WebIdentity:
         who = self._identity()
@@ -217,8 +232,7 @@ class MaintenanceStatusAPI:
         return who
 
     def _write_guard(self) -> WebIdentity:
-        trusted = self.middleware.config.trusted_origins if self.middleware else ()
-        check_same_origin(request, trusted)
+        check_same_origin(request, self._config.trusted_origins)
         return self._require_admin()
 
     # -- views ---------------------------------------------------------------------
@@ -256,13 +270,13 @@ class MaintenanceStatusAPI:
             render = lambda _status: admin_status(service)  # noqa: E731
         else:
             render = public_status
-        config = self.middleware.config if self.middleware else None
+        config = self._config
         body = self.hub.events(
             render,
             last_event_id=last,
-            heartbeat=config.sse_heartbeat if config else 15.0,
-            max_seconds=config.sse_max_seconds if config else 300.0,
-            retry_ms=config.sse_retry_ms if config else 2000,
+            heartbeat=config.sse_heartbeat,
+            max_seconds=config.sse_max_seconds,
+            retry_ms=config.sse_retry_ms,
         )
         return Response(
             body,
@@ -271,8 +285,7 @@ class MaintenanceStatusAPI:
         )
 
     def _openapi(self) -> Response:
-        prefix = self.middleware.config.api_prefix if self.middleware else "/api/maintenance"
-        return json_response(build_openapi(prefix))
+        return json_response(build_openapi(self._config.api_prefix))
 
     def _enable(self) -> Response:
         who = self._write_guard()
@@ -295,10 +308,10 @@ class MaintenanceStatusAPI:
         except ValidationError as exc:
             raise validation_error(exc) from None
         invalidate = body.get("invalidate_sessions")
-        if invalidate is None and self.middleware is not None:
-            invalidate = self.middleware.config.invalidate_on_enable
+        if invalidate is None:
+            invalidate = self._config.invalidate_on_enable
         sessions = None
-        manager = self.middleware.sessions if self.middleware else None
+        manager = self._web.sessions
         if invalidate and not result.status.test_mode and manager is not None:
             sessions = manager.invalidate_non_admin_sessions(who.username, wait=wait).to_dict()
         return json_response({**result.to_dict(), "sessions": sessions})
@@ -363,15 +376,15 @@ class MaintenanceStatusAPI:
 
         who = self._write_guard()
         body = json_body(request, BYPASS_FIELDS)
-        config = self.middleware.config if self.middleware else None
-        ttl = body.get("ttl") or (config.bypass_link_ttl if config else 3600)
+        config = self._config
+        ttl = body.get("ttl") or config.bypass_link_ttl
         if not 60 <= ttl <= 86400:
             raise ApiError(400, "validation_error", "ttl must be 60..86400 seconds", field="ttl")
         url = create_bypass_link(
             self.service,
             who.username or "admin",
             ttl=ttl,
-            secret=config.secret_key if config else None,
+            secret=config.secret_key,
             base_url=request.host_url,
         )
         return json_response({"url": url, "expires_in": ttl})
@@ -381,7 +394,7 @@ class MaintenanceStatusAPI:
         who = self._write_guard()
         body = json_body(request, EMERGENCY_FIELDS)
         _strict_enable(body)
-        manager = self.middleware.sessions if self.middleware else None
+        manager = self._web.sessions
         grace, kill = body.get("grace_period"), body.get("kill_after")
         result = controller_for(self.service).activate_emergency_mode(
             body["reason"],
@@ -424,7 +437,7 @@ class MaintenanceStatusAPI:
         return json_response(result.to_dict())
 
     def _manager(self) -> Any:
-        manager = self.middleware.sessions if self.middleware else None
+        manager = self._web.sessions
         if manager is None:
             raise ApiError(404, "not_found", "session management is not set up")
         return manager

@@ -12,7 +12,6 @@ from flask import current_app, g, session
 from ..identity import user_label
 
 if TYPE_CHECKING:
-    from ..identity import RoleResolver
     from .config import WebConfig
 
 _G_KEY = "_maintenance_identity"
@@ -122,18 +121,3 @@ def former() -> WebIdentity | None:
 def forget() -> None:
     """Drop the cached identity (after logging the session out)."""
     g.pop(_G_KEY, None)
-
-
-def resolve_with(roles: RoleResolver, user: Any, config: WebConfig) -> WebIdentity:
-    """Identity of ``user`` with the configured (or the core's) admin checks."""
-    if user is None:
-        return ANONYMOUS
-    admin = config.is_admin(user) if config.is_admin is not None else roles.is_admin(user)
-    critical = (
-        config.is_critical_admin(user)
-        if config.is_critical_admin is not None
-        else roles.is_critical_admin(user)
-    )
-    return build_identity(
-        user, is_admin=bool(admin), is_critical_admin=bool(critical), via=via_of(user, config)
-    )

@@ -30,14 +30,12 @@ from .identity import WebIdentity
 from .responses import build_response
 from .sessions import MaintenanceSessionManager, raw_session
 
-log = logging.getLogger("maintenance.web")
 blocked_log = logging.getLogger("maintenance.web.blocked")
 
 BYPASS_ENDPOINT = "maintenance_bypass"
 METRICS_ENDPOINT = "maintenance_metrics"
 API_BLUEPRINT = "maintenance_api"
 _OWN_ENDPOINTS = frozenset({BYPASS_ENDPOINT, METRICS_ENDPOINT})
-FAIL_CLOSED_REASON = "changes are paused while the service cannot reach its control plane"
 #: The admin bypass entered for the current request (left in teardown).
 _bypass_manager: ContextVar[Any] = ContextVar("maintenance_web_bypass", default=None)
 _MISSING: Any = object()
@@ -130,7 +128,7 @@ class MaintenanceModeMiddleware:
         sessions = self.sessions = MaintenanceSessionManager(service, middleware=self)
         sessions.init_app(app, hooks=not config.hook_enabled)
         if config.hook_enabled:
-            fail_closed = service.settings.fail_closed
+            failing_closed = service.failing_closed
             check_sessions = sessions.check_request
             cache = service.cache  # the same object for the life of the process, forks too
 
@@ -143,9 +141,10 @@ class MaintenanceModeMiddleware:
                     cache.start()
                 status = cache.status
                 state = _cv_request.get().__dict__
-                if state.get("_session") or state.get("session"):
-                    check_sessions(config, status)
-                if not status.is_active and not fail_closed:
+                sess = state.get("_session") or state.get("session")
+                if sess:
+                    check_sessions(config, status, sess)
+                if not status.is_active and not failing_closed():
                     return None
                 return self._gate(config, status)
 
@@ -227,7 +226,7 @@ class MaintenanceModeMiddleware:
         if not status.is_active:
             # Failing closed (MAINTENANCE_FAIL_CLOSED, Redis and SQL both unreachable):
             # say why rather than "operating normally".
-            status = status.with_changes(is_active=True, reason=FAIL_CLOSED_REASON)
+            status = service.fail_closed_status(status)
         return self.create_maintenance_response(op, status)
 
     def _enter_bypass(self, who: WebIdentity) -> None:
@@ -265,18 +264,24 @@ class MaintenanceModeMiddleware:
         """Whether ``user`` (default: the current user) is an administrator."""
         if user is _MISSING:
             user = self.current_user()
-        if user is None:
-            return False
-        hook = self.config.is_admin
-        return bool(hook(user)) if hook is not None else self._service().roles.is_admin(user)
+        return self._admin_check(user, self.config)
 
     def is_critical_admin_user(self, user: Any = _MISSING) -> bool:
         """Whether ``user`` (default: the current user) is an admin flagged critical."""
         if user is _MISSING:
             user = self.current_user()
+        return self._critical_check(user, self.config)
+
+    def _admin_check(self, user: Any, config: WebConfig) -> bool:
         if user is None:
             return False
-        hook = self.config.is_critical_admin
+        hook = config.is_admin
+        return bool(hook(user)) if hook is not None else self._service().roles.is_admin(user)
+
+    def _critical_check(self, user: Any, config: WebConfig) -> bool:
+        if user is None:
+            return False
+        hook = config.is_critical_admin
         if hook is not None:
             return bool(hook(user))
         return self._service().roles.is_critical_admin(user)
@@ -285,12 +290,22 @@ class MaintenanceModeMiddleware:
         """A ``WebIdentity`` for any user object (None: anonymous)."""
         if user is None:
             return web_identity.ANONYMOUS
-        critical = self.is_critical_admin_user(user)
+        config = self.config
+        cls = type(self)
+        # The settings are read once; a subclass's own admin checks are still asked.
+        if cls.is_critical_admin_user is MaintenanceModeMiddleware.is_critical_admin_user:
+            critical = self._critical_check(user, config)
+        else:
+            critical = self.is_critical_admin_user(user)
+        if cls.is_admin_user is MaintenanceModeMiddleware.is_admin_user:
+            admin = self._admin_check(user, config)
+        else:
+            admin = self.is_admin_user(user)
         return web_identity.build_identity(
             user,
-            is_admin=self.is_admin_user(user),
+            is_admin=admin,
             is_critical_admin=critical,
-            via=web_identity.via_of(user, self.config),
+            via=web_identity.via_of(user, config),
         )
 
     def identity(self) -> WebIdentity:

@@ -6,6 +6,8 @@ from functools import lru_cache
 from typing import Any
 
 from ..modes import MaintenanceMode, OperationType
+from ..policy import NEVER_BLOCKED
+from ..validation import MAX_DURATION, MAX_REASON
 
 #: Text durations the API accepts (kept in step with ``api.DURATION_PATTERN``).
 DURATION_PATTERN = r"^\s*([1-9][0-9]{0,3}[sm]|([1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|[1-7]d)\s*$"
@@ -23,6 +25,40 @@ _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
 _DATETIME = {"type": "string", "format": "date-time"}
 _OP = {"type": "string", "enum": _OPS}
+#: The operation types an override may name.
+_BLOCKABLE_OP = {
+    "type": "string",
+    "enum": [op.value for op in OperationType if op not in NEVER_BLOCKED],
+}
+#: A required reason (enable, emergency) and an optional note (disable, sessions...).
+_REASON = {"type": "string", "minLength": 1, "maxLength": MAX_REASON, "pattern": r"\S"}
+_NOTE = _nullable({"type": "string", "maxLength": MAX_REASON})
+#: Seconds to wait for every node to apply the change (``api.MAX_WAIT``).
+_WAIT = _nullable({"type": "number", "minimum": 0, "maximum": 30})
+_EXPECTED_VERSION = _nullable({"type": "integer", "minimum": 0})
+
+
+def _duration(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_DURATION},
+            {"type": "string", "pattern": DURATION_PATTERN},
+            {"type": "null"},
+        ],
+    }
+
+
+#: What every fenced switch answers (``ActivationResult.to_dict``).
+_ACTIVATION_REQUIRED = ["status", "fenced", "propagation", "lagging_nodes"]
+_ACTIVATION_PROPS: dict[str, Any] = {
+    "status": {"type": "object"},
+    "fenced": _BOOL,
+    "propagation": _STR,
+    "applied_nodes": {"type": "array", "items": _STR},
+    "lagging_nodes": {"type": "array", "items": {"type": "object"}},
+    "waited_seconds": {"type": "number"},
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -183,30 +219,17 @@ _SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["reason"],
         "properties": {
-            "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"},
-            "duration": {
-                "description": "Seconds, or text like 90s, 30m, 1h30m, 2d (at most 7 days).",
-                "anyOf": [
-                    {"type": "integer", "minimum": 1, "maximum": 604800},
-                    {"type": "string", "pattern": DURATION_PATTERN},
-                    {"type": "null"},
-                ],
-            },
-            "mode": {"type": "string", "enum": _MODES},
-            "blocked_operations": _nullable(
-                {
-                    "type": "array",
-                    "items": {
-                        "type": "string",
-                        "enum": [o for o in _OPS if o not in ("status_check", "authentication")],
-                    },
-                }
+            "reason": _REASON,
+            "duration": _duration(
+                "Seconds, or one number and unit like 90s, 30m, 2h, 1d (at most 7 days)."
             ),
+            "mode": {"type": "string", "enum": _MODES},
+            "blocked_operations": _nullable({"type": "array", "items": _BLOCKABLE_OP}),
             "critical_admin_only": _BOOL,
             "block_login": _nullable(_BOOL),
             "invalidate_sessions": _nullable(_BOOL),
-            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
-            "expected_version": _nullable({"type": "integer", "minimum": 0}),
+            "wait": _WAIT,
+            "expected_version": _EXPECTED_VERSION,
         },
     },
     "DisableRequest": {
@@ -214,38 +237,23 @@ _SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "requeue": _BOOL,
-            "reason": _nullable({"type": "string", "maxLength": 500}),
-            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
-            "expected_version": _nullable({"type": "integer", "minimum": 0}),
+            "reason": _NOTE,
+            "wait": _WAIT,
+            "expected_version": _EXPECTED_VERSION,
         },
     },
     "ActivationResult": {
         "type": "object",
-        "required": ["status", "fenced", "propagation", "lagging_nodes"],
-        "properties": {
-            "status": {"type": "object"},
-            "fenced": _BOOL,
-            "propagation": _STR,
-            "applied_nodes": {"type": "array", "items": _STR},
-            "lagging_nodes": {"type": "array", "items": {"type": "object"}},
-            "waited_seconds": {"type": "number"},
-            "sessions": _nullable(_ref("Invalidation")),
-        },
+        "required": _ACTIVATION_REQUIRED,
+        "properties": {**_ACTIVATION_PROPS, "sessions": _nullable(_ref("Invalidation"))},
     },
     "EmergencyRequest": {
         "type": "object",
         "additionalProperties": False,
         "required": ["reason"],
         "properties": {
-            "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"},
-            "duration": {
-                "description": "Expected length shown to users: seconds, or text like 30m, 2h.",
-                "anyOf": [
-                    {"type": "integer", "minimum": 1, "maximum": 604800},
-                    {"type": "string", "pattern": DURATION_PATTERN},
-                    {"type": "null"},
-                ],
-            },
+            "reason": _REASON,
+            "duration": _duration("Expected length shown to users: seconds, or text like 30m, 2h."),
             "critical_admin_only": _BOOL,
             "grace_period": _nullable(
                 {"type": "number", "minimum": 0, "maximum": 3600, "description": "Default 30."}
@@ -253,7 +261,7 @@ _SCHEMAS: dict[str, Any] = {
             "kill_after": _nullable(
                 {"type": "number", "minimum": 0, "maximum": 600, "description": "Default 10."}
             ),
-            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
+            "wait": _WAIT,
         },
     },
     "EmergencyOffRequest": {
@@ -262,18 +270,15 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "requeue": _BOOL,
             "force": _BOOL,
-            "reason": _nullable({"type": "string", "maxLength": 500}),
-            "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
+            "reason": _NOTE,
+            "wait": _WAIT,
         },
     },
     "EmergencyActivation": {
         "type": "object",
         "description": "The fenced switch (ActivationResult) plus the emergency's facts.",
         "required": [
-            "status",
-            "fenced",
-            "propagation",
-            "lagging_nodes",
+            *_ACTIVATION_REQUIRED,
             "emergency_id",
             "report_id",
             "plan",
@@ -281,12 +286,7 @@ _SCHEMAS: dict[str, Any] = {
             "triggered_by",
         ],
         "properties": {
-            "status": {"type": "object"},
-            "fenced": _BOOL,
-            "propagation": _STR,
-            "applied_nodes": {"type": "array", "items": _STR},
-            "lagging_nodes": {"type": "array", "items": {"type": "object"}},
-            "waited_seconds": {"type": "number"},
+            **_ACTIVATION_PROPS,
             "emergency_id": _STR,
             "report_id": _STR,
             "plan": {
@@ -532,10 +532,7 @@ def _document(prefix: str) -> dict[str, Any]:
             {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {
-                    "reason": _nullable({"type": "string", "maxLength": 500}),
-                    "wait": _nullable({"type": "number", "minimum": 0, "maximum": 30}),
-                },
+                "properties": {"reason": _NOTE, "wait": _WAIT},
             },
             _json(_ref("Invalidation"), "Invalidated."),
         ),
@@ -547,7 +544,7 @@ def _document(prefix: str) -> dict[str, Any]:
                 "required": ["blocked"],
                 "properties": {
                     "blocked": _BOOL,
-                    "reason": _nullable({"type": "string", "maxLength": 500}),
+                    "reason": _NOTE,
                 },
             },
             _json(

@@ -67,9 +67,13 @@ _ADMIN_FIELDS = (
 )
 
 
-def admin_status(service: EnhancedMaintenanceModeService) -> dict[str, Any]:
-    """The public view plus who, live counters, health, nodes and blocked attempts."""
-    status = service.get_maintenance_status()
+def admin_status(
+    service: EnhancedMaintenanceModeService, status: MaintenanceStatus | None = None
+) -> dict[str, Any]:
+    """The public view plus who, live counters, health, nodes and blocked attempts
+    (of ``status``, already read with ``get_maintenance_status()``, else read now)."""
+    if status is None:
+        status = service.get_maintenance_status()
     out = public_status(status)
     out["view"] = "admin"
     out["mode"] = status.mode.value
@@ -130,11 +134,12 @@ def blocked_operations_view(
         out["would_block_attempts"] = dict(live.extra.get("would_block_attempts") or {})
         out["rates_per_minute"] = attempts.rates(service, minutes=10)
         recent = attempts.logged_attempts(service, status.activation_id, limit=20)
-        out["recent"] = [_jsonable_attempt(row) for row in recent]
+        out["recent"] = [jsonable_attempt(row) for row in recent]
     return out
 
 
-def _jsonable_attempt(row: dict[str, Any]) -> dict[str, Any]:
+def jsonable_attempt(row: dict[str, Any]) -> dict[str, Any]:
+    """One logged blocked attempt as the API and the dashboard show it."""
     return {
         "at": row.get("at"),
         "user": row.get("user"),

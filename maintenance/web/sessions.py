@@ -29,7 +29,6 @@ from flask import (
 )
 from flask.globals import _cv_request
 
-from ..identity import user_label
 from ..modes import MaintenanceMode, OperationType
 from ..redisconn import REDIS_ERRORS
 from ..sessions import (
@@ -59,7 +58,7 @@ EPOCH_KEY = "_maintenance_epoch"
 SEEN_KEY = "_maintenance_seen"
 SID_KEY = "_maintenance_sid"
 _G_INDEX = "_maintenance_index_scheduled"
-_LOGIN_KEYS = ("_user_id",)  # Flask-Login's marker of a logged-in session
+_LOGIN_KEY = "_user_id"  # Flask-Login's marker of a logged-in session
 _EPOCH_RETRY = 5.0
 
 
@@ -156,24 +155,28 @@ class MaintenanceSessionManager:
         if config is not None:
             self.check_request(config, cache.status)
 
-    def check_request(self, config: WebConfig, status: MaintenanceStatus) -> None:
+    def check_request(self, config: WebConfig, status: MaintenanceStatus, sess: Any = None) -> None:
         """Per request, before the gate: turn stale or blocked non-admin sessions away and
         schedule the index update of logged-in sessions that need one.
 
-        An anonymous request costs one peek at the session, without marking it
-        accessed (so responses do not gain ``Vary: Cookie``) and without network.
+        ``sess`` is this request's session when the caller already peeked at it
+        (default: ``raw_session()``). An anonymous request costs one peek at the
+        session, without marking it accessed (so responses do not gain
+        ``Vary: Cookie``) and without network.
         """
-        sess = raw_session()
+        if sess is None:
+            sess = raw_session()
         if not sess or not self._logged_in(sess, config):
             return
         epoch = self.epoch
         if not self._epoch_known and time.monotonic() - self._epoch_tried > _EPOCH_RETRY:
             self._refresh_epoch_soon()  # Redis was down when we started: retry off-request
-        if epoch and int(_peek(sess, EPOCH_KEY) or 0) < epoch:
+        stamp = _peek(sess, EPOCH_KEY)
+        if epoch and int(stamp or 0) < epoch:
             if not self.identity().is_admin:
                 self.turn_away("invalidated")
                 return
-            sess[EPOCH_KEY] = epoch  # admins keep their sessions
+            sess[EPOCH_KEY] = stamp = epoch  # admins keep their sessions
         if (
             config.logout_non_admins
             and status.is_active
@@ -184,7 +187,7 @@ class MaintenanceSessionManager:
             self.turn_away("logins are blocked")
             return
         if config.session_index and (
-            _peek(sess, EPOCH_KEY) is None
+            stamp is None
             or time.time() - float(_peek(sess, SEEN_KEY) or 0) >= config.touch_interval
         ):
             self.schedule_index()
@@ -197,11 +200,12 @@ class MaintenanceSessionManager:
 
     @staticmethod
     def _logged_in(sess: Any, config: WebConfig) -> bool:
-        return any(_peek(sess, k) is not None for k in (*_LOGIN_KEYS, config.role_key))
+        # dict.get, as _peek: SessionMixin.get would mark the session accessed.
+        return dict.get(sess, _LOGIN_KEY) is not None or dict.get(sess, config.role_key) is not None
 
     def turn_away(self, why: str) -> None:
         """Log the current session out (server-side data removed, cookie cleared)."""
-        who = web_identity.cached() or self.identity()
+        who = self.identity()
         web_identity.remember_former(who)
         member = self._member(raw_session())
         session.clear()
@@ -214,7 +218,7 @@ class MaintenanceSessionManager:
         if member is not None:
             with contextlib.suppress(*REDIS_ERRORS):
                 self.index.forget(member)
-        log.info("session of %s logged out (%s)", who.username if who else "unknown", why)
+        log.info("session of %s logged out (%s)", who.username, why)
 
     def _index_response(self, response: Response) -> Response:
         config = self._config
@@ -298,13 +302,7 @@ class MaintenanceSessionManager:
 
     def is_login_allowed(self, user: Any) -> bool:
         """Whether ``user`` may log in now (admins always, critical admins in a lockdown)."""
-        status = self.service.status
-        who = self.identity_of(user)
-        if _lockdown(status):
-            return who.is_critical_admin
-        if status.login_blocked and not status.test_mode:
-            return who.is_admin
-        return True
+        return _login_allowed(self.service.status, self.identity_of(user))
 
     def check_login(self, user: Any) -> Response | None:
         """The login helper: call it in your login view once the credentials are good.
@@ -315,7 +313,7 @@ class MaintenanceSessionManager:
         """
         status = self.service.status
         who = self.identity_of(user)
-        if self.is_login_allowed(user):
+        if _login_allowed(status, who):
             if status.is_active and status.test_mode and not who.is_admin:
                 self._record(who, would_block=True)
             if has_request_context():
@@ -332,7 +330,7 @@ class MaintenanceSessionManager:
             endpoint, method = request.endpoint or request.path, request.method
         self.service.record_blocked_attempt(
             OperationType.AUTHENTICATION,
-            who.username or user_label(who.user),
+            who.username,
             endpoint=endpoint,
             method=method,
             channel="login",
@@ -367,6 +365,14 @@ def raw_session() -> Any:
 def _peek(sess: Any, key: str) -> Any:
     # dict.get: SessionMixin.get would mark the session accessed (Vary: Cookie).
     return dict.get(sess, key)
+
+
+def _login_allowed(status: MaintenanceStatus, who: WebIdentity) -> bool:
+    if _lockdown(status):
+        return who.is_critical_admin
+    if status.login_blocked and not status.test_mode:
+        return who.is_admin
+    return True
 
 
 def _lockdown(status: MaintenanceStatus) -> bool:

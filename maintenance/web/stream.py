@@ -29,7 +29,6 @@ class StatusStreamHub:
         self.service = service
         self._cond = threading.Condition()
         self._latest: MaintenanceStatus | None = None
-        self.subscribers = 0
         service.cache.add_listener(self._on_change)
 
     def _on_change(self, status: MaintenanceStatus) -> None:
@@ -67,29 +66,23 @@ class StatusStreamHub:
     ) -> Iterator[str]:
         """The text/event-stream body: the current status (unless the client has it),
         then one ``status`` event per change and a comment line as heartbeat."""
-        with self._cond:
-            self.subscribers += 1
-        try:
-            yield f"retry: {retry_ms}\n: connected\n\n"
-            seen = last_event_id
-            current = self.latest()
-            if seen is None or current.version != seen:
-                yield format_event(current, render)
-                seen = current.version
-            deadline = time.monotonic() + max_seconds
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                status = self.wait_newer(seen, min(heartbeat, remaining))
-                if status is None:
-                    yield ": heartbeat\n\n"
-                    continue
-                yield format_event(status, render)
-                seen = status.version
-        finally:
-            with self._cond:
-                self.subscribers -= 1
+        yield f"retry: {retry_ms}\n: connected\n\n"
+        seen = last_event_id
+        current = self.latest()
+        if seen is None or current.version != seen:
+            yield format_event(current, render)
+            seen = current.version
+        deadline = time.monotonic() + max_seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            status = self.wait_newer(seen, min(heartbeat, remaining))
+            if status is None:
+                yield ": heartbeat\n\n"
+                continue
+            yield format_event(status, render)
+            seen = status.version
 
 
 def format_event(status: MaintenanceStatus, render: Render) -> str:

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from flask import Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..guards import json_response
+from ..guards import ApiError, error_response
 
 if TYPE_CHECKING:
     from ..identity import WebIdentity
@@ -31,14 +31,14 @@ def refuse(who: WebIdentity, login_url: str | None, endpoint: str) -> BaseRespon
     wants_json = endpoint in JSON_ENDPOINTS
     if not who.authenticated:
         if wants_json:
-            return json_response({"error": "unauthorized", "message": "log in as an admin"}, 401)
+            return error_response(ApiError(401, "unauthorized", "log in as an admin"))
         if login_url:
             sep = "&" if "?" in login_url else "?"
             return redirect(f"{login_url}{sep}{urlencode({'next': request.full_path})}", 302)
         body = render_template("maintenance_admin/denied.html", status=401)
         return Response(body, 401, mimetype="text/html")
     if wants_json:
-        return json_response({"error": "forbidden", "message": "administrators only"}, 403)
+        return error_response(ApiError(403, "forbidden", "administrators only"))
     body = render_template("maintenance_admin/denied.html", status=403)
     return Response(body, 403, mimetype="text/html")
 

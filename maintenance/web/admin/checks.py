@@ -34,7 +34,9 @@ log = logging.getLogger("maintenance.web.admin")
 WARNING, INFO = "warning", "info"
 #: Window states that still lie ahead or are running (see ``workers.windows``).
 OPEN_WINDOW_STATES = ("scheduled", "active")
-_SOURCE_ERRORS: tuple[type[BaseException], ...] = (
+#: What an unreachable data source raises (Redis, the store, SQL): a check or a
+#: dashboard section reports it instead of failing.
+SOURCE_ERRORS: tuple[type[BaseException], ...] = (
     *REDIS_ERRORS,
     MaintenanceError,
     SQLAlchemyError,
@@ -319,7 +321,7 @@ def run_checks(ctx: CheckContext, checks: tuple[Check, ...] = CHECKS) -> list[Fi
     for check in checks:
         try:
             found.extend(check(ctx))
-        except _SOURCE_ERRORS as exc:
+        except SOURCE_ERRORS as exc:
             log.warning("consistency check %s could not run: %s", check.__name__, exc)
             found.append(
                 Finding(INFO, "check_unavailable", f"Could not check {check.__name__}: {exc}")

@@ -15,8 +15,14 @@ from werkzeug.datastructures import MultiDict
 
 from ...errors import ValidationError
 from ...modes import MaintenanceMode, OperationType
-from ...policy import NEVER_BLOCKED, blocked_set_for
-from ...validation import MAX_REASON, parse_duration, validate_mode, validate_reason
+from ...policy import blocked_set_for
+from ...validation import (
+    MAX_REASON,
+    parse_duration,
+    validate_mode,
+    validate_note,
+    validate_reason,
+)
 
 #: Operation types an override may name, in display order, with their labels.
 BLOCKABLE: tuple[tuple[OperationType, str], ...] = (
@@ -42,6 +48,7 @@ MODES: tuple[tuple[str, str], ...] = (
 )
 SCOPES = ("default", "custom")
 _VERSION = re.compile(r"[0-9]{1,18}")
+_OPERATIONS = {op.value: op for op in OperationType}
 
 
 #: ``request.form`` or ``request.args``.
@@ -98,18 +105,13 @@ def _field(errors: dict[str, str], name: str, check: Callable[[], Any]) -> Any:
 def _operations(raw: list[str], scope: str) -> list[OperationType] | None:
     if scope != "custom":
         return None
-    known = {op.value: op for op, _label in BLOCKABLE}
-    never = {op.value for op in NEVER_BLOCKED}
     out = []
     for value in raw:
-        if value in never:
-            raise ValidationError(
-                f"{value} can never be blocked (users need status, admins need to log in)",
-                field="blocked_operations",
-            )
-        if value not in known:
+        if value not in _OPERATIONS:
             raise ValidationError(f"unknown operation type {value!r}", field="blocked_operations")
-        out.append(known[value])
+        out.append(_OPERATIONS[value])
+    # The core refuses the never-blocked kinds (status checks, logins) in any mode.
+    blocked_set_for(MaintenanceMode.NORMAL, out)
     return out
 
 
@@ -188,11 +190,11 @@ class DisableRequest:
 
 def parse_disable(form: FormData) -> FormResult:
     """Check a disable form (the note is optional, at most 500 characters)."""
-    note = str(form.get("note") or "").strip()
+    raw = str(form.get("note") or "")
     requeue = _checked(form, "requeue")
-    values = {"requeue": requeue, "note": note[: MAX_REASON * 2]}
-    if len(note) > MAX_REASON:
-        return FormResult(
-            values, {"note": f"the note is {len(note)} characters; at most {MAX_REASON} allowed"}
-        )
-    return FormResult(values, request=DisableRequest(requeue, note or None))
+    values = {"requeue": requeue, "note": raw.strip()[: MAX_REASON * 2]}
+    errors: dict[str, str] = {}
+    note = _field(errors, "note", lambda: validate_note(raw, field="note"))
+    if errors:
+        return FormResult(values, errors)
+    return FormResult(values, request=DisableRequest(requeue, note))

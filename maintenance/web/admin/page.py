@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, url_for
+from flask import url_for
 
 from ...policy import DEFAULT_BLOCKED, ordered
 from .forms import BLOCKABLE, UNBLOCKABLE
@@ -15,26 +15,17 @@ if TYPE_CHECKING:
     from .config import AdminConfig
 
 
-def emergency_route(api_prefix: str) -> str | None:
-    """The JSON API's dedicated emergency endpoint, once the app has one."""
-    wanted = f"{api_prefix}/emergency"
-    for rule in current_app.url_map.iter_rules():
-        if rule.rule == wanted and "POST" in (rule.methods or ()):
-            return wanted
-    return None
-
-
 def page_config(web: WebConfig, admin: AdminConfig, snapshot: dict[str, Any]) -> dict[str, Any]:
     """Everything ``admin.js`` needs; rendered with ``tojson`` (safe inside ``<script>``)."""
     api = web.api_prefix
-    dedicated = emergency_route(api) if web.api_enabled else None
     return {
         "api": {
             "enabled": web.api_enabled,
             "stream": f"{api}/stream",
             "enable": f"{api}/enable",
             "invalidate_sessions": f"{api}/sessions/invalidate",
-            "emergency": {"url": dedicated or f"{api}/enable", "dedicated": dedicated is not None},
+            # The API's own emergency endpoint (``POST <prefix>/emergency``).
+            "emergency": {"url": f"{api}/emergency", "dedicated": True},
         },
         "urls": {
             "data": url_for(".data"),

@@ -12,31 +12,24 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ... import attempts
-from ...errors import MaintenanceError
-from ...redisconn import REDIS_ERRORS
 from ...reports import list_reports
-from ..payloads import admin_status
+from ..payloads import admin_status, jsonable_attempt
+from .checks import SOURCE_ERRORS
 from .jobs import jobs_view
 
 if TYPE_CHECKING:
     from ...service import EnhancedMaintenanceModeService
+    from ...status import MaintenanceStatus
     from .config import AdminConfig
 
 log = logging.getLogger("maintenance.web.admin")
-_SOURCE_ERRORS: tuple[type[BaseException], ...] = (
-    *REDIS_ERRORS,
-    MaintenanceError,
-    SQLAlchemyError,
-)
 
 
 def _section(name: str, read: Callable[[], Any]) -> Any:
     try:
         return read()
-    except _SOURCE_ERRORS as exc:
+    except SOURCE_ERRORS as exc:
         log.warning("admin dashboard: %s unavailable: %s", name, exc)
         return {"error": f"{name} unavailable: {str(exc).splitlines()[0] if str(exc) else exc}"}
 
@@ -72,33 +65,26 @@ def attempts_view(
         "minutes": minutes,
         "first_minute": minute - minutes + 1,
         "rates": attempts.rates(service, minutes=minutes),
-        "recent": [
-            {
-                "at": row.get("at"),
-                "user": row.get("user"),
-                "operation": row.get("operation"),
-                "endpoint": row.get("endpoint"),
-                "method": row.get("method"),
-                "channel": row.get("channel"),
-                "would_block": bool(row.get("would_block")),
-            }
-            for row in recent
-        ],
+        "recent": [jsonable_attempt(row) for row in recent],
     }
 
 
 def build_snapshot(
-    service: EnhancedMaintenanceModeService, config: AdminConfig, sessions: Any = None
+    service: EnhancedMaintenanceModeService,
+    config: AdminConfig,
+    sessions: Any = None,
+    status: MaintenanceStatus | None = None,
 ) -> dict[str, Any]:
-    """The dashboard's data (admins only: it names users, nodes and workers)."""
-    status = admin_status(service)
+    """The dashboard's data (admins only: it names users, nodes and workers); ``status``
+    is the ``get_maintenance_status()`` already read, if any."""
+    view = admin_status(service, status)
     live = service.status
-    out: dict[str, Any] = {"status": status, "generated_at": time.time()}
+    out: dict[str, Any] = {"status": view, "generated_at": time.time()}
     out["jobs"] = _section("jobs", lambda: jobs_view(service, live))
     out["attempts"] = _section(
-        "blocked attempts", lambda: attempts_view(service, status, config.chart_minutes)
+        "blocked attempts", lambda: attempts_view(service, view, config.chart_minutes)
     )
-    out["nodes"] = nodes_view(status)
+    out["nodes"] = nodes_view(view)
     out["sessions"] = (
         _section("sessions", lambda: sessions.get_active_non_admin_sessions(sample=10).to_dict())
         if sessions is not None

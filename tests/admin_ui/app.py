@@ -3,7 +3,6 @@ a plain session-role login, one user-work route and a waitress server on loopbac
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from flask import Flask, jsonify, request, session
@@ -11,7 +10,7 @@ from flask import Flask, jsonify, request, session
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.web import MaintenanceModeMiddleware
 from maintenance.web.admin import MaintenanceAdmin
-from tests.services import free_port
+from tests import services
 
 PANEL = "/admin/maintenance/"
 
@@ -46,34 +45,8 @@ def build_app(service: EnhancedMaintenanceModeService, **config: Any) -> Flask:
     return app
 
 
-class LiveServer:
+class LiveServer(services.LiveServer):
     """waitress on a free loopback port, serving from threads of this process."""
 
-    def __init__(self, app: Flask, threads: int = 12) -> None:
-        from waitress import create_server
-
-        self.port = free_port()
-        self.server = create_server(
-            app, host="127.0.0.1", port=self.port, threads=threads, channel_timeout=30
-        )
-        self.thread = threading.Thread(target=self.server.run, name="admin-ui-server", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        server: Any = self.server
-
-        def close_everything() -> None:
-            # Runs in the server's loop thread; an empty socket map ends its loop.
-            for channel in list(server._map.values()):
-                channel.close()
-
-        server.trigger.pull_trigger(close_everything)
-        self.thread.join(5)
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+    def __init__(self, app: Flask, threads: int = 12, name: str = "admin-ui-server") -> None:
+        super().__init__(app, threads=threads, name=name)

@@ -3,7 +3,6 @@ family, logged-in test clients, an operator node to switch maintenance, a real W
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from flask.testing import FlaskClient
 from maintenance import EnhancedMaintenanceModeService, OperationType
 from maintenance.identity import current_bypass_user
 from maintenance.web import MaintenanceModeMiddleware
-from tests.services import free_port
+from tests.services import LiveServer
 
 Op = OperationType
 
@@ -133,39 +132,6 @@ def user_client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def admin_client(app: Flask) -> FlaskClient:
     return login(app.test_client(), "root", "admin")
-
-
-class LiveServer:
-    """A real WSGI server (waitress) on loopback, serving ``app`` from threads of this process."""
-
-    def __init__(self, app: Flask, threads: int = 16) -> None:
-        from waitress import create_server
-
-        self.port = free_port()
-        self.server = create_server(
-            app, host="127.0.0.1", port=self.port, threads=threads, channel_timeout=30
-        )
-        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        server: Any = self.server
-
-        def close_everything() -> None:
-            # Runs in the server's loop thread; an empty socket map ends its loop.
-            for channel in list(server._map.values()):
-                channel.close()
-
-        server.trigger.pull_trigger(close_everything)
-        self.thread.join(5)
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
 
 @pytest.fixture

@@ -166,6 +166,13 @@ def logged_attempts(
         return [{**row._mapping, "at": row.at.isoformat()} for row in conn.execute(query).all()]
 
 
+def blocked_counters(service: EnhancedMaintenanceModeService, activation_id: str) -> dict[str, int]:
+    """Blocked attempts of one activation per operation (Redis counters: every attempt)."""
+    ops = [op.value for op in OperationType]
+    values = service.redis.mget([service.keys.blocked_counter(activation_id, op) for op in ops])
+    return {op: int(v) for op, v in zip(ops, values, strict=True) if v}
+
+
 def counts_by_operation(
     service: EnhancedMaintenanceModeService, activation_id: str
 ) -> dict[str, int]:

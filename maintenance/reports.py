@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from .errors import NotFound, ValidationError
 from .status import utcnow
@@ -41,19 +42,34 @@ def save_report(
     body: dict[str, Any],
     activation_id: str | None = None,
     report_id: str | None = None,
+    replace: bool = False,
 ) -> str:
-    """Store ``body`` and return the report id."""
+    """Store ``body`` and return the report id.
+
+    With ``replace``, an older report of the same id is replaced in the same
+    transaction; two writers at once collide on the key, and the later one
+    simply tries again.
+    """
     report_id = report_id or f"{kind[:3]}-{uuid.uuid4().hex[:10]}"
-    with service.db.begin() as conn:
-        conn.execute(
-            insert(schema.reports).values(
-                id=report_id,
-                kind=kind,
-                activation_id=activation_id,
-                created_at=utcnow(),
-                body_json=json.dumps(body, default=str, sort_keys=True),
-            )
-        )
+    table = schema.reports
+    values = {
+        "id": report_id,
+        "kind": kind,
+        "activation_id": activation_id,
+        "created_at": utcnow(),
+        "body_json": json.dumps(body, default=str, sort_keys=True),
+    }
+    attempts = 3 if replace else 1
+    for attempt in range(attempts):
+        try:
+            with service.db.begin() as conn:
+                if replace:
+                    conn.execute(delete(table).where(table.c.id == report_id))
+                conn.execute(insert(table).values(**values))
+            break
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
     service.record_event(
         f"{kind}_report_created", details={"report_id": report_id}, activation_id=activation_id
     )

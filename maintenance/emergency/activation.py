@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +19,14 @@ from ..sessions import SessionIndex
 from ..validation import validate_actor, validate_reason
 from . import fleet
 from .plan import (
+    DEFAULT_GRACE,
+    DEFAULT_KILL_AFTER,
     EXTRA_KEY,
     MAX_GRACE,
     MAX_KILL_AFTER,
     PHASE_GRACE,
     TerminationPlan,
+    is_emergency,
     parse_seconds,
     validate_trigger,
 )
@@ -51,7 +54,6 @@ class EmergencyActivation:
     sessions: dict[str, Any] | None = None
     sessions_error: str | None = None
     running_at_activation: tuple[str, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fenced(self) -> bool:
@@ -70,7 +72,6 @@ class EmergencyActivation:
             "sessions": self.sessions,
             "sessions_error": self.sessions_error,
             "running_jobs": len(self.running_at_activation),
-            **self.details,
         }
 
 
@@ -79,13 +80,49 @@ def default_invalidator(service: EnhancedMaintenanceModeService) -> Invalidator:
     return SessionIndex(service).invalidate_non_admin
 
 
+@dataclass(frozen=True)
+class Round:
+    """A termination round as started: its plan, the jobs running then, the status write."""
+
+    plan: TerminationPlan
+    running: tuple[str, ...]
+    result: ActivationResult
+
+
+def start_round(
+    service: EnhancedMaintenanceModeService,
+    grace_period: float | str,
+    kill_after: float | str,
+    *,
+    trigger: str,
+    triggered_by: str,
+    write: Callable[[TerminationPlan, tuple[str, ...]], ActivationResult],
+) -> Round:
+    """Start a termination round: check the timing, note the running jobs, make the plan,
+    have ``write(plan, running)`` put it in the status, then set the fleet-wide abort flag.
+
+    Nothing is written before ``write`` (which may still refuse, e.g. on a conflict).
+    """
+    grace = parse_seconds(grace_period, field="grace_period", maximum=MAX_GRACE)
+    kill = parse_seconds(kill_after, field="kill_after", maximum=MAX_KILL_AFTER)
+    try:
+        running = tuple(e.task_id for e in fleet.registry_entries(service))
+    except REDIS_ERRORS:
+        running = ()
+    plan = TerminationPlan.new(grace, kill, trigger=trigger, triggered_by=triggered_by)
+    result = write(plan, running)
+    with contextlib.suppress(*REDIS_ERRORS):
+        service.redis.set(service.keys.abort_all, str(result.status.emergency_id), ex=ABORT_TTL)
+    return Round(plan=plan, running=running, result=result)
+
+
 def activate_emergency(
     service: EnhancedMaintenanceModeService,
     reason: str,
     triggered_by: str,
     *,
-    grace_period: float | str = 30,
-    kill_after: float | str = 10,
+    grace_period: float | str = DEFAULT_GRACE,
+    kill_after: float | str = DEFAULT_KILL_AFTER,
     trigger: str = "person",
     duration: str | int | float | timedelta | None = None,
     critical_admin_only: bool = False,
@@ -101,34 +138,32 @@ def activate_emergency(
     reason = validate_reason(reason)
     actor = validate_actor(triggered_by, "triggered_by")
     trigger = validate_trigger(trigger)
-    grace = parse_seconds(grace_period, field="grace_period", maximum=MAX_GRACE)
-    kill = parse_seconds(kill_after, field="kill_after", maximum=MAX_KILL_AFTER)
-    current = service.state.load()
-    if current.is_active and current.mode is MaintenanceMode.EMERGENCY:
-        raise ConflictError(
-            f"emergency {current.emergency_id} is already active; lift it first",
-            current_version=current.version,
+
+    def declare(plan: TerminationPlan, running: tuple[str, ...]) -> ActivationResult:
+        current = service.state.load()
+        if is_emergency(current):
+            raise ConflictError(
+                f"emergency {current.emergency_id} is already active; lift it first",
+                current_version=current.version,
+            )
+        facts = {"plan": plan.to_dict(), "trigger": trigger, "triggered_by": actor}
+        return service.enable_maintenance(
+            reason,
+            duration,
+            mode=MaintenanceMode.EMERGENCY,
+            enabled_by=actor,
+            wait=wait,
+            expected_version=current.version,
+            critical_admin_only=critical_admin_only,
+            block_login=True,
+            details={EXTRA_KEY: facts, "via": trigger},
         )
-    try:
-        running = tuple(e.task_id for e in fleet.registry_entries(service))
-    except REDIS_ERRORS:
-        running = ()
-    plan = TerminationPlan.new(grace, kill, trigger=trigger, triggered_by=actor)
-    facts = {"plan": plan.to_dict(), "trigger": trigger, "triggered_by": actor}
-    result = service.enable_maintenance(
-        reason,
-        duration,
-        mode=MaintenanceMode.EMERGENCY,
-        enabled_by=actor,
-        wait=wait,
-        expected_version=current.version,
-        critical_admin_only=critical_admin_only,
-        block_login=True,
-        details={EXTRA_KEY: facts, "via": trigger},
+
+    started = start_round(
+        service, grace_period, kill_after, trigger=trigger, triggered_by=actor, write=declare
     )
+    plan, running, result = started.plan, started.running, started.result
     emergency_id = str(result.status.emergency_id)
-    with contextlib.suppress(*REDIS_ERRORS):
-        service.redis.set(service.keys.abort_all, emergency_id, ex=ABORT_TTL)
     phased = service.update_status(
         actor, "emergency_phase", details={"phase": PHASE_GRACE}, emergency_phase=PHASE_GRACE
     )
@@ -141,8 +176,8 @@ def activate_emergency(
             "emergency_id": emergency_id,
             "trigger": trigger,
             "triggered_by": actor,
-            "grace_period": grace,
-            "kill_after": kill,
+            "grace_period": plan.grace,
+            "kill_after": plan.kill_after,
             "plan": plan.to_dict(),
             "fenced": result.fenced,
             "propagation": result.propagation,
@@ -161,8 +196,8 @@ def activate_emergency(
         actor,
         trigger,
         reason,
-        grace,
-        kill,
+        plan.grace,
+        plan.kill_after,
         result.fenced,
         len(running),
     )
@@ -223,12 +258,8 @@ def enable_critical_admin_only(
 ) -> ActivationResult:
     """Narrow the emergency to administrators flagged critical (fenced)."""
     actor = validate_actor(actor, "actor")
-
-    def in_emergency(status: Any) -> bool:
-        return bool(status.is_active and status.mode is MaintenanceMode.EMERGENCY)
-
     current = service.state.load()
-    if not in_emergency(current):
+    if not is_emergency(current):
         raise ConflictError(
             "critical-admin-only needs an active emergency", current_version=current.version
         )
@@ -236,7 +267,7 @@ def enable_critical_admin_only(
         actor,
         "critical_admin_only_enabled",
         wait=wait,
-        expect=in_emergency,
+        expect=is_emergency,
         critical_admin_only=True,
     )
     log.warning("emergency %s: critical admins only (by %s)", result.status.emergency_id, actor)

@@ -24,11 +24,12 @@ from ..validation import validate_actor
 from . import activation, fleet, phases
 from .activation import EmergencyActivation, Invalidator
 from .deactivation import DeactivationCheck, check_deactivation, current_emergency, lift_emergency
-from .plan import emergency_facts, plan_of
+from .plan import DEFAULT_GRACE, DEFAULT_KILL_AFTER, emergency_facts, plan_of
 from .report import create_emergency_report
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
+    from ..status import MaintenanceStatus
 
 log = logging.getLogger("maintenance.emergency")
 ATTRIBUTE = "emergency"
@@ -77,7 +78,6 @@ class EmergencyDeactivation:
     requeued: list[tuple[str, str]] = field(default_factory=list)
     not_rerun_safe: list[dict[str, Any]] = field(default_factory=list)
     report_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -89,26 +89,22 @@ class EmergencyDeactivation:
             "requeued": [{"original_id": o, "new_id": n} for o, n in self.requeued],
             "not_rerun_safe": self.not_rerun_safe,
             "report_id": self.report_id,
-            **self.details,
         }
 
 
 class EmergencyControl:
     """Emergency maintenance for one service (see the module docstring)."""
 
-    def __init__(
-        self, service: EnhancedMaintenanceModeService, *, invalidate: Invalidator | None = None
-    ) -> None:
+    def __init__(self, service: EnhancedMaintenanceModeService) -> None:
         self.service = service
-        self.invalidate = invalidate
 
     # -- declaring -------------------------------------------------------------
     def activate_emergency_mode(
         self,
         reason: str,
         triggered_by: str,
-        grace_period: float | str = 30,
-        kill_after: float | str = 10,
+        grace_period: float | str = DEFAULT_GRACE,
+        kill_after: float | str = DEFAULT_KILL_AFTER,
         trigger: str = "person",
         *,
         duration: str | int | float | timedelta | None = None,
@@ -128,16 +124,14 @@ class EmergencyControl:
             duration=duration,
             critical_admin_only=critical_admin_only,
             wait=wait,
-            invalidate=invalidate or self.invalidate,
+            invalidate=invalidate,
         )
 
     def force_session_cleanup(
         self, actor: str = "system", *, wait: float | None = None, reason: str | None = None
     ) -> dict[str, Any]:
         """Every non-admin session gone now; non-admin logins refused."""
-        return activation.force_session_cleanup(
-            self.service, actor, wait=wait, invalidate=self.invalidate, reason=reason
-        )
+        return activation.force_session_cleanup(self.service, actor, wait=wait, reason=reason)
 
     def enable_critical_admin_only(
         self, actor: str = "system", *, wait: float | None = None
@@ -148,7 +142,9 @@ class EmergencyControl:
     # -- watching ----------------------------------------------------------------
     def emergency_progress(self) -> EmergencyProgress:
         """Phase, plan, outcome counts, running jobs and each worker's ladder."""
-        status = self.service.state.load()
+        return self._progress(self.service.state.load())
+
+    def _progress(self, status: MaintenanceStatus) -> EmergencyProgress:
         eid = status.emergency_id
         plan = plan_of(status)
         if eid is None:
@@ -206,28 +202,23 @@ class EmergencyControl:
         self, status: Any, result: ActivationResult, check: DeactivationCheck, outcome: str
     ) -> EmergencyDeactivation:
         eid = status.emergency_id
-        records = JobStore(self.service.db).find(
-            kind=KIND_TERMINATED, activation_id=status.activation_id, limit=None
-        )
         report_id = None
         if eid:
             try:
                 report_id = create_emergency_report(self.service, eid)["id"]
             except MaintenanceError as exc:
                 log.error("emergency %s: report not written: %s", eid, exc)
+        records = JobStore(self.service.db).find(activation_id=status.activation_id, limit=None)
         return EmergencyDeactivation(
             emergency_id=eid,
             activation=result,
             check=check,
             requeue=outcome,
-            requeued=[
-                (r.original_id, str(r.requeued_id))
-                for r in JobStore(self.service.db).find(
-                    REQUEUED, activation_id=status.activation_id, limit=None
-                )
-            ],
+            requeued=[(r.original_id, str(r.requeued_id)) for r in records if r.state == REQUEUED],
             not_rerun_safe=[
-                r.to_dict() for r in records if not r.rerun_safe and r.state == TERMINATED
+                r.to_dict()
+                for r in records
+                if r.kind == KIND_TERMINATED and not r.rerun_safe and r.state == TERMINATED
             ],
             report_id=report_id,
         )

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError
 from ..fencing import ActivationResult
-from ..modes import MaintenanceMode, parse_operation
+from ..modes import parse_operation
 from ..policy import Decision, decide
 from ..redisconn import REDIS_ERRORS
 from ..status import MaintenanceStatus
 from ..validation import validate_actor
 from . import fleet
-from .plan import plan_of
+from .plan import is_emergency, plan_of
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
@@ -71,7 +71,7 @@ class DeactivationRefused(ConflictError):
 def current_emergency(service: EnhancedMaintenanceModeService) -> Any:
     """The stored status if an emergency is on; ``ConflictError`` otherwise."""
     status = service.state.load()
-    if not (status.is_active and status.mode is MaintenanceMode.EMERGENCY):
+    if not is_emergency(status):
         raise ConflictError("no emergency is active", current_version=status.version)
     return status
 
@@ -91,12 +91,11 @@ def check_deactivation(
         for name, state in fleet.unfinished_workers(service, emergency_id, plan.plan_id):
             problems.append(f"worker {name}: termination not finished ({state})")
     live_nodes = set(service.nodes())
-    allowed = _completion_allowed(service)
     for entry in fleet.registry_entries(service):
         label = f"{entry.name}[{entry.task_id}] on {entry.worker or entry.node or '?'}"
         if entry.node is not None and entry.node not in live_nodes:
             problems.append(f"{label}: its worker stopped heartbeating (entry not reaped yet)")
-        elif entry.task_id in allowed or _allowed_in(status, entry.operation):
+        elif service.is_completion_allowed(entry.task_id) or _allowed_in(status, entry.operation):
             notes.append(f"{label} runs on (allowed to finish)")
         else:
             problems.append(f"{label} is still marked running")
@@ -107,11 +106,6 @@ def check_deactivation(
         notes=tuple(notes),
         checked=tuple(checked),
     )
-
-
-def _completion_allowed(service: EnhancedMaintenanceModeService) -> set[str]:
-    members = service.redis.smembers(service.keys.completion_allowed)
-    return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
 
 
 def _allowed_in(status: MaintenanceStatus, operation: str) -> bool:
@@ -134,7 +128,8 @@ def lift_emergency(
 ) -> ActivationResult:
     """Lift the emergency after ``check`` (refused on problems unless ``force``).
 
-    The abort flag goes first, so no job is told to stop once it is lifted.
+    The fleet-wide abort flag goes first; jobs are told to stop by the plan in the
+    status, which the lift ends.
     With ``requeue`` the status says ``recovery_pending`` and the Celery side
     republishes terminated and deferred jobs exactly once.
     """

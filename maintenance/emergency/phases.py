@@ -13,11 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, MaintenanceError
-from ..modes import MaintenanceMode
 from ..redisconn import REDIS_ERRORS
 from ..status import MaintenanceStatus
 from . import fleet
-from .plan import PHASE_TERMINATED, PHASES
+from .plan import PHASE_TERMINATED, PHASES, is_emergency
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
@@ -32,8 +31,7 @@ def _in_same_emergency(emergency_id: str, phase: str) -> Callable[[MaintenanceSt
     def check(status: MaintenanceStatus) -> bool:
         current = status.emergency_phase
         return (
-            status.is_active
-            and status.mode is MaintenanceMode.EMERGENCY
+            is_emergency(status)
             and status.emergency_id == emergency_id
             and (current not in PHASES or PHASES.index(current) < order)
         )

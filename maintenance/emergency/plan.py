@@ -36,6 +36,9 @@ UNTERMINABLE = "unterminable"
 
 #: Key of the emergency's facts in ``status.extra``.
 EXTRA_KEY = "emergency"
+#: Default timing of a termination round (seconds): grace period, then SIGTERM to SIGKILL.
+DEFAULT_GRACE = 30.0
+DEFAULT_KILL_AFTER = 10.0
 MAX_GRACE = 3600.0
 MAX_KILL_AFTER = 600.0
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
@@ -88,12 +91,11 @@ class TerminationPlan:
         *,
         trigger: str = "person",
         triggered_by: str | None = None,
-        now: float | None = None,
     ) -> TerminationPlan:
-        """A plan whose grace period starts ``now``."""
+        """A plan whose grace period starts now."""
         return cls(
             plan_id=uuid.uuid4().hex[:12],
-            started_at=time.time() if now is None else now,
+            started_at=time.time(),
             grace=grace,
             kill_after=kill_after,
             trigger=trigger,
@@ -133,9 +135,14 @@ def emergency_facts(status: MaintenanceStatus) -> dict[str, Any]:
     return dict(raw) if isinstance(raw, dict) else {}
 
 
+def is_emergency(status: MaintenanceStatus) -> bool:
+    """Whether ``status`` is an active EMERGENCY."""
+    return status.is_active and status.mode is MaintenanceMode.EMERGENCY
+
+
 def plan_of(status: MaintenanceStatus) -> TerminationPlan | None:
     """The plan in force: only while EMERGENCY is on and its status carries one."""
-    if not status.is_active or status.mode is not MaintenanceMode.EMERGENCY:
+    if not is_emergency(status):
         return None
     raw = emergency_facts(status).get("plan")
     if not isinstance(raw, dict):

@@ -4,20 +4,15 @@ attempts, duration -- built from SQL (and Redis counters), stored under the emer
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError
-
-from ..attempts import counts_by_operation
+from ..attempts import blocked_counters, counts_by_operation
 from ..errors import NotFound
 from ..modes import OperationType
 from ..redisconn import REDIS_ERRORS
-from ..reports import load_report, md_table, register_renderer
+from ..reports import load_report, md_table, register_renderer, save_report
 from ..status import utcnow
-from ..store import schema
 from ..store.eventlog import MaintenanceEvent
 from ..store.jobs import KIND_DEFERRED, KIND_TERMINATED, REQUEUED, JobRecord, JobStore
 from .plan import OUTCOMES, TerminationPlan
@@ -53,10 +48,8 @@ def _job_row(record: JobRecord) -> dict[str, Any]:
 def _blocked_attempts(
     service: EnhancedMaintenanceModeService, activation_id: str
 ) -> dict[str, int]:
-    ops = [op.value for op in OperationType]
     try:
-        values = service.redis.mget([service.keys.blocked_counter(activation_id, op) for op in ops])
-        counted = {op: int(v) for op, v in zip(ops, values, strict=True) if v}
+        counted = blocked_counters(service, activation_id)
     except REDIS_ERRORS:
         counted = {}
     # Redis counts every attempt; the SQL log (sampled) survives a Redis restart.
@@ -209,35 +202,9 @@ def create_emergency_report(
     --emergency ID`` finds it; returns the stored report.
     """
     body = build_emergency_report(service, emergency_id)
-    _store(service, emergency_id, body)
-    service.record_event(
-        f"{KIND}_report_created",
-        details={"report_id": emergency_id},
-        activation_id=body["activation_id"],
-    )
+    # Two writers at once (the lifter and a worker that requeued) may replace it.
+    save_report(service, KIND, body, body["activation_id"], emergency_id, replace=True)
     return load_report(service, emergency_id)
-
-
-def _store(service: EnhancedMaintenanceModeService, report_id: str, body: dict[str, Any]) -> None:
-    # Replace in one transaction; two writers at once (the lifter and a worker that
-    # requeued) collide on the key, and the later one simply tries again.
-    table = schema.reports
-    values = {
-        "id": report_id,
-        "kind": KIND,
-        "activation_id": body["activation_id"],
-        "created_at": utcnow(),
-        "body_json": json.dumps(body, default=str, sort_keys=True),
-    }
-    for attempt in range(3):
-        try:
-            with service.db.begin() as conn:
-                conn.execute(delete(table).where(table.c.id == report_id))
-                conn.execute(insert(table).values(**values))
-            return
-        except IntegrityError:
-            if attempt == 2:
-                raise
 
 
 def _job_table(jobs: list[dict[str, Any]]) -> list[str]:

@@ -3,8 +3,9 @@
 It is told to stop while an emergency's termination plan is in force (read
 from this process's status cache: no I/O) unless the emergency's policy
 admits the job or ``allow_operation_completion`` exempted it, and when an
-operator asked this one job to stop (``request_abort``). The Redis flags
-are read at most every ``POLL_INTERVAL`` seconds per job.
+operator asked this one job to stop (``request_abort``). Redis is asked at
+most every ``POLL_INTERVAL`` seconds per job: its abort flag, and (only while
+a plan is in force) its exemption.
 
 A job that was told and stops has not finished its work: when it ends, it
 is recorded as stopped (outcome ``aborted``) and requeued after the
@@ -13,7 +14,6 @@ emergency like a terminated one -- unless its task says ``rerun_safe=False``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -24,12 +24,12 @@ from celery import current_task
 from celery.signals import task_postrun
 
 from maintenance import EnhancedMaintenanceModeService
-from maintenance.emergency import fleet
 from maintenance.emergency.plan import OUTCOME_ABORTED, plan_of
 from maintenance.errors import MaintenanceError
 from maintenance.redisconn import REDIS_ERRORS
+from signals.binding import binding_of
 
-from . import handoff, jobinfo
+from . import handoff, jobinfo, outcomes
 
 log = logging.getLogger("maintenance.emergency")
 POLL_INTERVAL = 0.1
@@ -42,9 +42,9 @@ class _Watch:
 
     task_id: str
     checked: float = float("-inf")
-    told_all: str | None = None  # emergency id of a fleet-wide abort flag
     told_job: bool = False
-    allowed: bool = False  # allow_operation_completion
+    allowed: bool = False  # allow_operation_completion (read only while a plan is in force)
+    allowed_read: bool = False  # whether the last poll read ``allowed``
     exempt_version: int = -1
     exempt: bool = False
     stopped_by: str | None = None  # emergency id (or "request") once it was told
@@ -55,8 +55,6 @@ _watches: dict[str, _Watch] = {}
 
 
 def _binding_of(task: Any) -> Any:
-    from signals.binding import binding_of
-
     return binding_of(getattr(task, "app", None))
 
 
@@ -84,13 +82,14 @@ def should_abort(task: Any = None) -> bool:
         watch = _watches[task_id] = _Watch(task_id)
     if watch.stopped_by is not None:
         return True
-    now = time.monotonic()
-    if now - watch.checked >= POLL_INTERVAL:
-        _poll(service, watch, now)
     status = service.status
-    emergency = plan_of(status) is not None or watch.told_all is not None
+    emergency = plan_of(status) is not None
+    now = time.monotonic()
+    # A plan that came into force since the last poll: its exemption is read at once.
+    if now - watch.checked >= POLL_INTERVAL or (emergency and not watch.allowed_read):
+        _poll(service, watch, now, emergency)
     if emergency and not watch.allowed and not _exempt(service, task, watch, status.version):
-        watch.stopped_by = status.emergency_id or watch.told_all
+        watch.stopped_by = status.emergency_id
     elif watch.told_job:
         watch.stopped_by = "request"
     if watch.stopped_by is None:
@@ -100,19 +99,22 @@ def should_abort(task: Any = None) -> bool:
     return True
 
 
-def _poll(service: EnhancedMaintenanceModeService, watch: _Watch, now: float) -> None:
+def _poll(
+    service: EnhancedMaintenanceModeService, watch: _Watch, now: float, emergency: bool
+) -> None:
+    # ``allow_operation_completion`` matters only while a plan is in force.
     keys = service.keys
+    watch.checked, watch.allowed_read = now, emergency
     try:
         pipe = service.redis.pipeline(transaction=False)
-        pipe.get(keys.abort_all)
         pipe.exists(keys.abort_flag(watch.task_id))
-        pipe.sismember(keys.completion_allowed, watch.task_id)
-        told_all, told_job, allowed = pipe.execute()
+        if emergency:
+            pipe.sismember(keys.completion_allowed, watch.task_id)
+        told_job, *allowed = pipe.execute()
     except REDIS_ERRORS:
-        watch.checked = now  # the status cache still answers for the emergency
-        return
-    watch.told_all = told_all.decode() if isinstance(told_all, bytes) else told_all
-    watch.told_job, watch.allowed, watch.checked = bool(told_job), bool(allowed), now
+        return  # the status cache still answers for the emergency
+    watch.told_job = bool(told_job)
+    watch.allowed = bool(allowed and allowed[0])
 
 
 def _exempt(
@@ -170,9 +172,7 @@ def _stopped_entry(service: EnhancedMaintenanceModeService, task: Any, watch: _W
         activation_id=watch.activation_id,
     )
     emergency_id = watch.stopped_by if watch.stopped_by != "request" else None
-    if emergency_id is not None:
-        with contextlib.suppress(*REDIS_ERRORS):
-            fleet.add_counts(service, emergency_id, **{OUTCOME_ABORTED: 1})
+    outcomes.count(service, emergency_id, **{OUTCOME_ABORTED: 1})
     return handoff.encode(handoff.STOPPED, emergency_id=emergency_id, record=record)
 
 

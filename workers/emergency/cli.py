@@ -14,7 +14,13 @@ from maintenance.cli.context import CliContext, default_actor, json_option, pass
 from maintenance.emergency import TRIGGERS, EmergencyProgress
 from maintenance.emergency.activation import EmergencyActivation
 from maintenance.emergency.control import EmergencyDeactivation
-from maintenance.emergency.plan import MAX_GRACE, MAX_KILL_AFTER, parse_seconds
+from maintenance.emergency.plan import (
+    DEFAULT_GRACE,
+    DEFAULT_KILL_AFTER,
+    MAX_GRACE,
+    MAX_KILL_AFTER,
+    parse_seconds,
+)
 from maintenance.validation import parse_duration, validate_reason
 
 from .handler import EmergencyMaintenanceHandler, TerminationResult
@@ -118,8 +124,15 @@ def _deactivation_text(result: EmergencyDeactivation) -> str:
 @click.command()
 @json_option
 @click.option("--reason", default=None, help="Declare an emergency: why (shown to users).")
-@click.option("--grace", default="30s", show_default=True, help="Time jobs get to stop.")
-@click.option("--kill-after", default="10s", show_default=True, help="SIGTERM to SIGKILL.")
+@click.option(
+    "--grace", default=f"{DEFAULT_GRACE:g}s", show_default=True, help="Time jobs get to stop."
+)
+@click.option(
+    "--kill-after",
+    default=f"{DEFAULT_KILL_AFTER:g}s",
+    show_default=True,
+    help="SIGTERM to SIGKILL.",
+)
 @click.option("--duration", default=None, help="Expected length shown to users (30m, 2h).")
 @click.option("--critical-only", is_flag=True, help="Only administrators flagged critical.")
 @click.option("--no-wait", is_flag=True, help="Return once declared; the workers stop jobs.")

@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.emergency import fleet, phases
-from maintenance.emergency.activation import ABORT_TTL, EmergencyActivation, Invalidator
+from maintenance.emergency.activation import EmergencyActivation, start_round
 from maintenance.emergency.control import EmergencyControl, EmergencyProgress, attach
 from maintenance.emergency.deactivation import (
     DeactivationCheck,
@@ -28,18 +27,19 @@ from maintenance.emergency.deactivation import (
     current_emergency,
 )
 from maintenance.emergency.plan import (
+    DEFAULT_GRACE,
+    DEFAULT_KILL_AFTER,
     EXTRA_KEY,
-    MAX_GRACE,
-    MAX_KILL_AFTER,
     OUTCOMES,
     PHASE_GRACE,
     PHASE_TERMINATED,
     PHASE_TERMINATING,
     TerminationPlan,
     emergency_facts,
-    parse_seconds,
+    is_emergency,
     plan_of,
 )
+from maintenance.fencing import ActivationResult
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import KIND_TERMINATED, JobStore
 
@@ -96,14 +96,8 @@ class EmergencyMaintenanceHandler(EmergencyControl):
     requeue at once when lifting; without it the workers requeue.
     """
 
-    def __init__(
-        self,
-        service: EnhancedMaintenanceModeService,
-        app: Any = None,
-        *,
-        invalidate: Invalidator | None = None,
-    ) -> None:
-        super().__init__(service, invalidate=invalidate)
+    def __init__(self, service: EnhancedMaintenanceModeService, app: Any = None) -> None:
+        super().__init__(service)
         self.app = app
         #: The background watch started by ``activate_emergency_mode`` (its result).
         self.termination: Future[TerminationResult] | None = None
@@ -112,32 +106,12 @@ class EmergencyMaintenanceHandler(EmergencyControl):
 
     # -- declaring -------------------------------------------------------------
     def activate_emergency_mode(
-        self,
-        reason: str,
-        triggered_by: str,
-        grace_period: float | str = 30,
-        kill_after: float | str = 10,
-        trigger: str = "person",
-        *,
-        duration: str | int | float | timedelta | None = None,
-        critical_admin_only: bool = False,
-        wait: float | None = None,
-        invalidate: Invalidator | None = None,
-        watch: bool = True,
+        self, *args: Any, watch: bool = True, **kwargs: Any
     ) -> EmergencyActivation:
-        """Declare the emergency (see ``EmergencyControl``) and, with ``watch``, follow the
-        termination in a background thread (``self.termination`` holds its result)."""
-        result = super().activate_emergency_mode(
-            reason,
-            triggered_by,
-            grace_period,
-            kill_after,
-            trigger,
-            duration=duration,
-            critical_admin_only=critical_admin_only,
-            wait=wait,
-            invalidate=invalidate,
-        )
+        """Declare the emergency (arguments as ``EmergencyControl.activate_emergency_mode``)
+        and, with ``watch``, follow the termination in a background thread
+        (``self.termination`` holds its result)."""
+        result = super().activate_emergency_mode(*args, **kwargs)
         self._snapshots[result.plan.plan_id] = list(result.running_at_activation)
         if watch:
             self.termination = self._watch_in_background(result.plan, result.emergency_id)
@@ -145,8 +119,8 @@ class EmergencyMaintenanceHandler(EmergencyControl):
 
     def terminate_running_jobs(
         self,
-        grace_period: float | str = 30,
-        kill_after: float | str = 10,
+        grace_period: float | str = DEFAULT_GRACE,
+        kill_after: float | str = DEFAULT_KILL_AFTER,
         *,
         actor: str = "system",
         wait: bool = True,
@@ -172,29 +146,29 @@ class EmergencyMaintenanceHandler(EmergencyControl):
     def _start_round(
         self, status: Any, grace_period: float | str, kill_after: float | str, actor: str
     ) -> TerminationPlan:
-        grace = parse_seconds(grace_period, field="grace_period", maximum=MAX_GRACE)
-        kill = parse_seconds(kill_after, field="kill_after", maximum=MAX_KILL_AFTER)
         facts = emergency_facts(status)
-        plan = TerminationPlan.new(
-            grace, kill, trigger=str(facts.get("trigger") or "person"), triggered_by=actor
-        )
-        try:
-            running = [e.task_id for e in fleet.registry_entries(self.service)]
-        except REDIS_ERRORS:
-            running = []
-        self._snapshots[plan.plan_id] = running
         eid = status.emergency_id
-        self.service.update_status(
-            actor,
-            "emergency_termination_started",
-            details={"running_jobs": running[:1000]},
-            extra_changes={EXTRA_KEY: {**facts, "plan": plan.to_dict()}},
-            expect=lambda s: s.emergency_id == eid and s.is_active,
-            emergency_phase=PHASE_GRACE,
+
+        def write(plan: TerminationPlan, running: tuple[str, ...]) -> ActivationResult:
+            self._snapshots[plan.plan_id] = list(running)
+            return self.service.update_status(
+                actor,
+                "emergency_termination_started",
+                details={"running_jobs": list(running[:1000])},
+                extra_changes={EXTRA_KEY: {**facts, "plan": plan.to_dict()}},
+                expect=lambda s: is_emergency(s) and s.emergency_id == eid,
+                emergency_phase=PHASE_GRACE,
+            )
+
+        started = start_round(
+            self.service,
+            grace_period,
+            kill_after,
+            trigger=str(facts.get("trigger") or "person"),
+            triggered_by=actor,
+            write=write,
         )
-        with contextlib.suppress(*REDIS_ERRORS):
-            self.service.redis.set(self.service.keys.abort_all, str(eid), ex=ABORT_TTL)
-        return plan
+        return started.plan
 
     # -- watching ----------------------------------------------------------------
     def _watch_in_background(
@@ -220,22 +194,25 @@ class EmergencyMaintenanceHandler(EmergencyControl):
     ) -> TerminationResult:
         limit = timeout if timeout is not None else plan.kill_at - time.time() + WATCH_SLACK
         deadline = time.monotonic() + max(0.0, limit)
-        finished = timed_out = False
+        finished = timed_out = terminating = False
         while True:
-            if on_progress is not None:
-                on_progress(self.emergency_progress())
             status = self.service.state.load()
+            if on_progress is not None:
+                on_progress(self._progress(status))
             current = plan_of(status)
             if current is None or current.plan_id != plan.plan_id:
                 break  # lifted, or a new round took over
             if time.time() >= plan.sigterm_at:
-                # Also when no worker is there to say so.
-                phases.advance_phase(
-                    self.service, emergency_id, PHASE_TERMINATING, "monitor", plan.plan_id
-                )
-                phases.finish_if_done(self.service, emergency_id, "monitor", plan.plan_id)
+                if not terminating:  # also when no worker is there to say so
+                    phases.advance_phase(
+                        self.service, emergency_id, PHASE_TERMINATING, "monitor", plan.plan_id
+                    )
+                    terminating = True
                 finished = not fleet.unfinished_workers(self.service, emergency_id, plan.plan_id)
                 if finished:
+                    phases.advance_phase(
+                        self.service, emergency_id, PHASE_TERMINATED, "monitor", plan.plan_id
+                    )
                     break
             if time.monotonic() >= deadline:
                 timed_out = True
@@ -330,6 +307,10 @@ class EmergencyMaintenanceHandler(EmergencyControl):
     def _requeue(self, actor: str) -> str:
         if self.app is None:
             return "pending"  # workers that took part requeue, or the beat check does
+        if not self.service.state.load().recovery_pending:
+            # The lift's ``maintenance_disabled`` receiver (``signals.install``) already
+            # requeued everything; it leaves ``recovery_pending`` set if anything is left.
+            return "done"
         from workers.requeue import requeue_jobs
 
         report = requeue_jobs(self.app, self.service, actor=actor)

@@ -81,14 +81,20 @@ def _register_status_check(app: Any, binding: Binding) -> None:
     )(run_status_check)
 
 
+def _on_disabled(sender: Any, requeue: bool = True, actor: str | None = None, **_: Any) -> None:
+    """``maintenance_disabled``: requeue through the first installed app using ``sender``."""
+    if not requeue:
+        return
+    binding = next((b for b in list(_bindings) if b.uses(sender)), None)
+    if binding is None:
+        return
+    from workers.requeue import requeue_jobs
+
+    report = requeue_jobs(binding.app, binding.service, actor=actor or "recovery")
+    log.info("maintenance: requeue after disable: %s", report.to_dict())
+
+
 def _connect_requeue(binding: Binding) -> None:
-    def on_disabled(sender: Any, requeue: bool = True, actor: str | None = None, **_: Any) -> None:
-        if not requeue or not binding.uses(sender):
-            return
-        from workers.requeue import requeue_jobs
-
-        report = requeue_jobs(binding.app, binding.service, actor=actor or "recovery")
-        log.info("maintenance: requeue after disable: %s", report.to_dict())
-
-    maintenance_events.maintenance_disabled.connect(on_disabled, weak=False)
-    binding.on_disabled = on_disabled
+    # One receiver per process (blinker connects a receiver once): a disable requeues once.
+    maintenance_events.maintenance_disabled.connect(_on_disabled, weak=False)
+    binding.on_disabled = _on_disabled

@@ -37,9 +37,8 @@ def ensure_worker_started(binding: Binding, hostname: str | None, *, monitor: bo
     binding.kind = "worker"
     if hostname:
         binding.hostname = hostname
+        binding.service.cache.info.setdefault("hostname", hostname)
     service = binding.service
-    if hostname:
-        service.cache.info.setdefault("hostname", hostname)
     service.start()
     binding.worker_node_id = service.cache.node_id
     binding.worker_pid = os.getpid()

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from maintenance import MaintenanceOperationClassifier, OperationType
+from maintenance import (
+    EnhancedMaintenanceModeService,
+    MaintenanceOperationClassifier,
+    OperationType,
+)
 from maintenance.modes import parse_operation
+
+from .stamping import OPERATION as STAMPED_OPERATION
 
 #: The per-call option / header and the per-task attribute naming an operation type.
 OPTION = "operation_type"
@@ -39,6 +45,29 @@ def resolve_operation(
     if declared is not None:
         return declared
     return classifier.classify_task(name)
+
+
+def operation_of(
+    service: EnhancedMaintenanceModeService,
+    app: Any,
+    name: str,
+    headers: Any,
+    task: Any = None,
+) -> OperationType:
+    """The operation type stamped on a message (``headers``), else the task's own.
+
+    ``headers`` is anything with ``get`` (message headers, a task's request);
+    ``task`` defaults to the task ``name`` registered on ``app``.
+    """
+    stamped = headers.get(STAMPED_OPERATION) if headers is not None else None
+    if stamped:
+        try:
+            return parse_operation(stamped)
+        except ValueError:
+            pass
+    if task is None:
+        task = app.tasks.get(name)
+    return resolve_operation(name, service.classifier, task=task)
 
 
 def registered_task(app: Any, name: str) -> Any:

@@ -20,9 +20,10 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
-from maintenance import Decision, OperationType
+from maintenance import Decision, EnhancedMaintenanceModeService, MaintenanceStatus, OperationType
 from maintenance.identity import current_bypass_user, user_label
 from maintenance.redisconn import REDIS_ERRORS
+from workers.registry import QUEUED, ActiveJob, JobRegistry
 
 from . import admission, canvas, stamping
 from .binding import Binding
@@ -52,7 +53,6 @@ class PublishGate:
     def __init__(self, binding: Binding) -> None:
         self.binding = binding
         self.app = binding.app
-        self._original: Callable[..., Any] | None = None
         self._operations: dict[tuple[str, Any], OperationType] = {}
 
     # -- wiring ------------------------------------------------------------------
@@ -67,7 +67,6 @@ class PublishGate:
         if "send_task" in vars(app):
             return self
         original = app.send_task
-        self._original = original
         gate = self
         binding = self.binding
         running = admission.running_jobs()
@@ -96,7 +95,9 @@ class PublishGate:
                 or internal.get() is not None
                 or service.settings.fail_closed
             ):
-                return gate.send(original, name, args, kwargs, rest, options, override)
+                return gate.send(
+                    original, name, args, kwargs, rest, options, override, service, status
+                )
             # Nothing to judge: no facts to stamp (the receiver stamps only the publish
             # time, which a later recovery needs), so the common case stays cheap.
             return original(name, args, kwargs, *rest, **options)
@@ -133,44 +134,14 @@ class PublishGate:
         kwargs: Any,
         rest: tuple[Any, ...],
         options: dict[str, Any],
-        override: Any = None,
+        override: Any,
+        service: EnhancedMaintenanceModeService,
+        status: MaintenanceStatus,
     ) -> Any:
         """Decide, stamp, publish (or raise ``PublishRefused`` having published nothing)."""
-        service = self.binding.service
         operation = self._operation(name, options.get("task_type"), override)
-        return self._send_judged(
-            original,
-            name,
-            args,
-            kwargs,
-            rest,
-            options,
-            operation,
-            service.status,
-            current_bypass_user(),
-        )
-
-    def _send_judged(
-        self,
-        original: Callable[..., Any],
-        name: str,
-        args: Any,
-        kwargs: Any,
-        rest: tuple[Any, ...],
-        options: dict[str, Any],
-        operation: OperationType,
-        status: Any,
-        bypass: Any,
-    ) -> Any:
-        service = self.binding.service
-        continuation = False
-        if admission.any_running():
-            # Only a process running a job (a worker's pool process) can publish a
-            # continuation; asking Celery costs thread-local lookups, so ask only then.
-            worker_task = self.app.current_worker_task
-            continuation = worker_task is not None and admission.is_continuation(
-                worker_task, status
-            )
+        bypass = current_bypass_user()
+        continuation = self._continuation(status)
         internal = _internal.get()
         queued_entry = None
         if (
@@ -205,6 +176,15 @@ class PublishGate:
             stamping.current_facts.reset(token)
 
     # -- decisions ---------------------------------------------------------------
+    def _continuation(self, status: MaintenanceStatus) -> bool:
+        """Whether a publish now continues the admitted job running in this process."""
+        if not admission.any_running():
+            return False
+        # Only a process running a job (a worker's pool process) can publish a
+        # continuation; asking Celery costs thread-local lookups, so ask only then.
+        worker_task = self.app.current_worker_task
+        return worker_task is not None and admission.is_continuation(worker_task, status)
+
     def _member_operation(self, name: str, options: dict[str, Any]) -> OperationType:
         service = self.binding.service
         return resolve_operation(
@@ -245,12 +225,7 @@ class PublishGate:
         status = service.status
         if not status.is_active and not service.settings.fail_closed:
             return
-        continuation = False
-        if admission.any_running():
-            worker_task = self.app.current_worker_task
-            continuation = worker_task is not None and admission.is_continuation(
-                worker_task, status
-            )
+        continuation = self._continuation(status)
         for name, options in canvas.iter_members(signature):
             merged = {**options, **call_options} if call_options else options
             self._judge(name, self._member_operation(name, merged), continuation, status)
@@ -262,8 +237,6 @@ class PublishGate:
         self, name: str, operation: OperationType, options: dict[str, Any], status: Any
     ) -> str | None:
         """Register a blocked-type continuation before it is sent, so drain waits for it."""
-        from workers.registry import QUEUED, ActiveJob, JobRegistry
-
         task_id = options.get("task_id")
         if not task_id:
             task_id = options["task_id"] = str(uuid.uuid4())
@@ -287,7 +260,5 @@ class PublishGate:
         return str(task_id)
 
     def _untrack(self, task_id: str) -> None:
-        from workers.registry import JobRegistry
-
         with suppress(*REDIS_ERRORS):
             JobRegistry(self.binding.service).remove(task_id)

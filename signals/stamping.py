@@ -26,20 +26,6 @@ REQUEUED_FROM = "maintenance_requeued_from"
 REQUEUE_ATTEMPT = "maintenance_requeue_attempt"
 PUBLISHED_AT = "maintenance_published_at"
 
-ALL_HEADERS = frozenset(
-    {
-        OPERATION,
-        VERSION,
-        PUBLISHER,
-        CONTINUATION,
-        BYPASS,
-        BYPASS_CRITICAL,
-        REQUEUED_FROM,
-        REQUEUE_ATTEMPT,
-        PUBLISHED_AT,
-    }
-)
-
 
 class PublishFacts(NamedTuple):
     """What the gate decided about the publish in progress (set by the gate, read here).
@@ -87,6 +73,18 @@ def stamp_headers(sender: Any = None, headers: dict[str, Any] | None = None, **_
         headers[BYPASS] = bypass
         if critical:
             headers[BYPASS_CRITICAL] = True
+
+
+def bypass_user(headers: Any) -> dict[str, Any] | None:
+    """The admin a message was published for under a bypass (from its stamps), if any."""
+    bypass = headers.get(BYPASS)
+    if not bypass:
+        return None
+    return {
+        "is_admin": True,
+        "is_critical_admin": bool(headers.get(BYPASS_CRITICAL)),
+        "username": bypass,
+    }
 
 
 def connect() -> None:

@@ -12,21 +12,23 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery.signals import task_failure, task_postrun, task_prerun, task_revoked
 
-from maintenance import EnhancedMaintenanceModeService
-from maintenance.modes import parse_operation
 from maintenance.redisconn import REDIS_ERRORS
 from workers.drain import announce_if_drained
 from workers.registry import RUNNING, ActiveJob, JobRegistry
 
-from . import admission, stamping
+from . import admission
 from .binding import Binding, binding_of
-from .operations import resolve_operation
+from .operations import operation_of
 
 log = logging.getLogger("maintenance.celery")
+#: Ids whose termination is being sent by this process (``holding``): they stay listed.
+_held: set[str] = set()
 
 
 def _binding(task: Any) -> Binding | None:
@@ -39,13 +41,7 @@ def _binding(task: Any) -> Binding | None:
 
 def operation_of_request(binding: Binding, task: Any, request: Any) -> str:
     """The stamped operation type of the running message, else the task's own."""
-    stamped = request.get(stamping.OPERATION) if request is not None else None
-    if stamped:
-        try:
-            return parse_operation(stamped).value
-        except ValueError:
-            pass
-    return resolve_operation(task.name, binding.service.classifier, task=task).value
+    return operation_of(binding.service, task.app, task.name, request, task).value
 
 
 def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **_: Any) -> None:
@@ -80,12 +76,7 @@ def _ended(binding: Binding, task_id: str, operation: str | None, announce: bool
     try:
         JobRegistry(service).remove(task_id)
         status = service.status
-        if (
-            announce
-            and status.is_active
-            and not status.test_mode
-            and (operation is None or operation in {op.value for op in status.blocked_operations})
-        ):
+        if announce and (operation is None or operation in status.blocked_operations):
             announce_if_drained(service, status, actor=binding.hostname or "worker")
     except REDIS_ERRORS as exc:
         log.warning("maintenance: job %s not removed from the registry: %s", task_id, exc)
@@ -101,11 +92,16 @@ def on_postrun(sender: Any = None, task_id: str | None = None, task: Any = None,
 
 
 def on_failure(sender: Any = None, task_id: str | None = None, **_: Any) -> None:
-    """Either process: a lost pool child is reported here by the main process."""
-    binding = _binding(sender)
-    if binding is None or task_id is None:
+    """Either process: a lost pool child is reported here by the main process.
+
+    In the process running the job, ``task_postrun`` always follows (Celery's
+    ``trace.py``) and does the clean-up.
+    """
+    if task_id is None or admission.running_job(task_id) is not None:
         return
-    admission.job_ended(task_id)
+    binding = _binding(sender)
+    if binding is None:
+        return
     _ended(binding, task_id, None)
 
 
@@ -115,14 +111,31 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
     Celery sends ``task_revoked`` as the terminate signal is *sent*
     (``Request.terminate`` in ``celery/worker/request.py``); a process holding
     SIGTERM off runs on, so a termination never announces the drain here (the
-    emergency ladder keeps such jobs listed until their process is gone, and
-    the beat check announces the drain once nothing runs).
+    emergency ladder terminates ``holding`` its jobs, which keeps them listed
+    until their process is gone, and the beat check announces the drain once
+    nothing runs).
     """
-    binding = _binding(sender)
     task_id = getattr(request, "id", None)
+    if terminated and task_id in _held:
+        return
+    binding = _binding(sender)
     if binding is None or task_id is None:
         return
     _ended(binding, task_id, None, announce=not terminated)
+
+
+@contextmanager
+def holding(ids: Iterable[str]) -> Iterator[None]:
+    """Terminations of ``ids`` sent inside the block leave their registry entries alone.
+
+    For a caller that unlists the jobs itself once their processes are gone.
+    """
+    added = set(ids) - _held
+    _held.update(added)
+    try:
+        yield
+    finally:
+        _held.difference_update(added)
 
 
 def connect() -> None:
@@ -131,9 +144,3 @@ def connect() -> None:
     task_postrun.connect(on_postrun, weak=False, dispatch_uid="maintenance-postrun")
     task_failure.connect(on_failure, weak=False, dispatch_uid="maintenance-failure")
     task_revoked.connect(on_revoked, weak=False, dispatch_uid="maintenance-revoked")
-
-
-def service_of(task: Any) -> EnhancedMaintenanceModeService | None:
-    """The service the hooks of ``task``'s app use, if installed."""
-    binding = _binding(task)
-    return binding.service if binding is not None else None

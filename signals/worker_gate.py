@@ -11,7 +11,8 @@ caught at two points of the worker main process, neither using a pool slot:
   (``WorkController._process_task_sem``, prefork with the event loop) and are
   handed to ``WorkController._process_task`` only when a pool slot frees, so
   that hook judges them at the moment they would start. ETA messages are judged
-  there too, when due.
+  there too, when due. A message already let through on receipt under the
+  maintenance status still in force is not judged again.
 
 A deferred message is recorded in SQL (once per task id), announced to Flower
 (``task-deferred``) and acknowledged. Jobs of unblocked types run normally.
@@ -28,17 +29,19 @@ from celery.utils.log import get_logger
 from celery.worker.state import task_ready
 
 from maintenance import Decision
-from maintenance.modes import parse_operation
 from maintenance.redisconn import REDIS_ERRORS
+from maintenance.store.jobs import KIND_DEFERRED
 from workers.deferral import defer
-from workers.records import record_from_message
+from workers.records import record_from_message, record_from_request
 
 from . import stamping
 from .binding import Binding, binding_of
-from .operations import resolve_operation
+from .operations import operation_of
 
 log = logging.getLogger("maintenance.celery")
 celery_logger = get_logger(__name__)
+#: How many receipt verdicts a gate remembers for the dispatch step (oldest dropped first).
+_JUDGED_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class WorkerGate:
         self.binding = binding
         self.consumer = consumer
         self.app = consumer.app
+        #: task id -> status version under which its message was let through on receipt.
+        self._judged: dict[str, int] = {}
 
     # -- decision ----------------------------------------------------------------
     def engaged(self) -> bool:
@@ -66,29 +71,15 @@ class WorkerGate:
             return False
         return service.cache.status.is_active or service.settings.fail_closed
 
-    def verdict(self, name: str, task_id: str, headers: Any) -> Verdict | None:
+    def verdict(self, name: str, task_id: str, headers: Any, task: Any = None) -> Verdict | None:
         """None when the message may run now; else why it is deferred."""
         service = self.binding.service
         headers = headers or {}
-        stamped = headers.get(stamping.OPERATION)
-        try:
-            operation = parse_operation(stamped) if stamped else None
-        except ValueError:
-            operation = None
-        if operation is None:
-            operation = resolve_operation(name, service.classifier, task=self.app.tasks.get(name))
-        bypass = headers.get(stamping.BYPASS)
-        user = (
-            {
-                "is_admin": True,
-                "is_critical_admin": bool(headers.get(stamping.BYPASS_CRITICAL)),
-                "username": bypass,
-            }
-            if bypass
-            else None
-        )
+        operation = operation_of(service, self.app, name, headers, task)
         decision = service.decide(
-            operation, user, continuation=bool(headers.get(stamping.CONTINUATION))
+            operation,
+            stamping.bypass_user(headers),
+            continuation=bool(headers.get(stamping.CONTINUATION)),
         )
         if decision is Decision.ALLOW:
             return None
@@ -111,6 +102,25 @@ class WorkerGate:
             + (f": {status.reason}" if status.reason else ""),
             activation_id=status.activation_id,
         )
+
+    def let_through(self, task_id: str, version: int) -> None:
+        """Remember that ``task_id`` was let through on receipt under status ``version``."""
+        judged = self._judged
+        if len(judged) >= _JUDGED_LIMIT:
+            del judged[next(iter(judged))]
+        judged[task_id] = version
+
+    def judged_on_receipt(self, task_id: str) -> bool:
+        """Whether ``task_id`` was let through on receipt under the status in force now.
+
+        Only while maintenance is on: messages received while the gate was idle,
+        and fail-closed judgements (maintenance off), are judged again at dispatch.
+        """
+        version = self._judged.pop(task_id, None)
+        if version is None:
+            return False
+        status = self.binding.service.status
+        return status.is_active and status.version == version
 
     def _record(self, name: str, task_id: str, verdict: Verdict, **message: Any) -> Any:
         return record_from_message(
@@ -157,12 +167,14 @@ class WorkerGate:
                 return None
             if not gate.engaged():
                 return handler(message, body, ack, reject, callbacks, **kw)
-            headers = message.headers or {}
             task_id = headers.get("id")
             if not task_id or headers.get("eta"):
                 return handler(message, body, ack, reject, callbacks, **kw)
+            # The version before the verdict: a change meanwhile makes dispatch judge again.
+            version = gate.binding.service.status.version
             verdict = gate.verdict(name, task_id, headers)
             if verdict is None:
+                gate.let_through(task_id, version)
                 return handler(message, body, ack, reject, callbacks, **kw)
             record = gate._record(
                 name,
@@ -200,9 +212,9 @@ class WorkerGate:
         gate = self
 
         def process_task(req: Any) -> Any:
-            if not gate.engaged():
+            if not gate.engaged() or gate.judged_on_receipt(req.id):
                 return original(req)
-            verdict = gate.verdict(req.type, req.id, req.request_dict)
+            verdict = gate.verdict(req.type, req.id, req.request_dict, req.task)
             if verdict is None:
                 return original(req)
             try:
@@ -224,14 +236,13 @@ class WorkerGate:
 
     def defer_request(self, req: Any, verdict: Verdict) -> None:
         """Record and acknowledge a request that reached dispatch while blocked."""
-        record = self._record(
-            req.type,
-            req.id,
-            verdict,
-            headers=req.request_dict,
-            payload=(req.args, req.kwargs, _embed_of(req)),
-            delivery_info=req.delivery_info,
-            properties=req.request_dict.get("properties"),
+        record = record_from_request(
+            req,
+            kind=KIND_DEFERRED,
+            operation=verdict.operation,
+            reason=verdict.reason,
+            worker=self.consumer.hostname,
+            activation_id=verdict.activation_id,
         )
         try:
             defer(self.binding.service, record, eventer=self.consumer.event_dispatcher)
@@ -240,16 +251,6 @@ class WorkerGate:
             req.reject(requeue=True)
             return
         req.acknowledge()
-
-
-def _embed_of(req: Any) -> dict[str, Any]:
-    try:
-        payload = req.message.payload
-    except Exception:
-        return {}
-    if isinstance(payload, list | tuple) and len(payload) == 3:
-        return dict(payload[2] or {})
-    return {}
 
 
 class WorkerGateStep(bootsteps.StartStopStep):

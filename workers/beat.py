@@ -64,9 +64,7 @@ def status_check(
     _run_windows(service, now, report)
     report.overdue_flagged = _flag_overdue(service, now)
     report.reaped = len(JobRegistry(service).reap())
-    status = service.status
-    if status.is_active and not status.test_mode:
-        report.drained = announce_if_drained(service, status, actor=ACTOR)
+    report.drained = announce_if_drained(service, actor=ACTOR)
     current = service.state.load()
     if not current.is_active and (
         current.recovery_pending or JobStore(service.db).stale_claims(STALE_CLAIM_SECONDS)
@@ -159,11 +157,8 @@ def _flag_overdue(service: EnhancedMaintenanceModeService, now: datetime) -> boo
     )
     if not claimed:
         return False
-    late = (
-        int((now - current.estimated_completion).total_seconds())
-        if current.estimated_completion
-        else 0
-    )
+    assert current.estimated_completion is not None  # is_overdue says there is one
+    late = int((now - current.estimated_completion).total_seconds())
     service.update_status(
         ACTOR,
         "maintenance_overdue",

@@ -17,9 +17,9 @@ import click
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
-from maintenance.cli.context import CliContext, default_actor, json_option, pass_ctx
+from maintenance.cli.context import CliContext, default_actor, json_option, mode_option, pass_ctx
+from maintenance.cli.render import render_table
 from maintenance.errors import ValidationError
-from maintenance.modes import MaintenanceMode
 from maintenance.status import utcnow
 from maintenance.store import jobs as job_states
 from maintenance.store.jobs import JobRecord, JobStore
@@ -36,28 +36,28 @@ APP_OPTION_HELP = "Celery app (module or module:attr); default $CELERY_APP, else
 
 # -- jobs ----------------------------------------------------------------------------
 def _render_records(records: list[JobRecord]) -> str:
-    if not records:
-        return "No held-back jobs."
-    rows = [f"{'id':>5}  {'state':<10} {'task':<32} {'queue':<12} {'original id':<36}  requeued as"]
-    for r in records:
-        rows.append(
+    return render_table(
+        records,
+        "No held-back jobs.",
+        f"{'id':>5}  {'state':<10} {'task':<32} {'queue':<12} {'original id':<36}  requeued as",
+        lambda r: (
             f"{r.id:>5}  {r.state:<10} {r.task_name[:32]:<32} {(r.queue or '-')[:12]:<12} "
             f"{r.original_id:<36}  {r.requeued_id or '-'}"
-        )
-    return "\n".join(rows)
+        ),
+    )
 
 
 def _render_active(jobs: list[ActiveJob]) -> str:
-    if not jobs:
-        return "No running jobs."
     now = time.time()
-    rows = [f"{'task id':<36}  {'state':<8} {'operation':<22} {'worker':<24} {'running':>8}  task"]
-    for j in jobs:
-        rows.append(
+    return render_table(
+        jobs,
+        "No running jobs.",
+        f"{'task id':<36}  {'state':<8} {'operation':<22} {'worker':<24} {'running':>8}  task",
+        lambda j: (
             f"{j.task_id:<36}  {j.state:<8} {j.operation:<22} {(j.worker or '-')[:24]:<24} "
             f"{now - j.started:>7.1f}s  {j.name}"
-        )
-    return "\n".join(rows)
+        ),
+    )
 
 
 @click.command()
@@ -183,8 +183,10 @@ def recover(
 
 
 # -- schedule ------------------------------------------------------------------------
-def parse_when(value: str, *, field: str, now: datetime | None = None) -> datetime:
-    """``now``, ``+30m`` (from now) or an ISO 8601 time (naive means UTC)."""
+def parse_when(
+    value: str, *, field: str, now: datetime | None = None, base: datetime | None = None
+) -> datetime:
+    """``now``, ``+30m`` (from ``base``, default now) or an ISO 8601 time (naive means UTC)."""
     now = now or utcnow()
     text = value.strip()
     if text.lower() == "now":
@@ -192,7 +194,7 @@ def parse_when(value: str, *, field: str, now: datetime | None = None) -> dateti
     if text.startswith("+"):
         seconds = parse_duration(text[1:], field=field)
         assert seconds is not None
-        return now + timedelta(seconds=seconds)
+        return (base or now) + timedelta(seconds=seconds)
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -204,15 +206,15 @@ def parse_when(value: str, *, field: str, now: datetime | None = None) -> dateti
 
 
 def _render_windows(windows: list[Window]) -> str:
-    if not windows:
-        return "No maintenance windows."
-    rows = [f"{'id':>4}  {'state':<9} {'mode':<9} {'start (UTC)':<19}  {'end (UTC)':<19}  reason"]
-    for w in windows:
-        rows.append(
+    return render_table(
+        windows,
+        "No maintenance windows.",
+        f"{'id':>4}  {'state':<9} {'mode':<9} {'start (UTC)':<19}  {'end (UTC)':<19}  reason",
+        lambda w: (
             f"{w.id:>4}  {w.state:<9} {w.mode:<9} {w.start_at:%Y-%m-%d %H:%M:%S}  "
             f"{w.end_at:%Y-%m-%d %H:%M:%S}  {w.reason}"
-        )
-    return "\n".join(rows)
+        ),
+    )
 
 
 @click.command()
@@ -220,12 +222,7 @@ def _render_windows(windows: list[Window]) -> str:
 @click.option("--start", default=None, help="When it starts: ISO 8601 (UTC if no zone), now, +2h.")
 @click.option("--end", default=None, help="When it ends: ISO 8601, or +duration from the start.")
 @click.option("--reason", default=None, help="Shown to users while it runs.")
-@click.option(
-    "--mode",
-    type=click.Choice([m.value for m in MaintenanceMode], case_sensitive=False),
-    default="normal",
-    show_default=True,
-)
+@mode_option
 @click.option("--list", "list_windows", is_flag=True, help="List windows instead.")
 @click.option("--cancel", type=int, default=None, help="Cancel the scheduled window with this id.")
 @click.option("--by", "actor", default=None, help="Who schedules it (default: $USER).")
@@ -246,18 +243,14 @@ def schedule(
         ctx.emit([w.to_dict() for w in found], None if ctx.as_json else _render_windows(found))
         return
     if cancel is not None:
-        _cancel(ctx, cancel)
+        _cancel(ctx, cancel, actor or default_actor())
         return
     if not start or not end or reason is None:
         raise click.UsageError("--start, --end and --reason are required (or use --list/--cancel)")
     reason = validate_reason(reason)
     now = utcnow()
     start_at = parse_when(start, field="start", now=now)
-    end_at = (
-        start_at + timedelta(seconds=parse_duration(end[1:], field="end") or 0)
-        if end.strip().startswith("+")
-        else parse_when(end, field="end", now=now)
-    )
+    end_at = parse_when(end, field="end", now=now, base=start_at)
     if end_at <= start_at:
         raise ValidationError("end must be after start", field="end")
     if end_at <= now:
@@ -277,7 +270,7 @@ def schedule(
     )
 
 
-def _cancel(ctx: CliContext, window_id: int) -> None:
+def _cancel(ctx: CliContext, window_id: int, actor: str) -> None:
     store = WindowStore(ctx.service.db)
     window = store.get(window_id)
     if window is None:
@@ -287,7 +280,7 @@ def _cancel(ctx: CliContext, window_id: int) -> None:
             f"window {window_id} is {window.state}; only scheduled windows can be cancelled",
             field="cancel",
         )
-    ctx.service.record_event("window_cancelled", default_actor(), None, {"window_id": window_id})
+    ctx.service.record_event("window_cancelled", actor, None, {"window_id": window_id})
     ctx.emit({**window.to_dict(), "state": CANCELLED}, f"Cancelled window {window_id}.")
 
 

@@ -73,11 +73,6 @@ def announce_if_drained(
     return True
 
 
-def is_announced(service: EnhancedMaintenanceModeService, activation_id: str) -> bool:
-    """Whether the drain of ``activation_id`` was announced."""
-    return bool(service.redis.exists(service.keys.drain_announced(activation_id)))
-
-
 def wait_for_drain(
     timeout: float | None = None,
     service: EnhancedMaintenanceModeService | None = None,

@@ -55,9 +55,7 @@ class WorkerMonitor:
                 len(reaped),
                 ", ".join(f"{j.name}[{j.task_id}]@{j.worker}" for j in reaped),
             )
-        status = self.service.status
-        if status.is_active and not status.test_mode:
-            announce_if_drained(self.service, status, actor=self.name)
+        announce_if_drained(self.service, actor=self.name)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -9,7 +9,9 @@ from maintenance.store.jobs import KIND_DEFERRED, JobRecord
 
 #: Kept in a record's options for the recovery's ordering; not a ``send_task`` option.
 PUBLISHED_AT = "published_at"
-RECORD_ONLY_OPTIONS = frozenset({PUBLISHED_AT})
+#: Record options a republish leaves out (``exchange`` and ``routing_key``: it goes to
+#: the record's queue instead).
+RECORD_ONLY_OPTIONS = frozenset({PUBLISHED_AT, "exchange", "routing_key"})
 
 #: Message headers that Celery's protocol 2 defines; anything else is a custom header we keep.
 PROTOCOL_HEADERS = frozenset(
@@ -137,4 +139,40 @@ def record_from_message(
         reason=reason,
         worker=worker,
         activation_id=activation_id,
+    )
+
+
+def embed_of(request: Any) -> dict[str, Any]:
+    """The embedded options (callbacks, errbacks, chain, chord) of a ``Request``'s message."""
+    try:
+        payload = request.message.payload
+    except Exception:
+        return {}
+    if isinstance(payload, list | tuple) and len(payload) == 3:
+        return dict(payload[2] or {})
+    return {}
+
+
+def record_from_request(
+    request: Any,
+    *,
+    kind: str,
+    operation: str,
+    reason: str,
+    worker: str | None,
+    activation_id: str | None,
+) -> JobRecord:
+    """A record of the message of a Celery ``Request`` (worker main process)."""
+    return record_from_message(
+        task_name=request.type,
+        task_id=request.id,
+        headers=request.request_dict,
+        payload=(request.args, request.kwargs, embed_of(request)),
+        delivery_info=request.delivery_info,
+        properties=request.request_dict.get("properties"),
+        operation=operation,
+        reason=reason,
+        worker=worker,
+        activation_id=activation_id,
+        kind=kind,
     )

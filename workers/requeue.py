@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from redis.lock import Lock
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
@@ -33,10 +34,6 @@ log = logging.getLogger("maintenance.celery")
 LOCK_TTL = 300
 #: A claim this old belongs to a recovery that died mid-way (a publish takes milliseconds).
 STALE_CLAIM_SECONDS = 60.0
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass
@@ -72,8 +69,6 @@ def publish_record(app: Any, record: JobRecord, new_id: str) -> None:
     headers = dict(options.pop("headers", None) or {})
     headers[REQUEUED_FROM] = record.original_id
     headers[REQUEUE_ATTEMPT] = uuid.uuid4().hex
-    options.pop("routing_key", None)
-    options.pop("exchange", None)
     if record.queue:
         options["queue"] = record.queue
     with internal_publish("recovery"):
@@ -87,33 +82,19 @@ def publish_record(app: Any, record: JobRecord, new_id: str) -> None:
         )
 
 
-class _RecoverLock:
-    def __init__(self, service: EnhancedMaintenanceModeService, wait: float) -> None:
-        self.client = service.redis
-        self.key = service.keys.lock_recover
-        self.token = uuid.uuid4().hex
-        self.wait = wait
-        self.held = False
-
-    def __enter__(self) -> _RecoverLock:
-        deadline = time.monotonic() + self.wait
-        try:
-            while True:
-                if self.client.set(self.key, self.token, nx=True, ex=LOCK_TTL):
-                    self.held = True
-                    return self
-                if time.monotonic() >= deadline:
-                    log.warning("recovery lock busy for %.0fs; proceeding on SQL claims", self.wait)
-                    return self
-                time.sleep(0.05)
-        except REDIS_ERRORS as exc:
-            log.warning("recovery lock unavailable (%s); proceeding on SQL claims", exc)
-            return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
-            with contextlib.suppress(*REDIS_ERRORS):
-                self.client.eval(_RELEASE, 1, self.key, self.token)
+def _recover_lock(service: EnhancedMaintenanceModeService, wait: float) -> Lock | None:
+    """The recovery lock, held; None when busy for ``wait`` seconds or Redis is down
+    (the recovery then proceeds on its SQL claims alone)."""
+    lock = service.redis.lock(
+        service.keys.lock_recover, timeout=LOCK_TTL, sleep=0.05, blocking_timeout=wait
+    )
+    try:
+        if lock.acquire():
+            return lock
+        log.warning("recovery lock busy for %.0fs; proceeding on SQL claims", wait)
+    except REDIS_ERRORS as exc:
+        log.warning("recovery lock unavailable (%s); proceeding on SQL claims", exc)
+    return None
 
 
 def requeue_jobs(
@@ -139,13 +120,11 @@ def requeue_jobs(
         report.skipped = "maintenance is active; deferred jobs stay deferred until it ends"
         return report
     store = JobStore(service.db)
-    lock = _RecoverLock(service, lock_wait) if use_lock else None
-    if lock is not None:
-        lock.__enter__()
+    lock = _recover_lock(service, lock_wait) if use_lock else None
     try:
         with flower.dispatcher(app) as eventer:
             waiting = sorted(store.requeueable(), key=original_order)
-            for record in waiting[:limit] if limit is not None else waiting:
+            for record in waiting[:limit]:
                 new_id = str(uuid.uuid4())
                 if not store.claim_for_requeue(record, new_id):
                     continue  # another recovery took it
@@ -161,7 +140,8 @@ def requeue_jobs(
                 _redrive(app, service, store, report, eventer, record)
     finally:
         if lock is not None:
-            lock.__exit__(None, None, None)
+            with contextlib.suppress(*REDIS_ERRORS):
+                lock.release()
     _finish(service, store, report, actor)
     return report
 

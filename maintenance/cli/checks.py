@@ -24,7 +24,7 @@ def check(ctx: CliContext, only: tuple[str, ...], list_only: bool, no_record: bo
         ctx.emit(rows, human or "No consistency checks registered.")
         return
     status = service.status
-    names = [n for o in only for n in o.split(",") if n.strip()] or None
+    names = [n.strip() for o in only for n in o.split(",") if n.strip()] or None
     report = run_checks(
         service,
         names=names,

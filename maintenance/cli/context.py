@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..modes import MaintenanceMode
 from ..service import EnhancedMaintenanceModeService
 
 
@@ -44,6 +45,15 @@ def default_actor() -> str:
 
 
 pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
+
+
+#: ``--mode`` of the commands that switch maintenance on (default ``normal``).
+mode_option = click.option(
+    "--mode",
+    type=click.Choice([m.value for m in MaintenanceMode], case_sensitive=False),
+    default="normal",
+    show_default=True,
+)
 
 
 def json_option(f: Any) -> Any:

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..fencing import ActivationResult
 from ..nodes import NodeInfo
 from ..status import MaintenanceStatus, utcnow
 from ..store.eventlog import MaintenanceEvent
+
+T = TypeVar("T")
+
+
+def render_table(
+    items: Sequence[T], empty: str, header: str | None, row: Callable[[T], str]
+) -> str:
+    """One line per item under ``header`` (if any); ``empty`` when there are none."""
+    if not items:
+        return empty
+    rows = [] if header is None else [header]
+    rows.extend(row(item) for item in items)
+    return "\n".join(rows)
 
 
 def _ago(when: datetime | None, now: datetime) -> str:
@@ -86,25 +100,28 @@ def render_result(action: str, result: ActivationResult) -> str:
 
 def render_history(events: list[MaintenanceEvent]) -> str:
     """One line per event, newest first."""
-    if not events:
-        return "No maintenance events recorded."
-    rows = []
-    for event in events:
+
+    def row(event: MaintenanceEvent) -> str:
         who = event.actor or "-"
         why = f" - {event.reason}" if event.reason else ""
-        rows.append(f"{event.at:%Y-%m-%d %H:%M:%S}  {event.kind:<24} {who}{why}")
-    return "\n".join(rows)
+        return f"{event.at:%Y-%m-%d %H:%M:%S}  {event.kind:<24} {who}{why}"
+
+    return render_table(events, "No maintenance events recorded.", None, row)
 
 
 def render_nodes(nodes: dict[str, NodeInfo], version: int) -> str:
     """Live nodes and the version each applied."""
-    if not nodes:
-        return "No live nodes."
-    rows = [f"{'node':<48} {'kind':<8} applied"]
-    for node in sorted(nodes.values(), key=lambda n: n.node_id):
+
+    def row(node: NodeInfo) -> str:
         mark = "" if node.applied_version >= version else "  (behind)"
-        rows.append(f"{node.node_id:<48} {node.kind:<8} {node.applied_version}{mark}")
-    return "\n".join(rows)
+        return f"{node.node_id:<48} {node.kind:<8} {node.applied_version}{mark}"
+
+    return render_table(
+        sorted(nodes.values(), key=lambda n: n.node_id),
+        "No live nodes.",
+        f"{'node':<48} {'kind':<8} applied",
+        row,
+    )
 
 
 def jsonable_events(events: list[MaintenanceEvent]) -> list[dict[str, Any]]:

@@ -6,9 +6,8 @@ import threading
 
 import click
 
-from ..modes import MaintenanceMode
 from ..validation import parse_duration, validate_operations, validate_reason
-from .context import CliContext, default_actor, json_option, pass_ctx
+from .context import CliContext, default_actor, json_option, mode_option, pass_ctx
 from .render import jsonable_events, render_history, render_nodes, render_result, render_status
 
 
@@ -46,12 +45,7 @@ def status(ctx: CliContext, watch: bool) -> None:
 @json_option
 @click.option("--reason", required=True, help="Why (shown to users; at most 500 characters).")
 @click.option("--duration", default=None, help="Expected length: 90s, 30m, 1h30m, 2d (max 7d).")
-@click.option(
-    "--mode",
-    type=click.Choice([m.value for m in MaintenanceMode], case_sensitive=False),
-    default="normal",
-    show_default=True,
-)
+@mode_option
 @click.option(
     "--block",
     "block",

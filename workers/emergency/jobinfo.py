@@ -10,16 +10,15 @@ from typing import Any
 from celery.app.task import Context
 
 from maintenance import Decision, EnhancedMaintenanceModeService, OperationType
-from maintenance.modes import parse_operation
 from maintenance.store.jobs import KIND_TERMINATED, JobRecord
+from signals.operations import operation_of as operation_of
+from signals.stamping import bypass_user
 from workers.records import PROTOCOL_HEADERS, record_from_message
+from workers.records import record_from_request as request_record
 
 #: Attributes a task's ``Context`` has of its own, not taken from the message headers.
 _CONTEXT_FIELDS = frozenset(name for name in vars(Context) if not name.startswith("_"))
 _EMBED = ("callbacks", "errbacks", "chain", "chord")
-OPERATION_HEADER = "maintenance_operation"
-BYPASS_HEADER = "maintenance_bypass"
-BYPASS_CRITICAL_HEADER = "maintenance_bypass_critical"
 
 
 def rerun_safe(task: Any) -> bool:
@@ -27,36 +26,11 @@ def rerun_safe(task: Any) -> bool:
     return getattr(task, "rerun_safe", True) is not False
 
 
-def operation_of(
-    service: EnhancedMaintenanceModeService, app: Any, name: str, headers: Mapping[str, Any]
-) -> OperationType:
-    """The operation type stamped on the message, else the task's own."""
-    from signals.operations import resolve_operation
-
-    stamped = headers.get(OPERATION_HEADER)
-    if stamped:
-        try:
-            return parse_operation(stamped)
-        except ValueError:
-            pass
-    return resolve_operation(name, service.classifier, task=app.tasks.get(name))
-
-
 def exempt_by_policy(
     service: EnhancedMaintenanceModeService, operation: OperationType, headers: Mapping[str, Any]
 ) -> bool:
     """Whether the emergency's policy admits this job (admin work, an admin's bypass publish)."""
-    bypass = headers.get(BYPASS_HEADER)
-    user = (
-        {
-            "is_admin": True,
-            "is_critical_admin": bool(headers.get(BYPASS_CRITICAL_HEADER)),
-            "username": bypass,
-        }
-        if bypass
-        else None
-    )
-    return service.decide(operation, user) is Decision.ALLOW
+    return service.decide(operation, bypass_user(headers)) is Decision.ALLOW
 
 
 def record_from_request(
@@ -69,18 +43,13 @@ def record_from_request(
     activation_id: str | None,
 ) -> JobRecord:
     """The record of a job the worker main process is about to stop (Celery's ``Request``)."""
-    record = record_from_message(
-        task_name=request.type,
-        task_id=request.id,
-        headers=request.request_dict,
-        payload=(request.args, request.kwargs, _embed_of_message(request)),
-        delivery_info=request.delivery_info,
-        properties=request.request_dict.get("properties"),
+    record = request_record(
+        request,
+        kind=KIND_TERMINATED,
         operation=operation,
         reason=reason,
         worker=worker,
         activation_id=activation_id,
-        kind=KIND_TERMINATED,
     )
     return replace(record, outcome=outcome, rerun_safe=rerun_safe(request.task))
 
@@ -116,13 +85,3 @@ def record_from_context(
         kind=KIND_TERMINATED,
     )
     return replace(record, outcome=outcome, rerun_safe=rerun_safe(task))
-
-
-def _embed_of_message(request: Any) -> dict[str, Any]:
-    try:
-        payload = request.message.payload
-    except Exception:
-        return {}
-    if isinstance(payload, list | tuple) and len(payload) == 3:
-        return dict(payload[2] or {})
-    return {}

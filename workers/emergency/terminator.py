@@ -53,6 +53,7 @@ from maintenance.emergency.plan import (
 from maintenance.errors import MaintenanceError
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import JobRecord
+from signals import tracking
 
 from . import jobinfo, outcomes
 from .handoff import HandoffWriter
@@ -128,8 +129,7 @@ class Ladder:
             plan_id=plan.plan_id,
         )
         self.stopped: list[_Stopped] = []
-        #: Registry entries of the jobs being stopped, as the jobs wrote them.
-        self.entries: dict[str, bytes | str] = {}
+        #: Ids of stopped jobs still in the registry (kept there until their process is gone).
         self.listed: set[str] = set()
 
     # -- steps (event loop) ----------------------------------------------------
@@ -168,12 +168,16 @@ class Ladder:
             ]
             consumer = self.owner.consumer
             state = AttributeDict(app=consumer.app, hostname=consumer.hostname, consumer=consumer)
+            # ``task_revoked`` fires as SIGTERM is sent, but a process that holds SIGTERM
+            # off runs on until SIGKILL: the fleet must keep counting it until it is gone.
+            self.listed.update(ids)
             try:
-                control.revoke(state, ids, terminate=True, signal="SIGTERM")
+                with tracking.holding(ids):
+                    control.revoke(state, ids, terminate=True, signal="SIGTERM")
             except Exception:  # the SIGKILL step still comes for whatever survived
                 log.exception("emergency %s: revoke failed", self.emergency_id)
             log.warning("emergency %s: SIGTERM to %d job(s)", self.emergency_id, len(ids))
-            self._relist()
+            self._unlist([s for s in self.stopped if not self._still_running(s)])
         self.progress.terminated = ids
         self.progress.running = 0
         self.progress.state = "terminating"
@@ -274,28 +278,6 @@ class Ladder:
         self._finish()
 
     # -- helpers ---------------------------------------------------------------
-    def _relist(self) -> None:
-        """Put the jobs back into the registry until their processes are gone.
-
-        The revoke took them out (``task_revoked`` fires as SIGTERM is sent), but a
-        process that holds SIGTERM off runs on until SIGKILL, and the fleet must
-        keep counting it.
-        """
-        ids = [
-            s.record.original_id
-            for s in self.stopped
-            if s.record.original_id in self.entries and self._still_running(s)
-        ]
-        if not ids:
-            return
-        mapping: dict[str | bytes, bytes | float | int | str] = {i: self.entries[i] for i in ids}
-        try:
-            self.service.redis.hset(self.service.keys.active_jobs, mapping=mapping)
-        except REDIS_ERRORS as exc:
-            log.warning("emergency: running jobs not relisted: %s", exc)
-            return
-        self.listed.update(ids)
-
     def _unlist(self, gone: list[_Stopped]) -> None:
         ids = [s.record.original_id for s in gone if s.record.original_id in self.listed]
         if not ids:
@@ -339,8 +321,6 @@ class Ladder:
             operation = jobinfo.operation_of(service, req.task.app, req.type, headers)
             if jobinfo.exempt_by_policy(service, operation, headers):
                 continue
-            if isinstance(entry, bytes | str) and entry != b"?":
-                self.entries[req.id] = entry
             out.append((req, operation.value))
         return out
 

@@ -137,6 +137,18 @@ class Fleet:
         raw = self.client.lrange(f"{self.broker_prefix}{queue}", 0, -1)
         return [json.loads(m) for m in raw]
 
+    # -- the maintenance CLI -------------------------------------------------
+    def cli(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``maintenance *args`` against this fleet (stdout/stderr piped, text)."""
+        return subprocess.Popen(
+            [str(Path(sys.executable).with_name("maintenance")), *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     # -- workers -------------------------------------------------------------
     def start_worker(self, name: str, queues: list[str], pool: str = "prefork") -> WorkerProcess:
         """Start ``name`` consuming ``queues``; return once it answers and is registered."""

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -15,20 +12,9 @@ from maintenance.store.jobs import DEFERRED, REQUEUED, JobRecord, JobStore
 from tests.helpers import wait_for
 from workers.requeue import RequeueReport, publish_record, requeue_jobs
 
-from .conftest import ROOT, Fleet
+from .conftest import Fleet
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(fleet: Fleet, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("maintenance")), *args],
-        cwd=ROOT,
-        env=fleet.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _deferred_records(fleet: Fleet, count: int, queue: str) -> list[JobRecord]:
@@ -82,7 +68,7 @@ def test_two_concurrent_recover_commands_requeue_each_job_once(clean_fleet: Flee
     records = _deferred_records(fleet, 40, queue)
     _consume(fleet, queue)
     try:
-        procs = [_cli(fleet, "recover", "-A", "tests.celery.app", "--json") for _ in range(2)]
+        procs = [fleet.cli("recover", "-A", "tests.celery.app", "--json") for _ in range(2)]
         outputs = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outputs
         reports = [json.loads(out) for out, _err in outputs]
@@ -130,10 +116,10 @@ def test_recover_refuses_while_maintenance_is_on_and_jobs_lists_them(clean_fleet
     queue = f"{fleet.prefix}-idle-{uuid.uuid4().hex[:6]}"
     records = _deferred_records(fleet, 3, queue)
     fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
-    proc = _cli(fleet, "recover", "-A", "tests.celery.app")
+    proc = fleet.cli("recover", "-A", "tests.celery.app")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "maintenance is active" in out, (out, err)
-    proc = _cli(fleet, "jobs", "--state", "deferred", "--json")
+    proc = fleet.cli("jobs", "--state", "deferred", "--json")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     listed = json.loads(out)
@@ -149,7 +135,7 @@ def test_disable_from_the_cli_requeues_with_the_configured_app(clean_fleet: Flee
     records = _deferred_records(fleet, 5, queue)
     _consume(fleet, queue)
     try:
-        proc = _cli(fleet, "disable", "--by", "ops")
+        proc = fleet.cli("disable", "--by", "ops")
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, (out, err)
         assert "Requeued 5 job(s)" in err

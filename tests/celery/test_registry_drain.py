@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -15,20 +12,9 @@ from tests.helpers import wait_for
 from workers import wait_for_drain
 from workers.registry import JobRegistry
 
-from .conftest import ROOT, Fleet
+from .conftest import Fleet
 
 pytestmark = pytest.mark.slow
-
-
-def _maintenance(fleet: Fleet, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("maintenance")), *args],
-        cwd=ROOT,
-        env=fleet.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _forget_unacked(fleet: Fleet, queue: str) -> None:
@@ -80,20 +66,20 @@ def test_drain_wait_shows_progress_and_exits_0_once_drained(clean_fleet: Fleet):
     wait_for(lambda: fleet.started(label), timeout=20, what="job started")
     fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
 
-    snapshot = _maintenance(fleet, "drain", "--json")
+    snapshot = fleet.cli("drain", "--json")
     out, err = snapshot.communicate(timeout=60)
     assert snapshot.returncode == 1, err
     assert [j["task_id"] for j in json.loads(out)["running"]] == [task_id]
 
-    active = _maintenance(fleet, "jobs", "--state", "active", "--json")
+    active = fleet.cli("jobs", "--state", "active", "--json")
     out, _ = active.communicate(timeout=60)
     assert any(j["task_id"] == task_id and j["state"] == "running" for j in json.loads(out))
 
-    short = _maintenance(fleet, "drain", "--wait", "--timeout", "0.5")
+    short = fleet.cli("drain", "--wait", "--timeout", "0.5")
     out, err = short.communicate(timeout=60)
     assert short.returncode == 1 and "Timed out" in out, (out, err)
 
-    waiting = _maintenance(fleet, "drain", "--wait", "--timeout", "60")
+    waiting = fleet.cli("drain", "--wait", "--timeout", "60")
     assert not wait_for_drain(0.3, fleet.service)
     fleet.release(hold)
     out, err = waiting.communicate(timeout=90)
@@ -106,6 +92,6 @@ def test_drain_wait_shows_progress_and_exits_0_once_drained(clean_fleet: Fleet):
 def test_drain_with_maintenance_off_is_immediate(clean_fleet: Fleet):
     """Nothing is blocked when maintenance is off: drained at once."""
     assert wait_for_drain(1, clean_fleet.service)
-    proc = _maintenance(clean_fleet, "drain", "--wait")
+    proc = clean_fleet.cli("drain", "--wait")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "nothing to drain" in out

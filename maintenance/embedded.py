@@ -87,6 +87,12 @@ def start_redis_server(
 
 def ensure_embedded_redis(data_dir: str | os.PathLike[str]) -> str:
     """URL of the shared embedded Redis in ``data_dir``, starting it if needed."""
+    return ensure_embedded_redis_started(data_dir)[0]
+
+
+def ensure_embedded_redis_started(data_dir: str | os.PathLike[str]) -> tuple[str, bool]:
+    """``ensure_embedded_redis``, and whether this call started the server (decided
+    under the start lock: of callers racing to start it, only the one that did says so)."""
     directory = Path(data_dir).resolve() / "redis"
     directory.mkdir(parents=True, exist_ok=True)
     url_file = directory / "redis.url"
@@ -95,10 +101,10 @@ def ensure_embedded_redis(data_dir: str | os.PathLike[str]) -> str:
         if url_file.exists():
             url = url_file.read_text().strip()
             if _alive(url):
-                return url
+                return url, False
         url, _pid = start_redis_server(directory)
         url_file.write_text(url)
-        return url
+        return url, True
 
 
 def stop_embedded_redis(data_dir: str | os.PathLike[str]) -> bool:

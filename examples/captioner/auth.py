@@ -59,8 +59,13 @@ def log_out() -> None:
     g.pop("_captioner_user", None)
 
 
+def wants_json() -> bool:
+    """Whether the client sent or asked for JSON."""
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
 def _anonymous() -> Any:
-    if request.is_json or request.accept_mimetypes.best == "application/json":
+    if wants_json():
         abort(401)
     return redirect(url_for("auth.login", next=request.full_path))
 

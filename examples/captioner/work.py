@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
 
@@ -13,6 +13,8 @@ from .jobs import external_call, set_result, sigterm_held_off, simulate_work
 from .models import Caption, Image, Job, PlatformConnection, Post, User
 from .runtime import CaptionerTask
 from .runtime import job_session as _job
+
+T = TypeVar("T")
 
 
 def generate_caption(
@@ -29,17 +31,14 @@ def generate_caption(
         if job is None:
             return None
         simulate_work(session, job, duration)
-        image = session.get(Image, image_id)
-        if image is None:
-            raise LookupError(f"image {image_id} does not exist")
+        image = _image(session, image_id)
         prefs = image.owner.settings
         chosen = platform or prefs["platform"]
         text = captioning.generate_caption(image.data, chosen, style or prefs["style"])
         caption = Caption(image_id=image.id, text=text, platform=chosen, job_id=job.id)
         session.add(caption)
         session.flush()
-        job.progress = job.total = 1
-        set_result(job, {"caption_id": caption.id})
+        _finish(job, 1, {"caption_id": caption.id})
         return caption.id
 
 
@@ -103,9 +102,7 @@ def check_platform_connection(
         if job is None:
             return None
         simulate_work(session, job, duration)
-        connection = session.get(PlatformConnection, connection_id)
-        if connection is None:
-            raise LookupError(f"connection {connection_id} does not exist")
+        connection = _require(session, PlatformConnection, connection_id, "connection")
         ok = bool(connection.handle and connection.credential_hash)
         connection.last_test_ok = int(ok)
         connection.last_test_at = job.started_at
@@ -114,8 +111,7 @@ def check_platform_connection(
             if ok
             else "missing handle or credentials"
         )
-        job.progress = job.total = 1
-        set_result(job, {"ok": ok, "message": connection.last_test_message})
+        _finish(job, 1, {"ok": ok, "message": connection.last_test_message})
         return ok
 
 
@@ -147,8 +143,7 @@ def bulk_update_captions(
                 caption.platform = platform
             if status is not None:
                 caption.status = status
-        job.progress = job.total = len(captions)
-        set_result(job, {"updated": len(captions)})
+        _finish(job, len(captions), {"updated": len(captions)})
         return len(captions)
 
 
@@ -176,8 +171,7 @@ def optimize_image(
             if len(smaller) < before:
                 image.data, image.size_bytes = smaller, len(smaller)
         image.optimized_size = image.size_bytes
-        job.progress = job.total = 1
-        set_result(job, {"before": before, "after": image.size_bytes})
+        _finish(job, 1, {"before": before, "after": image.size_bytes})
         return image.size_bytes
 
 
@@ -197,8 +191,7 @@ def analyze_image(
         analysis = captioning.analyse(image.data).to_dict()
         image.analysis_json = json.dumps(analysis, sort_keys=True)
         image.analysis_count += 1
-        job.progress = job.total = 1
-        set_result(job, analysis)
+        _finish(job, 1, analysis)
         return analysis
 
 
@@ -219,9 +212,7 @@ def post_to_platform(
     with _job(self, job_id) as (session, job):
         if job is None:
             return None
-        caption = session.get(Caption, caption_id)
-        if caption is None:
-            raise LookupError(f"caption {caption_id} does not exist")
+        caption = _require(session, Caption, caption_id, "caption")
         with sigterm_held_off():
             external_call(duration)  # upload the image and the caption
             external_call(duration)  # the platform processes the post
@@ -230,8 +221,7 @@ def post_to_platform(
         post.job_id = job.id
         session.add(post)
         session.flush()
-        job.progress = job.total = 1
-        set_result(job, {"post_id": post.id, "remote_id": post.remote_id})
+        _finish(job, 1, {"post_id": post.id, "remote_id": post.remote_id})
         return post.id
 
 
@@ -247,16 +237,13 @@ def sync_profile(
         if job is None:
             return None
         simulate_work(session, job, duration)
-        user = session.get(User, user_id)
-        if user is None:
-            raise LookupError(f"user {user_id} does not exist")
+        user = _require(session, User, user_id, "user")
         connections = session.scalars(
             select(PlatformConnection).where(PlatformConnection.owner_id == user.id)
         ).all()
         for connection in connections:
             connection.signature = f"\u2014 {user.display_name or user.username}"
-        job.progress = job.total = len(connections)
-        set_result(job, {"connections": len(connections)})
+        _finish(job, len(connections), {"connections": len(connections)})
         return len(connections)
 
 
@@ -271,13 +258,23 @@ def purge_orphan_captions(
         ids = list(session.scalars(orphans).all())
         if ids:
             session.execute(delete(Caption).where(Caption.id.in_(ids)))
-        job.progress = job.total = len(ids)
-        set_result(job, {"deleted": len(ids)})
+        _finish(job, len(ids), {"deleted": len(ids)})
         return len(ids)
 
 
+def _require(session: Any, model: type[T], object_id: int, noun: str) -> T:
+    """Row ``object_id`` of ``model``; LookupError if it does not exist."""
+    found: T | None = session.get(model, object_id)
+    if found is None:
+        raise LookupError(f"{noun} {object_id} does not exist")
+    return found
+
+
 def _image(session: Any, image_id: int) -> Image:
-    image = session.get(Image, image_id)
-    if image is None:
-        raise LookupError(f"image {image_id} does not exist")
-    return image
+    return _require(session, Image, image_id, "image")
+
+
+def _finish(job: Job, n: int, result: Any) -> None:
+    """Record a finished job: ``n`` of ``n`` steps done, and its result."""
+    job.progress = job.total = n
+    set_result(job, result)

@@ -21,13 +21,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 from examples.captioner.db import CaptionerDatabase, database_url
 from examples.captioner.seed import LOGINS, seed
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
-from maintenance.embedded import stop_embedded_redis
-from maintenance.redisconn import REDIS_ERRORS, resolve_redis_url
+from maintenance.embedded import ensure_embedded_redis_started, stop_embedded_redis
+from maintenance.redisconn import REDIS_ERRORS
 from maintenance.settings import redact_url
 from maintenance.store.migrations import SCHEMA_VERSION
 
@@ -84,8 +82,10 @@ class DemoStack:
     def prepare(self) -> None:
         """Redis (embedded unless configured), schema upgrade, captioner schema and seed."""
         settings = self.settings
-        self.started_redis = settings.redis_url is None and not _embedded_alive(settings)
-        self.redis_url = resolve_redis_url(settings)
+        if settings.redis_url:
+            self.redis_url = settings.redis_url
+        else:
+            self.redis_url, self.started_redis = ensure_embedded_redis_started(settings.data_dir)
         # Building the service upgrades the control plane's schema.
         self.service = build_service(settings, kind="cli", register=False, migrate=True)
         db = CaptionerDatabase(self.app_database_url)
@@ -119,9 +119,7 @@ class DemoStack:
         port = _port(options.host, options.port)
         self.web_url = f"http://{options.host}:{port}"
         _become_subreaper()
-        supervisor = self.supervisor = Supervisor(
-            self.child_env(), self.state_dir / "logs", Path.cwd()
-        )
+        supervisor = self.supervisor = Supervisor(self.child_env(), self.log_dir, Path.cwd())
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "examples.captioner.tasks"]
         serve = [python, "-m", "examples.demo.serve", "--host", options.host]
@@ -269,16 +267,6 @@ def try_commands(maintenance: str) -> list[str]:
             f"{maintenance} emergency --off",
         ]
     return [*commands, f"{maintenance} history --limit 10", f"{maintenance} demo --scenario"]
-
-
-def _embedded_alive(settings: Settings) -> bool:
-    url_file = Path(settings.data_dir).resolve() / "redis" / "redis.url"
-    if not url_file.exists():
-        return False
-    try:
-        return bool(redis.Redis.from_url(url_file.read_text().strip(), socket_timeout=0.5).ping())
-    except (redis.RedisError, OSError):
-        return False
 
 
 def _absolute(url: str) -> str:

@@ -22,7 +22,6 @@ class Child:
     """One started process (the leader of its process group)."""
 
     name: str
-    argv: list[str]
     proc: subprocess.Popen[bytes]
     log: Path
 
@@ -76,7 +75,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        child = Child(name, argv, proc, log)
+        child = Child(name, proc, log)
         self.children.append(child)
         return child
 

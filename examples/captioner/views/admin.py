@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ..auth import admin_required, current_user
 from ..models import Job, User
-from .common import db, done, enqueue, fail, form, job_data
+from .common import db, done, enqueue, fail, form, queued
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -42,13 +42,7 @@ def purge_orphans() -> Any:
     user = current_user()
     assert user is not None
     job = enqueue(user, "purge_orphans", "captioner.purge_orphan_captions", timed=False)
-    return done(
-        f"Orphan purge queued (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Orphan purge queued (job {job.id}).")
 
 
 @bp.post("/users/<int:user_id>/role")

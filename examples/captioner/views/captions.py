@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ..auth import current_user, login_required
 from ..captioning import PLATFORMS
 from ..models import Caption, Image
-from .common import db, done, enqueue, fail, form, job_data, owned
+from .common import db, enqueue, fail, form, owned, queued
 
 bp = Blueprint("captions", __name__)
 
@@ -59,13 +59,7 @@ def start_caption_generation() -> Any:
         platform=platform,
         total=1,
     )
-    return done(
-        f"Caption generation queued (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Caption generation queued (job {job.id}).")
 
 
 @bp.post("/captions/<int:caption_id>/regenerate")
@@ -86,10 +80,4 @@ def regenerate_caption(caption_id: int) -> Any:
         platform=caption.platform,
         total=1,
     )
-    return done(
-        f"New caption queued (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"New caption queued (job {job.id}).")

@@ -7,6 +7,8 @@ from typing import Any
 from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from sqlalchemy.orm import Session
 
+from ..auth import current_user
+from ..auth import wants_json as wants_json  # re-exported: auth.py cannot import the views
 from ..extension import CaptionerExtension
 from ..jobs import start_job
 from ..models import Job, User
@@ -21,11 +23,6 @@ def ext() -> CaptionerExtension:
 def db() -> Session:
     """The request's database session."""
     return ext().session()
-
-
-def wants_json() -> bool:
-    """Whether the client sent or asked for JSON."""
-    return request.is_json or request.accept_mimetypes.best == "application/json"
 
 
 def form() -> dict[str, Any]:
@@ -61,6 +58,15 @@ def fail(message: str, endpoint: str, *, code: int = 400, **values: Any) -> Any:
         return jsonify({"ok": False, "error": message}), code
     flash(message, "error")
     return redirect(url_for(endpoint, **values))
+
+
+def me() -> User:
+    """The logged-in user, loaded in the request's session (for changes)."""
+    user = current_user()
+    assert user is not None
+    found = db().get(User, user.id)
+    assert found is not None
+    return found
 
 
 def owned(model: Any, object_id: int, user: User) -> Any:
@@ -107,3 +113,8 @@ def job_data(job: Job) -> dict[str, Any]:
             "runs": job.runs,
         }
     }
+
+
+def queued(job: Job, message: str) -> Any:
+    """A job was queued: 202 with the job as JSON, or a flash message and the job's page."""
+    return done(message, "jobs.job_detail", code=202, data=job_data(job), job_id=job.id)

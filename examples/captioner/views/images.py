@@ -13,7 +13,7 @@ from werkzeug.utils import secure_filename
 from ..auth import current_user, login_required
 from ..imaging import UnsupportedImage, probe
 from ..models import Image
-from .common import db, done, enqueue, fail, job_data, owned, wants_json
+from .common import db, done, enqueue, fail, owned, queued, wants_json
 
 bp = Blueprint("images", __name__)
 
@@ -112,13 +112,7 @@ def optimize_image(image_id: int) -> Any:
     job = enqueue(
         user, "image_optimization", "captioner.optimize_image", image_id=image.id, total=1
     )
-    return done(
-        f"Optimisation queued (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Optimisation queued (job {job.id}).")
 
 
 @bp.post("/images/<int:image_id>/analyze")
@@ -129,13 +123,7 @@ def analyze_image(image_id: int) -> Any:
     assert user is not None
     image = owned(Image, image_id, user)
     job = enqueue(user, "image_analysis", "captioner.analyze_image", image_id=image.id, total=1)
-    return done(
-        f"Analysis queued (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Analysis queued (job {job.id}).")
 
 
 def _image_data(image: Image) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ..auth import current_user, login_required
 from ..captioning import PLATFORMS
 from ..jobs import OPEN_STATES
 from ..models import Job, utcnow
-from .common import db, done, enqueue, ext, fail, form, job_data, owned, wants_json
+from .common import db, done, enqueue, ext, fail, form, job_data, owned, queued, wants_json
 
 bp = Blueprint("jobs", __name__)
 JOB_KINDS = ("caption_all", "export")
@@ -59,13 +59,7 @@ def create_job() -> Any:
     if platform not in PLATFORMS:
         return fail(f"Unknown platform {platform!r}.", "jobs.list_jobs")
     job = enqueue(user, kind, "captioner.run_job", params={"platform": platform})
-    return done(
-        f"Job {job.id} ({kind}) queued.",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Job {job.id} ({kind}) queued.")
 
 
 @bp.post("/jobs/<int:job_id>/cancel")

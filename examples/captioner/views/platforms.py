@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ..auth import current_user, login_required
 from ..captioning import PLATFORMS
 from ..models import Caption, Image, PlatformConnection, User
-from .common import db, done, enqueue, fail, form, job_data, owned
+from .common import db, done, enqueue, fail, form, me, owned, queued
 
 bp = Blueprint("platforms", __name__)
 
@@ -62,9 +62,8 @@ def switch_platform() -> Any:
     ):
         connection.is_active = int(connection.platform == platform)
     _connection(user, platform).is_active = 1
-    me = session.get(User, user.id)
-    assert me is not None
-    me.settings = {**me.settings, "platform": platform}
+    account = me()
+    account.settings = {**account.settings, "platform": platform}
     session.commit()
     return done(f"Now publishing to {platform}.", "platforms.index", data={"platform": platform})
 
@@ -87,13 +86,7 @@ def test_connection() -> Any:
         connection_id=connection.id,
         total=1,
     )
-    return done(
-        f"Testing the {platform} connection (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Testing the {platform} connection (job {job.id}).")
 
 
 @bp.post("/platform/credentials")
@@ -139,10 +132,4 @@ def post_caption() -> Any:
     if caption.status == "rejected":
         return fail("A rejected caption cannot be posted.", "review.index", code=409)
     job = enqueue(user, "post", "captioner.post_to_platform", caption_id=caption.id, total=1)
-    return done(
-        f"Posting caption {caption.id} to {caption.platform} (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Posting caption {caption.id} to {caption.platform} (job {job.id}).")

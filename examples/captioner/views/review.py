@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ..auth import current_user, login_required
 from ..captioning import PLATFORMS
 from ..models import Caption, Image
-from .common import db, done, enqueue, fail, form, ids, job_data
+from .common import db, done, enqueue, fail, form, ids, queued
 
 bp = Blueprint("review", __name__)
 DECISIONS = {"approve": "approved", "reject": "rejected", "reopen": "draft"}
@@ -84,10 +84,4 @@ def bulk_update_captions() -> Any:
         platform=changes.get("platform"),
         status=changes.get("status"),
     )
-    return done(
-        f"Bulk update of {len(selected)} caption(s) queued (job {job.id}).",
-        "jobs.job_detail",
-        code=202,
-        data=job_data(job),
-        job_id=job.id,
-    )
+    return queued(job, f"Bulk update of {len(selected)} caption(s) queued (job {job.id}).")

@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any
 
+from examples.captioner.jobs import OPEN_STATES
 from examples.captioner.seed import ADMIN, USER
 from maintenance import OperationBlocked
 from maintenance.integrity import check_results
@@ -231,7 +232,7 @@ def wait_done(sc: Scenario, role: str, timeout: float | None = None) -> bool:
     limit = timeout or max(30.0, 6 * sc.task_seconds)
     return bool(
         wait_until(
-            lambda: all(s["status"] not in ("queued", "running") for s in sc.job_states(role)),
+            lambda: all(s["status"] not in OPEN_STATES for s in sc.job_states(role)),
             limit,
             f"the {role} jobs to finish",
         )

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import sqlalchemy as sa
 
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from tests.services import MACHINE_POSTGRES, postgres_reachable, shared_redis_url, stop_shared
+from tests.support import fast_settings, redis_prefix
 
 # Code that falls back to the environment (an app module read at import time, a
 # CLI run in-process) must find the test Redis, never start an embedded server
@@ -38,12 +38,8 @@ def redis_url() -> str:
 @pytest.fixture
 def prefix(redis_url: str) -> Iterator[str]:
     """A Redis key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"t{uuid.uuid4().hex[:10]}"
-    yield value
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{value}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    with redis_prefix(redis_url) as value:
+        yield value
 
 
 @pytest.fixture
@@ -80,18 +76,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(redis_url: str, prefix: str, sqlite_url: str) -> Settings:
     """Settings for one test: real Redis under its own prefix, its own SQLite file."""
-    return Settings(
-        redis_url=redis_url,
-        database_url=sqlite_url,
-        redis_prefix=prefix,
-        revalidate_interval=0.2,
-        sql_check_interval=0.5,
-        heartbeat_interval=0.2,
-        # Generous: a loaded CI machine can starve a heartbeat thread for a second.
-        node_ttl=3.0,
-        enable_wait=2.0,
-        secret_key="test-secret",
-    )
+    return fast_settings(redis_url, sqlite_url, prefix)
 
 
 @pytest.fixture

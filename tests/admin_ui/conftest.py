@@ -4,18 +4,17 @@ headless Chromium per module, a fresh browser context (admin logged in) per test
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import delete
 
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from maintenance.store import schema
 from tests.admin_ui.app import PANEL, LiveServer, build_app
+from tests.support import fast_settings, redis_prefix
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,23 +30,15 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def ui_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings of this module: its own Redis prefix (deleted afterwards) and SQLite file."""
-    prefix = f"ui{uuid.uuid4().hex[:10]}"
     db = tmp_path_factory.mktemp("admin-ui") / "maintenance.db"
-    yield Settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{db}",
-        redis_prefix=prefix,
-        revalidate_interval=0.2,
-        sql_check_interval=0.5,
-        heartbeat_interval=0.3,
-        node_ttl=3.0,
-        enable_wait=2.0,
-        secret_key="admin-ui-secret",
-    )
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    with redis_prefix(redis_url, head="ui") as prefix:
+        yield fast_settings(
+            redis_url,
+            f"sqlite:///{db}",
+            prefix,
+            heartbeat_interval=0.3,
+            secret_key="admin-ui-secret",
+        )
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -29,8 +28,10 @@ from examples.captioner import create_app
 from examples.captioner.db import CaptionerDatabase
 from examples.captioner.seed import ADMIN, USER, seed
 from examples.captioner.tasks import create_celery
-from maintenance import EnhancedMaintenanceModeService, Settings
+from maintenance import EnhancedMaintenanceModeService
+from tests.celery.conftest import WorkerProcess
 from tests.helpers import wait_for
+from tests.support import delete_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +44,6 @@ class Captioner:
     db: CaptionerDatabase
     celery: Celery
     service: EnhancedMaintenanceModeService
-    settings: Settings
     broker_prefix: str
     redis: redis.Redis
     env: dict[str, str]
@@ -106,16 +106,14 @@ def build_captioner(
         "MAINTENANCE_NODE_TTL": "1.0",
     }
     client = redis.Redis.from_url(redis_url)
-    return Captioner(app, db, celery, service, service.settings, broker_prefix, client, env)
+    return Captioner(app, db, celery, service, broker_prefix, client, env)
 
 
 def close_captioner(captioner: Captioner) -> None:
     """Close the app and its Celery publisher; delete its broker keys."""
     captioner.app.extensions["captioner"].close()
     captioner.celery.close()
-    keys = list(captioner.redis.scan_iter(f"{captioner.broker_prefix}*", count=1000))
-    if keys:
-        captioner.redis.delete(*keys)
+    delete_prefix(captioner.env["REDIS_URL"], captioner.broker_prefix)
 
 
 @pytest.fixture
@@ -171,25 +169,18 @@ def captioner_worker_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    worker = WorkerProcess(name, proc, log)
     try:
         wait_for(
-            lambda: proc.poll() is not None or _worker_registered(captioner),
+            lambda: not worker.alive() or _worker_registered(captioner),
             30,
             0.1,
             "the worker to register as a node",
         )
-        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+        assert worker.alive(), worker.tail()
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        worker.stop(timeout=20)
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 from examples.captioner.models import Caption, Job
 from maintenance.integrity import run_checks
+from tests.support import MAINTENANCE_CLI
 
 from .conftest import ROOT, Captioner
 
@@ -51,7 +50,7 @@ def test_maintenance_check_command_exits_1_on_problems_and_0_when_consistent(
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(Path(sys.executable).with_name("maintenance")), "check"],
+            [MAINTENANCE_CLI, "check"],
             cwd=ROOT,
             env=captioner.env,
             capture_output=True,

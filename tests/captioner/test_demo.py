@@ -9,18 +9,17 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import wait_for
+from tests.support import MAINTENANCE_CLI
 
 from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
-MAINTENANCE = str(Path(sys.executable).with_name("maintenance"))
 
 
 def _group_members(pgids: set[int]) -> set[int]:
@@ -76,7 +75,7 @@ def test_demo_starts_the_fleet_and_sigint_stops_every_process(
     out = tmp_path / "demo.out"
     with open(out, "wb") as sink:
         demo = subprocess.Popen(
-            [MAINTENANCE, "demo", "--port", "0", "--no-flower", "--concurrency", "1"],
+            [MAINTENANCE_CLI, "demo", "--port", "0", "--no-flower", "--concurrency", "1"],
             cwd=tmp_path,
             env=env,
             stdout=sink,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +13,7 @@ from maintenance import build_service
 from maintenance.status import utcnow
 from maintenance.store.jobs import JobRecord, JobStore
 from tests.helpers import wait_for
+from tests.support import MAINTENANCE_CLI
 from workers.beat import STATUS_CHECK_TASK, status_check
 
 from .conftest import ROOT, Fleet
@@ -44,7 +43,7 @@ def test_scheduled_window_is_started_and_ended_by_the_check(clean_fleet: Fleet):
     fleet = clean_fleet
     proc = subprocess.run(
         [
-            str(Path(sys.executable).with_name("maintenance")),
+            MAINTENANCE_CLI,
             *("schedule", "--start", "now", "--end", "+3s", "--reason", "window test", "--json"),
         ],
         cwd=ROOT,

@@ -3,23 +3,22 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from examples.captioner.models import Caption, Image, User
 from examples.captioner.seed import ADMIN, USER
-from maintenance import Settings, build_service
+from maintenance import build_service
 from tests.captioner.conftest import (
     Captioner,
     build_captioner,
     captioner_worker_process,
     close_captioner,
 )
+from tests.support import fast_settings, redis_prefix
 
 
 @dataclass(frozen=True)
@@ -34,12 +33,8 @@ class Ids:
 @pytest.fixture(scope="module")
 def module_prefix(redis_url: str) -> Iterator[str]:
     """A Redis key prefix for the module's fleet; its keys are deleted afterwards."""
-    value = f"t{uuid.uuid4().hex[:10]}"
-    yield value
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{value}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    with redis_prefix(redis_url) as value:
+        yield value
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +43,7 @@ def fleet(
 ) -> Iterator[Captioner]:
     """The captioner and one real prefork worker (2 processes), shared by the module."""
     directory = tmp_path_factory.mktemp("e2e")
-    settings = Settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{directory / 'control.db'}",
-        redis_prefix=module_prefix,
-        revalidate_interval=0.2,
-        sql_check_interval=0.5,
-        heartbeat_interval=0.2,
-        node_ttl=3.0,
-        enable_wait=2.0,
-        secret_key="test-secret",
-    )
+    settings = fast_settings(redis_url, f"sqlite:///{directory / 'control.db'}", module_prefix)
     service = build_service(settings, kind="web").start()
     captioner = build_captioner(service, redis_url, module_prefix, directory)
     try:

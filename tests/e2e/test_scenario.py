@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import pytest
 
 from tests.captioner.conftest import ROOT
 from tests.helpers import wait_for
+from tests.support import MAINTENANCE_CLI
 
 pytestmark = pytest.mark.slow
-MAINTENANCE = str(Path(sys.executable).with_name("maintenance"))
 STEPS = (
     "Start the fleet",
     "Jobs running",
@@ -63,7 +62,7 @@ def scenario(
     out = tmp_path / "scenario.out"
     with open(out, "wb") as sink:
         proc = subprocess.Popen(
-            [MAINTENANCE, "demo", "--scenario"],
+            [MAINTENANCE_CLI, "demo", "--scenario"],
             cwd=tmp_path,
             env=env,
             stdout=sink,

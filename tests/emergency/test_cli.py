@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,15 +12,14 @@ from maintenance.cli import main
 from maintenance.store.jobs import REQUEUED, JobStore
 from tests.celery.conftest import ROOT
 from tests.helpers import wait_for
+from tests.support import MAINTENANCE_CLI
 
 from .conftest import EmergencyFleet, hold_id, labels
-
-CLI = str(Path(sys.executable).with_name("maintenance"))
 
 
 def _cli(ef: EmergencyFleet, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CLI, *args],
+        [MAINTENANCE_CLI, *args],
         cwd=ROOT,
         env={**os.environ, **ef.fleet.env},
         capture_output=True,

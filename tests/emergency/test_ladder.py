@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from maintenance.reports import load_report, render
 from maintenance.store.jobs import REQUEUED, TERMINATED, JobRecord, JobStore
 from tests.celery.conftest import ROOT
 from tests.helpers import wait_for
+from tests.support import MAINTENANCE_CLI
 from workers import EmergencyMaintenanceHandler, JobRegistry, TerminationResult
 
 from .conftest import EmergencyFleet, hold_id, labels
@@ -246,9 +245,8 @@ def test_maintenance_report_shows_the_emergency(run: Run) -> None:
     """``maintenance report --emergency ID`` in Markdown and HTML names every stopped job."""
     eid = run.activation.emergency_id
     env = run.ef.fleet.env
-    cli = str(Path(sys.executable).with_name("maintenance"))
     out = subprocess.run(
-        [cli, "report", "--emergency", eid, "--format", "md"],
+        [MAINTENANCE_CLI, "report", "--emergency", eid, "--format", "md"],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
 from maintenance import EnhancedMaintenanceModeService, MaintenanceMode
 from maintenance.emergency import controller_for
 from maintenance.reports import load_report
+from tests.support import session_keys as _session_keys
+from tests.support import with_redis_sessions
 from tests.web.conftest import build_app, login
 
 ORIGIN = {"Origin": "http://localhost"}
@@ -23,26 +24,12 @@ API = "/api/maintenance"
 @pytest.fixture
 def web(make_service: Any, redis_url: str, prefix: str) -> Flask:
     """The web tests' app on Flask-Session's Redis server-side sessions (real Redis)."""
-    from flask_session import Session
-
     service = make_service(kind="web").start()
-    app = build_app(service)
-    app.config.update(
-        SESSION_TYPE="redis",
-        SESSION_REDIS=redis.Redis.from_url(redis_url),
-        SESSION_KEY_PREFIX=f"{prefix}:session:",
-    )
-    Session(app)
-    return app
+    return with_redis_sessions(build_app(service), redis_url, prefix)
 
 
 def _service(app: Flask) -> EnhancedMaintenanceModeService:
     return app.extensions["maintenance"].service  # type: ignore[no-any-return]
-
-
-def _session_keys(redis_url: str, prefix: str) -> set[str]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    return set(client.scan_iter(f"{prefix}:session:*"))
 
 
 def _me(client: FlaskClient) -> Any:

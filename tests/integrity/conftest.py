@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.store.database import connect
@@ -37,13 +36,3 @@ def sqlite_app_engine(tmp_path: Path) -> Iterator[Engine]:
     Base.metadata.create_all(engine)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def make_sessions():  # type: ignore[no-untyped-def]
-    """A ``sessionmaker`` for an engine (``expire_on_commit`` off, like most web apps)."""
-
-    def factory(engine: Engine) -> sessionmaker:
-        return sessionmaker(engine, expire_on_commit=False)
-
-    return factory

@@ -14,6 +14,7 @@ from maintenance import EnhancedMaintenanceModeService
 from maintenance.attempts import logged_attempts
 from maintenance.sessions import SessionIndex
 from maintenance.web.sessions import MaintenanceSessionManager
+from tests.support import MAINTENANCE_CLI, session_keys, with_redis_sessions
 from tests.web.conftest import build_app, login
 from tests.web.test_gate import enable
 
@@ -21,27 +22,13 @@ from tests.web.test_gate import enable
 @pytest.fixture
 def redis_app(web_service: EnhancedMaintenanceModeService, redis_url: str, prefix: str) -> Flask:
     """The test app on Flask-Session's Redis server-side sessions (real Redis, own prefix)."""
-    from flask_session import Session
-
-    app = build_app(web_service)
-    app.config.update(
-        SESSION_TYPE="redis",
-        SESSION_REDIS=redis.Redis.from_url(redis_url),
-        SESSION_KEY_PREFIX=f"{prefix}:session:",
-    )
-    Session(app)
-    return app
+    return with_redis_sessions(build_app(web_service), redis_url, prefix)
 
 
 def manager_of(app: Flask) -> MaintenanceSessionManager:
     manager = app.extensions["maintenance"].sessions
     assert manager is not None
     return manager  # type: ignore[no-any-return]
-
-
-def session_keys(redis_url: str, prefix: str) -> set[str]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    return set(client.scan_iter(f"{prefix}:session:*"))
 
 
 def test_redis_sessions_of_non_admins_are_removed_and_admins_keep_theirs(
@@ -210,8 +197,6 @@ def test_maintenance_cli_sessions_plugin_works_without_the_app(
     import json
     import os
     import subprocess
-    import sys
-    from pathlib import Path
 
     login(redis_app.test_client(), "ann")
     env = {
@@ -220,9 +205,8 @@ def test_maintenance_cli_sessions_plugin_works_without_the_app(
         "MAINTENANCE_REDIS_PREFIX": prefix,
         "MAINTENANCE_DATABASE_URL": settings.database_url,
     }
-    exe = Path(sys.executable).with_name("maintenance")
     out = subprocess.run(
-        [str(exe), "sessions", "--json", "--invalidate", "--by", "ops"],
+        [MAINTENANCE_CLI, "sessions", "--json", "--invalidate", "--by", "ops"],
         env=env,
         capture_output=True,
         text=True,

@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: settings on the embedded default, percentiles."""
+"""Shared helpers for the benchmarks: settings on the embedded default, percentiles,
+verdicts, key clean-up."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import statistics
 import tempfile
 import uuid
 from pathlib import Path
+
+import redis
 
 from maintenance import Settings
 
@@ -50,6 +53,19 @@ def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def verdict(ok: bool) -> str:
+    """How a goal fared: ``MET`` or ``NOT MET``."""
+    return "MET" if ok else "NOT MET"
+
+
+def delete_keys(client: redis.Redis, pattern: str) -> int:
+    """Delete every key matching ``pattern`` (SCAN, then UNLINK in batches); how many."""
+    names = list(client.scan_iter(pattern, count=10_000))
+    for start in range(0, len(names), 1000):
+        client.unlink(*names[start : start + 1000])
+    return len(names)
 
 
 def summary(samples: list[float], unit: float = 1000.0) -> str:

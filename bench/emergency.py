@@ -34,7 +34,7 @@ import redis
 from celery import Celery
 
 import signals
-from bench._common import bench_redis_url
+from bench._common import bench_redis_url, delete_keys, verdict
 from maintenance import Settings, build_service
 from maintenance import events as maintenance_events
 from maintenance.emergency import DeactivationRefused, fleet
@@ -170,9 +170,7 @@ def main() -> None:
         stop_workers(procs)
         service.close()
         service.db.dispose()
-        names = list(client.scan_iter(f"{prefix}*", count=1000))
-        for i in range(0, len(names), 500):
-            client.delete(*names[i : i + 500])
+        delete_keys(client, f"{prefix}*")
 
 
 def run(service, app, client, prefix: str, queues: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -277,9 +275,6 @@ def run(service, app, client, prefix: str, queues: list[str]) -> None:  # type: 
     starts = [int(v or 0) for v in client.mget([f"{prefix}:starts:{lb}" for lb in labels])]
     lost = sum(1 for n in counted if n == 0)
     duplicated = sum(1 for n in counted if n > 1)
-
-    def verdict(ok: bool) -> str:
-        return "MET" if ok else "NOT MET"
 
     print(f"  activation (fenced={declared.fenced})        : {activated * 1000:.1f} ms")
     print(f"  workers reported their ladders done    : {t_ladders - t0 - GRACE:.3f} s after grace")

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import redis
 from flask import Flask
 
-from bench._common import bench_redis_url
+from bench._common import bench_redis_url, delete_keys, verdict
 from maintenance import Settings, build_service
 from maintenance.web import MaintenanceModeMiddleware
 
@@ -162,8 +162,7 @@ def main() -> None:
         print(f"  A/A control: bare-again / bare (cpu) = {control:.3f}  (the method's noise)")
         ratio = cpu["hooked"] / cpu["bare"]
         print(
-            f"  hooked / bare (cpu)            = {ratio:.3f}  goal <= 1.05 "
-            f"{_verdict(ratio <= 1.05)}"
+            f"  hooked / bare (cpu)            = {ratio:.3f}  goal <= 1.05 {verdict(ratio <= 1.05)}"
         )
         print(f"  hooked / bare (wall)           = {wall['hooked'] / wall['bare']:.3f}")
         # The hook's extra cost, conservatively the larger of its CPU and wall figures.
@@ -176,7 +175,7 @@ def main() -> None:
         )
         print(
             f"  Redis-GET extra / hooked extra = {cheaper:.1f}x   goal >= 3x "
-            f"{_verdict(cheaper >= 3)}"
+            f"{verdict(cheaper >= 3)}"
         )
         print(
             "  Redis-GET / hooked, whole request (wall) = "
@@ -185,9 +184,8 @@ def main() -> None:
         active_but_allowed(service, settings, args, bare)
     finally:
         service.close()
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
+        service.db.dispose()
+        delete_keys(client, f"{prefix}:*")
 
 
 def active_but_allowed(service: Any, settings: Settings, args: Any, bare: Flask) -> None:
@@ -207,10 +205,7 @@ def active_but_allowed(service: Any, settings: Settings, args: Any, bare: Flask)
     finally:
         operator.disable_maintenance("bench", wait=5)
         operator.close()
-
-
-def _verdict(ok: bool) -> str:
-    return "MET" if ok else "NOT MET"
+        operator.db.dispose()
 
 
 if __name__ == "__main__":

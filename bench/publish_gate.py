@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis
 from celery import Celery
 
-from bench._common import bench_settings
+from bench._common import bench_settings, delete_keys, verdict
 
 GOAL = 1.03
 PAIRS = int(os.environ.get("BENCH_PAIRS", "6000"))
@@ -100,12 +100,12 @@ def compare(plain: Celery, other: Celery, other_hooked: bool, pairs: int) -> tup
 
 def line(label: str, plain: float, gated: float, goal: float | None = None) -> str:
     ratio = gated / plain
-    verdict = ""
+    judged = ""
     if goal is not None:
-        verdict = f"  (goal <= {goal})  {'MET' if ratio <= goal else 'NOT MET'}"
+        judged = f"  (goal <= {goal})  {verdict(ratio <= goal)}"
     return (
         f"  {label:<34} ungated {plain * 1e6:7.1f} us   gated {gated * 1e6:7.1f} us"
-        f"   ratio {ratio:.3f}{verdict}"
+        f"   ratio {ratio:.3f}{judged}"
     )
 
 
@@ -141,9 +141,8 @@ def main() -> None:
         service.disable_maintenance("bench", requeue=False)
     finally:
         service.close()
-        names = list(client.scan_iter(f"{settings.redis_prefix}*", count=1000))
-        for start in range(0, len(names), 500):
-            client.delete(*names[start : start + 500])
+        service.db.dispose()
+        delete_keys(client, f"{settings.redis_prefix}*")
 
 
 if __name__ == "__main__":

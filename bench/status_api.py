@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from bench._common import bench_redis_url
+from bench._common import bench_redis_url, delete_keys, pct, verdict
 from maintenance import Settings, build_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,11 +181,6 @@ async def load(port: int, clients: int, seconds: float, think: float) -> tuple[l
     return latencies, len(errors)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def subscriber(port: int, connected: list[int], arrivals: dict[int, list[float]]) -> None:
     """Hold one stream open; record when each event after the first arrives."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -239,6 +234,7 @@ async def fan_out(port: int, clients: int, settings: Settings) -> list[tuple[str
             await asyncio.sleep(0.2)
     finally:
         operator.close()
+        operator.db.dispose()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -276,21 +272,17 @@ async def run(args: argparse.Namespace, port: int, settings: Settings, log: Path
         await asyncio.sleep(0.5)  # let the access log catch up
         served, offset = server_times(log, offset)
         rate = len(latencies) / args.seconds
-        p50, p99 = pct(latencies, 0.50) * 1000, pct(latencies, 0.99) * 1000
+        p50, p99 = pct(latencies, 50) * 1000, pct(latencies, 99) * 1000
         ok = p99 <= 5
-        verdict = (
-            f"goal p99 <= 5 ms: {'MET' if ok else 'NOT MET'}"
-            if judged
-            else "stress, for reference (no goal)"
-        )
+        goal = f"goal p99 <= 5 ms: {verdict(ok)}" if judged else "stress, for reference (no goal)"
         print(
             f"  {label:<27} {rate:6.0f} req/s  client p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  "
-            f"{verdict}  errors {errors}"
+            f"{goal}  errors {errors}"
         )
         if served:
             print(
-                f"  {'':<27} {'':>12} server p50 {pct(served, 0.5):6.2f} ms  "
-                f"p99 {pct(served, 0.99):7.2f} ms"
+                f"  {'':<27} {'':>12} server p50 {pct(served, 50):6.2f} ms  "
+                f"p99 {pct(served, 99):7.2f} ms"
             )
     print(f"SSE fan-out to {args.clients} subscribers (time from the enable/disable call):")
     for label, ms in await fan_out(port, args.clients, settings):
@@ -300,8 +292,8 @@ async def run(args: argparse.Namespace, port: int, settings: Settings, log: Path
         worst = max(ms)
         print(
             f"  {label:<8} all {len(ms)} told: p50 {statistics.median(ms):6.1f} ms  "
-            f"p99 {pct(ms, 0.99):6.1f} ms  max {worst:6.1f} ms  "
-            f"goal all <= 100 ms: {'MET' if worst <= 100 else 'NOT MET'}"
+            f"p99 {pct(ms, 99):6.1f} ms  max {worst:6.1f} ms  "
+            f"goal all <= 100 ms: {verdict(worst <= 100)}"
         )
 
 
@@ -316,7 +308,9 @@ def main() -> None:
     settings = Settings(
         redis_url=REDIS_URL, database_url=f"sqlite:///{tmp}/bench.db", redis_prefix=prefix
     )
-    build_service(settings, kind="cli", register=False).close()  # create the schema once
+    schema = build_service(settings, kind="cli", register=False)  # create the schema once
+    schema.close()
+    schema.db.dispose()
     env = {
         **os.environ,
         "REDIS_URL": REDIS_URL,
@@ -332,10 +326,7 @@ def main() -> None:
         asyncio.run(run(args, port, settings, log))
     finally:
         stop_server(proc)
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
+        delete_keys(redis.Redis.from_url(REDIS_URL), f"{prefix}:*")
 
 
 if __name__ == "__main__":

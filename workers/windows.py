@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -46,15 +46,11 @@ class Window:
         }
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _from_row(row: Any) -> Window:
     return Window(
         id=row.id,
-        start_at=_aware(row.start_at),
-        end_at=_aware(row.end_at),
+        start_at=row.start_at,
+        end_at=row.end_at,
         reason=row.reason,
         mode=row.mode,
         created_by=row.created_by,

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -181,11 +181,6 @@ def blocked_set(ctx: CheckContext) -> list[Finding]:
     return []
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; the store writes UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def scheduled_windows(ctx: CheckContext) -> list[Finding]:
     """Scheduled windows that open while this maintenance would still be on."""
     start = ctx.at
@@ -196,7 +191,7 @@ def scheduled_windows(ctx: CheckContext) -> list[Finding]:
         rows = conn.execute(query).all()
     found = []
     for row in rows:
-        w_start, w_end = _aware(row.start_at), _aware(row.end_at)
+        w_start, w_end = row.start_at, row.end_at
         if w_end <= start or (end is not None and w_start >= end):
             continue
         found.append(

@@ -32,7 +32,7 @@ import redis
 
 from bench._common import bench_redis_url, delete_keys, verdict
 from maintenance import Settings, build_service
-from maintenance.sessions import SessionIndex
+from maintenance.session_index import SessionIndex
 from maintenance.web import MaintenanceSessionManager
 
 REDIS_URL = bench_redis_url()

@@ -4,10 +4,14 @@ The core is framework-agnostic: Flask lives in ``maintenance.web``, Celery in
 the top-level ``signals`` and ``workers`` packages.
 """
 
-from .classifier import MaintenanceOperationClassifier, Rule
+from .domain.classifier import MaintenanceOperationClassifier, Rule
+from .domain.modes import MaintenanceMode, OperationType
+from .domain.policy import Decision
+from .domain.status import MaintenanceStatus
 from .errors import (
     ConflictError,
     MaintenanceError,
+    NotAuthorized,
     NotFound,
     OperationBlocked,
     StoreUnavailable,
@@ -15,12 +19,9 @@ from .errors import (
 )
 from .factory import build_service, default_service, set_default_service
 from .fencing import ActivationResult
-from .identity import NotAuthorized, RoleResolver
-from .modes import MaintenanceMode, OperationType
-from .policy import Decision
+from .roles import RoleResolver
 from .service import EnhancedMaintenanceModeService
 from .settings import Settings
-from .status import MaintenanceStatus
 
 __all__ = [
     "ActivationResult",

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select
 
+from .domain.modes import OperationType
+from .domain.status import utcnow
 from .errors import StoreUnavailable
-from .modes import OperationType
 from .redisconn import REDIS_ERRORS
-from .status import utcnow
 from .store import schema
 
 if TYPE_CHECKING:

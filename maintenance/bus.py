@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
+from .domain.status import MaintenanceStatus
 from .keys import Keys
-from .status import MaintenanceStatus
 
 # Store and announce a status only if it is newer than what Redis holds, so a
 # slow writer (or a node rebuilding Redis from SQL) never rolls the key back.

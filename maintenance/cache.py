@@ -22,11 +22,11 @@ from typing import Any
 import redis
 
 from .bus import StatusBus
+from .domain.status import MaintenanceStatus
 from .errors import StoreUnavailable
 from .keys import Keys
 from .nodes import NodeRegistry, new_node_id
 from .redisconn import REDIS_ERRORS, make_client
-from .status import MaintenanceStatus
 from .store.state import StateStore
 
 log = logging.getLogger("maintenance.cache")

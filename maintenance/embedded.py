@@ -19,11 +19,7 @@ from pathlib import Path
 
 import redis
 
-from .errors import MaintenanceError
-
-
-class EmbeddedRedisError(MaintenanceError):
-    """The embedded Redis server could not be started."""
+from .errors import EmbeddedRedisError
 
 
 def redis_server_binary() -> str:

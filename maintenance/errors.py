@@ -1,12 +1,18 @@
-"""Every exception the control plane raises, under one root: ``MaintenanceError``."""
+"""Every exception the control plane raises, under one root: ``MaintenanceError``.
+
+Real errors (something is wrong: input, a store, a conflict) come first; the
+control-flow exception ``OperationBlocked`` (maintenance refused an operation by
+design, like Celery's ``Reject``) is kept apart at the end.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .modes import OperationType
-    from .status import MaintenanceStatus
+    from .domain.modes import OperationType
+    from .domain.status import MaintenanceStatus
+    from .emergency.deactivation import DeactivationCheck
 
 
 class MaintenanceError(Exception):
@@ -29,12 +35,51 @@ class ConflictError(MaintenanceError):
         self.current_version = current_version
 
 
+class DeactivationRefused(ConflictError):
+    """The emergency was not lifted: ``check.problems`` say why (``force`` overrides)."""
+
+    def __init__(self, check: DeactivationCheck, current_version: int) -> None:
+        summary = "; ".join(check.problems[:5])
+        more = f" (+{len(check.problems) - 5} more)" if len(check.problems) > 5 else ""
+        super().__init__(
+            f"emergency not lifted: {summary}{more}; fix it or force",
+            current_version=current_version,
+        )
+        self.check = check
+
+
 class StoreUnavailable(MaintenanceError):
     """The SQL system of record cannot be reached; nothing was changed."""
 
 
 class NotFound(MaintenanceError):
     """A record (report, job, emergency) that was asked for does not exist."""
+
+
+class NotAuthorized(MaintenanceError):
+    """Only an administrator may do this."""
+
+
+class EmbeddedRedisError(MaintenanceError):
+    """The embedded Redis server could not be started."""
+
+
+class ApiError(MaintenanceError):
+    """An HTTP API failure with its status and JSON body (rendered by ``maintenance.web``)."""
+
+    def __init__(
+        self, status: int, error: str, message: str, *, field: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"error": error, "message": message, "field": field, **extra}
+
+
+class CsrfError(MaintenanceError):
+    """A form post without a valid token for this session (or from another site)."""
+
+
+# -- control flow ---------------------------------------------------------------
 
 
 class OperationBlocked(MaintenanceError):

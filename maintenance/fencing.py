@@ -13,10 +13,10 @@ from typing import Any
 import redis
 
 from .bus import StatusBus
+from .domain.status import MaintenanceStatus
 from .keys import Keys
 from .nodes import NodeInfo, NodeRegistry
 from .redisconn import REDIS_ERRORS
-from .status import MaintenanceStatus
 
 
 @dataclass(frozen=True)

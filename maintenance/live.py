@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import redis
 from sqlalchemy import func, select
 
+from .domain.modes import OperationType
 from .errors import StoreUnavailable
 from .keys import Keys
-from .modes import OperationType
 from .redisconn import REDIS_ERRORS
 from .store import schema
 from .store.database import Database

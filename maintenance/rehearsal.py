@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, text
 
-from .modes import MaintenanceMode, OperationType
+from .domain.modes import MaintenanceMode, OperationType
+from .domain.status import utcnow
 from .redisconn import REDIS_ERRORS
 from .reports import md_table, register_renderer
-from .status import utcnow
 from .store import schema
 
 if TYPE_CHECKING:

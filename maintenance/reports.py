@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from .domain.status import utcnow
 from .errors import NotFound, ValidationError
-from .status import utcnow
 from .store import schema
 
 if TYPE_CHECKING:

@@ -15,29 +15,30 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from . import events, transitions
+from . import events
 from .cache import StatusCache
-from .classifier import MaintenanceOperationClassifier
-from .errors import ConflictError, MaintenanceError, OperationBlocked, ValidationError
-from .fencing import AckWaiter, ActivationResult, publish_fenced
-from .identity import RoleResolver, _bypass_user, bypass_context, user_label
-from .keys import Keys
-from .live import read_counters
-from .messages import build_message
-from .modes import WORK_OPERATIONS, MaintenanceMode, OperationType, parse_operation
-from .nodes import NodeInfo
-from .policy import Decision, decide
-from .redisconn import REDIS_ERRORS, make_client
-from .settings import Settings
-from .status import MaintenanceStatus, utcnow
-from .store.database import Database
-from .store.eventlog import EventLog, MaintenanceEvent
-from .store.state import StateStore
-from .transitions import EnableRequest, check_expected_version
-from .validation import (
+from .domain import transitions
+from .domain.classifier import MaintenanceOperationClassifier
+from .domain.messages import build_message
+from .domain.modes import WORK_OPERATIONS, MaintenanceMode, OperationType, parse_operation
+from .domain.policy import Decision, decide
+from .domain.status import MaintenanceStatus, utcnow
+from .domain.transitions import EnableRequest, check_expected_version
+from .domain.validation import (
     validate_actor,
     validate_note,
 )
+from .errors import ConflictError, MaintenanceError, OperationBlocked, ValidationError
+from .fencing import AckWaiter, ActivationResult, publish_fenced
+from .keys import Keys
+from .live import read_counters
+from .nodes import NodeInfo
+from .redisconn import REDIS_ERRORS, make_client
+from .roles import RoleResolver, _bypass_user, bypass_context, user_label
+from .settings import Settings
+from .store.database import Database
+from .store.eventlog import EventLog, MaintenanceEvent
+from .store.state import StateStore
 
 log = logging.getLogger("maintenance")
 _BLOCK = Decision.BLOCK
@@ -151,18 +152,16 @@ class EnhancedMaintenanceModeService:
                 return Decision.ALLOW
             status = self.fail_closed_status(status)
         op = operation if type(operation) is OperationType else parse_operation(operation)
-        if op not in status.blocked_operations and not status.critical_admin_only:
-            return Decision.ALLOW
-        if status.test_mode:
-            return decide(status, op)
         roles = self.roles
         bypass = _bypass_user.get()
-        is_admin = bypass is not None or roles.is_admin(user)
-        is_critical = status.critical_admin_only and (
-            roles.is_critical_admin(user) or roles.is_critical_admin(bypass)
-        )
         return decide(
-            status, op, is_admin=is_admin, is_critical_admin=is_critical, continuation=continuation
+            status,
+            op,
+            is_admin=lambda: bypass is not None or roles.is_admin(user),
+            is_critical_admin=lambda: (
+                roles.is_critical_admin(user) or roles.is_critical_admin(bypass)
+            ),
+            continuation=continuation,
         )
 
     def is_operation_blocked(

@@ -17,7 +17,7 @@ from maintenance import (
     MaintenanceOperationClassifier,
     OperationType,
 )
-from maintenance.modes import parse_operation
+from maintenance.domain.modes import parse_operation
 
 from .stamping import OPERATION as STAMPED_OPERATION
 

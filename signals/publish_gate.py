@@ -21,8 +21,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from maintenance import Decision, EnhancedMaintenanceModeService, MaintenanceStatus, OperationType
-from maintenance.identity import current_bypass_user, user_label
 from maintenance.redisconn import REDIS_ERRORS
+from maintenance.roles import current_bypass_user, user_label
 from workers.registry import QUEUED, ActiveJob, JobRegistry
 
 from . import admission, canvas, stamping

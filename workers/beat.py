@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService, MaintenanceError, OperationType
-from maintenance.status import utcnow
+from maintenance.domain.status import utcnow
 from maintenance.store.jobs import JobStore
 
 from . import windows as w

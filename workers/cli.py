@@ -19,11 +19,11 @@ from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
 from maintenance.cli.context import CliContext, default_actor, json_option, mode_option, pass_ctx
 from maintenance.cli.render import render_table
+from maintenance.domain.status import utcnow
+from maintenance.domain.validation import MAX_DURATION, parse_duration, validate_reason
 from maintenance.errors import ValidationError
-from maintenance.status import utcnow
 from maintenance.store import jobs as job_states
 from maintenance.store.jobs import JobRecord, JobStore
-from maintenance.validation import MAX_DURATION, parse_duration, validate_reason
 
 from .appload import load_app
 from .drain import blocked_jobs_running, wait_for_drain

@@ -13,8 +13,13 @@ from importlib.metadata import entry_points
 
 import click
 
-from ..errors import ConflictError, MaintenanceError, StoreUnavailable, ValidationError
-from ..identity import NotAuthorized
+from ..errors import (
+    ConflictError,
+    MaintenanceError,
+    NotAuthorized,
+    StoreUnavailable,
+    ValidationError,
+)
 from .context import CliContext, pass_ctx  # noqa: F401  (re-exported for plugins)
 from .reports import rehearsal, report
 from .state import db, disable, enable, history, nodes, status

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..modes import MaintenanceMode
+from ..domain.modes import MaintenanceMode
 from ..service import EnhancedMaintenanceModeService
 
 

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ..domain.history import MaintenanceEvent
+from ..domain.status import MaintenanceStatus, utcnow
 from ..fencing import ActivationResult
 from ..nodes import NodeInfo
-from ..status import MaintenanceStatus, utcnow
-from ..store.eventlog import MaintenanceEvent
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import threading
 
 import click
 
-from ..validation import parse_duration, validate_operations, validate_reason
+from ..domain.validation import parse_duration, validate_operations, validate_reason
 from .context import CliContext, default_actor, json_option, mode_option, pass_ctx
 from .render import jsonable_events, render_history, render_nodes, render_result, render_status
 
@@ -93,7 +93,7 @@ def enable(
     )
     link = None
     if secret:
-        from ..bypass_links import create_bypass_link
+        from ..bypass_tokens import create_bypass_link
 
         link = create_bypass_link(ctx.service, actor or default_actor())
     if ctx.as_json:

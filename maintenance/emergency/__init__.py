@@ -5,16 +5,7 @@ also provides ``EmergencyMaintenanceHandler``; this package is what every
 process (web, CLI, workers) shares. See ``docs/runbook-emergency.md``.
 """
 
-from .activation import EmergencyActivation, activate_emergency
-from .control import (
-    EmergencyControl,
-    EmergencyDeactivation,
-    EmergencyProgress,
-    attach,
-    controller_for,
-)
-from .deactivation import DeactivationCheck, DeactivationRefused, check_deactivation
-from .plan import (
+from ..domain.emergency_plan import (
     OUTCOME_ABORTED,
     OUTCOME_KILLED,
     OUTCOME_TERMINATED,
@@ -25,6 +16,15 @@ from .plan import (
     TerminationPlan,
     plan_of,
 )
+from .activation import EmergencyActivation, activate_emergency
+from .control import (
+    EmergencyControl,
+    EmergencyDeactivation,
+    EmergencyProgress,
+    attach,
+    controller_for,
+)
+from .deactivation import DeactivationCheck, DeactivationRefused, check_deactivation
 from .report import build_emergency_report, create_emergency_report
 
 __all__ = [

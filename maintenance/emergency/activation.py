@@ -11,14 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConflictError
-from ..fencing import ActivationResult
-from ..modes import MaintenanceMode
-from ..redisconn import REDIS_ERRORS
-from ..sessions import SessionIndex
-from ..validation import validate_actor, validate_reason
-from . import fleet
-from .plan import (
+from ..domain.emergency_plan import (
     DEFAULT_GRACE,
     DEFAULT_KILL_AFTER,
     EXTRA_KEY,
@@ -30,6 +23,13 @@ from .plan import (
     parse_seconds,
     validate_trigger,
 )
+from ..domain.modes import MaintenanceMode
+from ..domain.validation import validate_actor, validate_reason
+from ..errors import ConflictError
+from ..fencing import ActivationResult
+from ..redisconn import REDIS_ERRORS
+from ..session_index import SessionIndex
+from . import fleet
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService

@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..domain.emergency_plan import DEFAULT_GRACE, DEFAULT_KILL_AFTER, emergency_facts, plan_of
+from ..domain.validation import validate_actor
 from ..errors import MaintenanceError, NotFound
 from ..fencing import ActivationResult
 from ..store.jobs import KIND_TERMINATED, REQUEUED, TERMINATED, JobStore
-from ..validation import validate_actor
 from . import activation, fleet, phases
 from .activation import EmergencyActivation, Invalidator
 from .deactivation import DeactivationCheck, check_deactivation, current_emergency, lift_emergency
-from .plan import DEFAULT_GRACE, DEFAULT_KILL_AFTER, emergency_facts, plan_of
 from .report import create_emergency_report
 
 if TYPE_CHECKING:
+    from ..domain.status import MaintenanceStatus
     from ..service import EnhancedMaintenanceModeService
-    from ..status import MaintenanceStatus
 
 log = logging.getLogger("maintenance.emergency")
 ATTRIBUTE = "emergency"

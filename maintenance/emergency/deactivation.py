@@ -14,15 +14,15 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConflictError
+from ..domain.emergency_plan import is_emergency, plan_of
+from ..domain.modes import parse_operation
+from ..domain.policy import Decision, decide
+from ..domain.status import MaintenanceStatus
+from ..domain.validation import validate_actor
+from ..errors import ConflictError, DeactivationRefused
 from ..fencing import ActivationResult
-from ..modes import parse_operation
-from ..policy import Decision, decide
 from ..redisconn import REDIS_ERRORS
-from ..status import MaintenanceStatus
-from ..validation import validate_actor
 from . import fleet
-from .plan import is_emergency, plan_of
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
@@ -53,19 +53,6 @@ class DeactivationCheck:
             "notes": list(self.notes),
             "checked": list(self.checked),
         }
-
-
-class DeactivationRefused(ConflictError):
-    """The emergency was not lifted: ``check.problems`` say why (``force`` overrides)."""
-
-    def __init__(self, check: DeactivationCheck, current_version: int) -> None:
-        summary = "; ".join(check.problems[:5])
-        more = f" (+{len(check.problems) - 5} more)" if len(check.problems) > 5 else ""
-        super().__init__(
-            f"emergency not lifted: {summary}{more}; fix it or force",
-            current_version=current_version,
-        )
-        self.check = check
 
 
 def current_emergency(service: EnhancedMaintenanceModeService) -> Any:

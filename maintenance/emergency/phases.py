@@ -12,11 +12,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..domain.emergency_plan import PHASE_TERMINATED, PHASES, is_emergency
+from ..domain.status import MaintenanceStatus
 from ..errors import ConflictError, MaintenanceError
 from ..redisconn import REDIS_ERRORS
-from ..status import MaintenanceStatus
 from . import fleet
-from .plan import PHASE_TERMINATED, PHASES, is_emergency
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..attempts import blocked_counters, counts_by_operation
+from ..domain.emergency_plan import OUTCOMES, TerminationPlan
+from ..domain.history import MaintenanceEvent
+from ..domain.modes import OperationType
+from ..domain.status import utcnow
 from ..errors import NotFound
-from ..modes import OperationType
 from ..redisconn import REDIS_ERRORS
 from ..reports import load_report, md_table, register_renderer, save_report
-from ..status import utcnow
-from ..store.eventlog import MaintenanceEvent
 from ..store.jobs import KIND_DEFERRED, KIND_TERMINATED, REQUEUED, JobRecord, JobStore
-from .plan import OUTCOMES, TerminationPlan
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService

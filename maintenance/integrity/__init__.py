@@ -2,7 +2,7 @@
 and consistency checks that run when maintenance ends. See ``docs/data-integrity.md``."""
 
 from .auto import ChecksOnMaintenanceEnd, run_checks_when_maintenance_ends
-from .checks import (
+from .consistency import (
     Check,
     CheckRegistry,
     CheckReport,

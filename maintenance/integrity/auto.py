@@ -14,10 +14,10 @@ import threading
 from typing import Any
 
 from .. import events
+from ..domain.status import MaintenanceStatus
 from ..redisconn import REDIS_ERRORS
 from ..service import EnhancedMaintenanceModeService
-from ..status import MaintenanceStatus
-from .checks import CheckRegistry, CheckReport, run_checks
+from .consistency import CheckRegistry, CheckReport, run_checks
 
 log = logging.getLogger("maintenance.integrity")
 
@@ -112,7 +112,7 @@ def run_checks_when_maintenance_ends(
     follow_status: bool = True,
 ) -> ChecksOnMaintenanceEnd:
     """Run ``checks`` (default: the process-wide registry) when maintenance ends."""
-    from .checks import registry
+    from .consistency import registry
 
     return ChecksOnMaintenanceEnd(
         service, checks or registry, follow_status=follow_status

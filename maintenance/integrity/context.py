@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from ..status import MaintenanceStatus
+from ..domain.status import MaintenanceStatus
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
+from ..domain.modes import OperationType, parse_operation
+from ..domain.policy import Decision
 from ..errors import MaintenanceError, OperationBlocked
-from ..identity import user_label
-from ..modes import OperationType, parse_operation
-from ..policy import Decision
+from ..roles import user_label
 from ..service import EnhancedMaintenanceModeService
 from . import context
 

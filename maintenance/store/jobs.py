@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..status import utcnow
+from ..domain.status import utcnow
 from . import schema
 from .database import Database
 

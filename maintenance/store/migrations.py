@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..status import INITIAL_STATUS, utcnow
+from ..domain.status import INITIAL_STATUS, utcnow
 from . import schema
 
 

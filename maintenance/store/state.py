@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from ..domain.status import MaintenanceStatus, utcnow
 from ..errors import ConflictError
-from ..status import MaintenanceStatus, utcnow
 from . import schema
 from .database import Database
 from .eventlog import EventLog, MaintenanceEvent

@@ -7,7 +7,7 @@ from .identity import WebIdentity
 from .middleware import MaintenanceModeMiddleware
 from .openapi import build_openapi
 from .responses import OPERATION_TITLES, build_response, operation_message
-from .sessions import MaintenanceSessionManager
+from .session_manager import MaintenanceSessionManager
 
 __all__ = [
     "OPERATION_TITLES",

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
+from ..domain.modes import MaintenanceMode, OperationType, parse_operation
+from ..domain.policy import NEVER_BLOCKED
+from ..domain.validation import MAX_DURATION, MAX_REASON, validate_note
+
 # Also registers the emergency report's renderer for the admin panel's report pages.
 from ..emergency import DeactivationRefused, controller_for
-from ..errors import ConflictError, StoreUnavailable, ValidationError
-from ..identity import NotAuthorized
-from ..modes import MaintenanceMode, OperationType, parse_operation
-from ..policy import NEVER_BLOCKED
-from ..validation import MAX_DURATION, MAX_REASON, validate_note
+from ..errors import ConflictError, NotAuthorized, StoreUnavailable, ValidationError
 from .guards import (
     ApiError,
     check_same_origin,
@@ -372,7 +372,7 @@ class MaintenanceStatusAPI:
         )
 
     def _bypass_link(self) -> Response:
-        from ..bypass_links import create_bypass_link
+        from ..bypass_tokens import create_bypass_link
 
         who = self._write_guard()
         body = json_body(request, BYPASS_FIELDS)

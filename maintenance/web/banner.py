@@ -11,9 +11,9 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, render_template
 from markupsafe import Markup
 
-from ..messages import build_message
-from ..modes import MaintenanceMode
-from ..status import MaintenanceStatus
+from ..domain.messages import build_message
+from ..domain.modes import MaintenanceMode
+from ..domain.status import MaintenanceStatus
 from .payloads import public_status
 
 _TITLES = {

@@ -12,8 +12,8 @@ from flask.cli import ScriptInfo
 
 from ..cli import cli as core_cli
 from ..cli.context import CliContext, default_actor, json_option, pass_ctx
+from ..domain.validation import parse_duration
 from ..service import EnhancedMaintenanceModeService
-from ..validation import parse_duration
 
 
 class AppCliContext(CliContext):
@@ -81,7 +81,7 @@ def flask_command() -> click.Group:
 
 
 def _manager(ctx: CliContext) -> Any:
-    from .sessions import MaintenanceSessionManager
+    from .session_manager import MaintenanceSessionManager
 
     if isinstance(ctx, AppCliContext):
         ext = ctx.app.extensions["maintenance"]

@@ -18,18 +18,7 @@ from urllib.parse import urlsplit
 
 from flask import Request, Response
 
-from ..errors import ValidationError
-
-
-class ApiError(Exception):
-    """An API failure with its HTTP status and JSON body."""
-
-    def __init__(
-        self, status: int, error: str, message: str, *, field: str | None = None, **extra: Any
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"error": error, "message": message, "field": field, **extra}
+from ..errors import ApiError, ValidationError
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

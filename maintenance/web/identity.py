@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, session
 
-from ..identity import user_label
+from ..roles import user_label
 
 if TYPE_CHECKING:
     from .config import WebConfig

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..modes import MaintenanceMode, OperationType
+from ..domain.modes import MaintenanceMode, OperationType
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService

@@ -16,19 +16,19 @@ from typing import Any
 from flask import Blueprint, Flask, Response, after_this_request, current_app, request
 from flask.globals import _cv_request
 
+from ..domain.modes import OperationType, parse_operation
+from ..domain.policy import Decision
+from ..domain.status import MaintenanceStatus
 from ..factory import build_service, default_service
-from ..identity import user_label
-from ..modes import OperationType, parse_operation
-from ..policy import Decision
+from ..roles import user_label
 from ..service import EnhancedMaintenanceModeService
 from ..settings import Settings
-from ..status import MaintenanceStatus
 from . import identity as web_identity
-from .bypass import bypass_identity, read_cookie, redeem_view
+from .bypass_cookie import bypass_identity, read_cookie, redeem_view
 from .config import WebConfig, apply_defaults
 from .identity import WebIdentity
 from .responses import build_response
-from .sessions import MaintenanceSessionManager, raw_session
+from .session_manager import MaintenanceSessionManager, raw_session
 
 blocked_log = logging.getLogger("maintenance.web.blocked")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ..modes import MaintenanceMode, OperationType
-from ..policy import NEVER_BLOCKED
-from ..validation import MAX_DURATION, MAX_REASON
+from ..domain.modes import MaintenanceMode, OperationType
+from ..domain.policy import NEVER_BLOCKED
+from ..domain.validation import MAX_DURATION, MAX_REASON
 
 #: Text durations the API accepts (kept in step with ``api.DURATION_PATTERN``).
 DURATION_PATTERN = r"^\s*([1-9][0-9]{0,3}[sm]|([1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|[1-7]d)\s*$"

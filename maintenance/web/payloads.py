@@ -14,10 +14,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import attempts
-from ..messages import OPERATION_MESSAGES, build_message
-from ..modes import OperationType
-from ..policy import Decision, decide
-from ..status import MaintenanceStatus, utcnow
+from ..domain.messages import OPERATION_MESSAGES, build_message
+from ..domain.modes import OperationType
+from ..domain.policy import Decision, decide
+from ..domain.status import MaintenanceStatus, utcnow
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService

@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import Request, Response, render_template
 
-from ..messages import build_message
-from ..modes import MaintenanceMode, OperationType
-from ..status import MaintenanceStatus, utcnow
+from ..domain.messages import build_message
+from ..domain.modes import MaintenanceMode, OperationType
+from ..domain.status import MaintenanceStatus, utcnow
 
 Op = OperationType
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..status import MaintenanceStatus
+from ..domain.status import MaintenanceStatus
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService

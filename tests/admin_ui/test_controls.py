@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import insert
 
 from maintenance import EnhancedMaintenanceModeService, MaintenanceMode, OperationType
-from maintenance.status import utcnow
+from maintenance.domain.status import utcnow
 from maintenance.store import schema
 from tests.admin_ui.app import PANEL
 from tests.admin_ui.conftest import open_context

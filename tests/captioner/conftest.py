@@ -3,7 +3,7 @@
 ``captioner`` is the web app built by ``create_app`` with the test's control
 plane, a Celery publisher on the real Redis broker (its keys under a prefix of
 their own) and a seeded SQLite database; ``captioner_worker`` adds a real
-``celery worker`` (prefork) process running ``examples.captioner.tasks``.
+``celery worker`` (prefork) process running ``maintenance_demo.captioner.tasks``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import redis
 from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
+from maintenance_demo.captioner import create_app
+from maintenance_demo.captioner.db import CaptionerDatabase
+from maintenance_demo.captioner.seed import ADMIN, USER, seed
+from maintenance_demo.captioner.tasks import create_celery
 
-from examples.captioner import create_app
-from examples.captioner.db import CaptionerDatabase
-from examples.captioner.seed import ADMIN, USER, seed
-from examples.captioner.tasks import create_celery
 from maintenance import EnhancedMaintenanceModeService
 from tests.celery.conftest import WorkerProcess
 from tests.helpers import wait_for
@@ -150,7 +150,7 @@ def captioner_worker_process(
                 "-m",
                 "celery",
                 "-A",
-                "examples.captioner.tasks",
+                "maintenance_demo.captioner.tasks",
                 "worker",
                 "-P",
                 "prefork",

@@ -6,9 +6,8 @@ import struct
 import zlib
 
 import pytest
-
-from examples.captioner.captioning import analyse, generate_caption
-from examples.captioner.imaging import (
+from maintenance_demo.captioner.captioning import analyse, generate_caption
+from maintenance_demo.captioner.imaging import (
     PNG_SIGNATURE,
     UnsupportedImage,
     decode_png,

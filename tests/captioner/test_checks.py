@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from examples.captioner.models import Caption, Job
+from maintenance_demo.captioner.models import Caption, Job
+
 from maintenance.integrity import run_checks
 from tests.support import MAINTENANCE_CLI
 

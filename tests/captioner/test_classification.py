@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maintenance import MaintenanceOperationClassifier, OperationType
-from maintenance.modes import parse_operation
+from maintenance.domain.modes import parse_operation
 
 from .conftest import Captioner
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import base64
 
 from flask.testing import FlaskClient
+from maintenance_demo.captioner.imaging import paint_png
+from maintenance_demo.captioner.models import Caption, Image, Job, User
+from maintenance_demo.captioner.seed import ADMIN, USER
 from sqlalchemy import func, select
-
-from examples.captioner.imaging import paint_png
-from examples.captioner.models import Caption, Image, Job, User
-from examples.captioner.seed import ADMIN, USER
 
 from .conftest import Captioner
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from maintenance_demo.captioner.models import Caption, Image, Job, PlatformConnection, Post
 from sqlalchemy import func, select
 
-from examples.captioner.models import Caption, Image, Job, PlatformConnection, Post
 from maintenance import OperationBlocked
 from maintenance.integrity import check_results
 from tests.helpers import wait_for

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from maintenance import build_service
-from maintenance.status import utcnow
+from maintenance.domain.status import utcnow
 from maintenance.store.jobs import JobRecord, JobStore
 from tests.helpers import wait_for
 from tests.support import MAINTENANCE_CLI

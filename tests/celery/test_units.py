@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from celery import Celery, chain, chord, group
 
 from maintenance import MaintenanceOperationClassifier, MaintenanceStatus, OperationType
-from maintenance.modes import MaintenanceMode
+from maintenance.domain.modes import MaintenanceMode
 from signals import admission
 from signals.canvas import iter_members
 from signals.errors import EXIT_REFUSED, PublishRefused

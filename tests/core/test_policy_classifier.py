@@ -14,9 +14,9 @@ from maintenance import (
     Rule,
     ValidationError,
 )
-from maintenance.classifier import DEFAULT_RULES, MUTATING_METHODS, SAFE_METHODS
-from maintenance.modes import WORK_OPERATIONS
-from maintenance.policy import Decision, blocked_set_for, decide
+from maintenance.domain.classifier import DEFAULT_RULES, MUTATING_METHODS, SAFE_METHODS
+from maintenance.domain.modes import WORK_OPERATIONS
+from maintenance.domain.policy import Decision, blocked_set_for, decide
 
 Op = OperationType
 classifier = MaintenanceOperationClassifier()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from maintenance import ConflictError, MaintenanceMode, MaintenanceStatus, OperationType
-from maintenance.transitions import (
+from maintenance.domain.transitions import (
     EnableRequest,
     check_expected_version,
     disabled,

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from maintenance import MaintenanceMode, OperationType, ValidationError
-from maintenance.validation import (
+from maintenance.domain.validation import (
     parse_duration,
     validate_actor,
     validate_mode,
@@ -96,7 +96,7 @@ def test_settings_never_show_the_secret_key() -> None:
 
 
 def test_an_optional_note_may_be_blank_but_not_too_long() -> None:
-    from maintenance.validation import validate_note
+    from maintenance.domain.validation import validate_note
 
     assert validate_note(None) is None and validate_note("  ") is None
     assert validate_note(" done early ") == "done early"

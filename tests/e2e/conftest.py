@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from maintenance_demo.captioner.models import Caption, Image, User
+from maintenance_demo.captioner.seed import ADMIN, USER
 from sqlalchemy import func, select
 
-from examples.captioner.models import Caption, Image, User
-from examples.captioner.seed import ADMIN, USER
 from maintenance import build_service
 from tests.captioner.conftest import (
     Captioner,

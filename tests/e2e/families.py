@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from maintenance_demo.captioner.imaging import paint_png
+from maintenance_demo.captioner.models import Caption, Image, Job, PlatformConnection, User
 from sqlalchemy import select
 
-from examples.captioner.imaging import paint_png
-from examples.captioner.models import Caption, Image, Job, PlatformConnection, User
 from maintenance import OperationType
 from tests.captioner.conftest import Captioner
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from maintenance_demo.captioner.models import Job
+from maintenance_demo.captioner.seed import USER
 
-from examples.captioner.models import Job
-from examples.captioner.seed import USER
 from maintenance.emergency import PHASE_TERMINATED, PHASE_TERMINATING
 from tests.captioner.conftest import Captioner
 from tests.helpers import wait_for

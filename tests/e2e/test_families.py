@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from maintenance_demo.captioner.models import Job
+from maintenance_demo.captioner.seed import ADMIN, USER
 from sqlalchemy import func, select
 
-from examples.captioner.models import Job
-from examples.captioner.seed import ADMIN, USER
 from maintenance import OperationBlocked
 from maintenance.web.responses import OPERATION_TITLES
 from tests.captioner.conftest import Captioner

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from maintenance import EnhancedMaintenanceModeService, MaintenanceMode, ValidationError
+from maintenance.domain.emergency_plan import parse_seconds
 from maintenance.emergency import (
     DeactivationRefused,
     TerminationPlan,
@@ -19,7 +20,6 @@ from maintenance.emergency import (
     phases,
     plan_of,
 )
-from maintenance.emergency.plan import parse_seconds
 from maintenance.errors import ConflictError
 from maintenance.reports import load_report, render
 from maintenance.store.jobs import KIND_TERMINATED, JobRecord, JobStore

@@ -11,7 +11,7 @@ from flask import Flask, jsonify, render_template_string, request, session
 from flask.testing import FlaskClient
 
 from maintenance import EnhancedMaintenanceModeService, OperationType
-from maintenance.identity import current_bypass_user
+from maintenance.roles import current_bypass_user
 from maintenance.web import MaintenanceModeMiddleware
 from tests.services import LiveServer
 

@@ -10,7 +10,7 @@ from flask import Flask
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from maintenance import EnhancedMaintenanceModeService
-from maintenance.bypass_links import create_bypass_link
+from maintenance.bypass_tokens import create_bypass_link
 from tests.web.test_gate import enable
 
 COOKIE = "maintenance_bypass"

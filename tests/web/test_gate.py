@@ -263,7 +263,7 @@ def test_the_gate_decides_from_the_local_cache_while_redis_is_down(make_service)
 def test_the_admin_bypass_never_outlives_its_request(
     make_app, operator: EnhancedMaintenanceModeService
 ) -> None:  # type: ignore[no-untyped-def]
-    from maintenance.identity import current_bypass_user
+    from maintenance.roles import current_bypass_user
 
     app = make_app()
 

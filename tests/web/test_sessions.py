@@ -12,8 +12,8 @@ from flask import Flask
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.attempts import logged_attempts
-from maintenance.sessions import SessionIndex
-from maintenance.web.sessions import MaintenanceSessionManager
+from maintenance.session_index import SessionIndex
+from maintenance.web.session_manager import MaintenanceSessionManager
 from tests.support import MAINTENANCE_CLI, session_keys, with_redis_sessions
 from tests.web.conftest import build_app, login
 from tests.web.test_gate import enable

@@ -24,7 +24,7 @@ from celery import current_task
 from celery.signals import task_postrun
 
 from maintenance import EnhancedMaintenanceModeService
-from maintenance.emergency.plan import OUTCOME_ABORTED, plan_of
+from maintenance.domain.emergency_plan import OUTCOME_ABORTED, plan_of
 from maintenance.errors import MaintenanceError
 from maintenance.redisconn import REDIS_ERRORS
 from signals.binding import binding_of

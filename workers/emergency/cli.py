@@ -11,17 +11,17 @@ from typing import Any
 import click
 
 from maintenance.cli.context import CliContext, default_actor, json_option, pass_ctx
-from maintenance.emergency import TRIGGERS, EmergencyProgress
-from maintenance.emergency.activation import EmergencyActivation
-from maintenance.emergency.control import EmergencyDeactivation
-from maintenance.emergency.plan import (
+from maintenance.domain.emergency_plan import (
     DEFAULT_GRACE,
     DEFAULT_KILL_AFTER,
     MAX_GRACE,
     MAX_KILL_AFTER,
     parse_seconds,
 )
-from maintenance.validation import parse_duration, validate_reason
+from maintenance.domain.validation import parse_duration, validate_reason
+from maintenance.emergency import TRIGGERS, EmergencyProgress
+from maintenance.emergency.activation import EmergencyActivation
+from maintenance.emergency.control import EmergencyDeactivation
 
 from .handler import EmergencyMaintenanceHandler, TerminationResult
 

@@ -18,15 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService
-from maintenance.emergency import fleet, phases
-from maintenance.emergency.activation import EmergencyActivation, start_round
-from maintenance.emergency.control import EmergencyControl, EmergencyProgress, attach
-from maintenance.emergency.deactivation import (
-    DeactivationCheck,
-    check_deactivation,
-    current_emergency,
-)
-from maintenance.emergency.plan import (
+from maintenance.domain.emergency_plan import (
     DEFAULT_GRACE,
     DEFAULT_KILL_AFTER,
     EXTRA_KEY,
@@ -38,6 +30,14 @@ from maintenance.emergency.plan import (
     emergency_facts,
     is_emergency,
     plan_of,
+)
+from maintenance.emergency import fleet, phases
+from maintenance.emergency.activation import EmergencyActivation, start_round
+from maintenance.emergency.control import EmergencyControl, EmergencyProgress, attach
+from maintenance.emergency.deactivation import (
+    DeactivationCheck,
+    check_deactivation,
+    current_emergency,
 )
 from maintenance.fencing import ActivationResult
 from maintenance.redisconn import REDIS_ERRORS

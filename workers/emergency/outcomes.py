@@ -10,10 +10,10 @@ from sqlalchemy import update
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
+from maintenance.domain.emergency_plan import OUTCOME_ABORTED, OUTCOME_KILLED, OUTCOME_TERMINATED
+from maintenance.domain.status import utcnow
 from maintenance.emergency import fleet
-from maintenance.emergency.plan import OUTCOME_ABORTED, OUTCOME_KILLED, OUTCOME_TERMINATED
 from maintenance.redisconn import REDIS_ERRORS
-from maintenance.status import utcnow
 from maintenance.store import schema
 from maintenance.store.eventlog import EventLog, MaintenanceEvent
 from maintenance.store.jobs import DISCARDED, TERMINATED, JobRecord, JobStore

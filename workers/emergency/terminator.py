@@ -41,15 +41,15 @@ from celery.worker import control
 from celery.worker import state as worker_state
 
 from maintenance import EnhancedMaintenanceModeService, MaintenanceStatus
-from maintenance.emergency import fleet, phases
-from maintenance.emergency.fleet import WorkerProgress
-from maintenance.emergency.plan import (
+from maintenance.domain.emergency_plan import (
     OUTCOME_TERMINATED,
     PHASE_TERMINATING,
     UNTERMINABLE,
     TerminationPlan,
     plan_of,
 )
+from maintenance.emergency import fleet, phases
+from maintenance.emergency.fleet import WorkerProgress
 from maintenance.errors import MaintenanceError
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import JobRecord

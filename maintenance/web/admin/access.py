@@ -9,7 +9,8 @@ from urllib.parse import urlencode
 from flask import Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..guards import ApiError, error_response
+from ...errors import ApiError
+from ..guards import error_response
 
 if TYPE_CHECKING:
     from ..identity import WebIdentity

@@ -13,13 +13,11 @@ import secrets
 from flask import Request, session
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from ...errors import CsrfError
+
 SESSION_KEY = "_maintenance_admin_csrf"
 FIELD = "csrf_token"
 _SALT = "maintenance-admin-csrf"
-
-
-class CsrfError(Exception):
-    """A form post without a valid token for this session (or from another site)."""
 
 
 class CsrfProtect:

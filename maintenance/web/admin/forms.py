@@ -13,16 +13,16 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from ...errors import ValidationError
-from ...modes import MaintenanceMode, OperationType
-from ...policy import blocked_set_for
-from ...validation import (
+from ...domain.modes import MaintenanceMode, OperationType
+from ...domain.policy import blocked_set_for
+from ...domain.validation import (
     MAX_REASON,
     parse_duration,
     validate_mode,
     validate_note,
     validate_reason,
 )
+from ...errors import ValidationError
 
 #: Operation types an override may name, in display order, with their labels.
 BLOCKABLE: tuple[tuple[OperationType, str], ...] = (

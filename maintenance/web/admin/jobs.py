@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...modes import OperationType
-from ...status import MaintenanceStatus
+from ...domain.modes import OperationType
+from ...domain.status import MaintenanceStatus
 
 if TYPE_CHECKING:
     from ...service import EnhancedMaintenanceModeService

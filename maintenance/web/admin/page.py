@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import url_for
 
-from ...policy import DEFAULT_BLOCKED, ordered
+from ...domain.policy import DEFAULT_BLOCKED, ordered
 from .forms import BLOCKABLE, UNBLOCKABLE
 
 if TYPE_CHECKING:

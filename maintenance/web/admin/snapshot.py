@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from ... import attempts
 from ...reports import list_reports
 from ..payloads import admin_status, jsonable_attempt
-from .checks import SOURCE_ERRORS
 from .jobs import jobs_view
+from .preflight import SOURCE_ERRORS
 
 if TYPE_CHECKING:
+    from ...domain.status import MaintenanceStatus
     from ...service import EnhancedMaintenanceModeService
-    from ...status import MaintenanceStatus
     from .config import AdminConfig
 
 log = logging.getLogger("maintenance.web.admin")

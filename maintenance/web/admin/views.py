@@ -9,20 +9,19 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from ...errors import ConflictError, NotFound, ValidationError
+from ...domain.modes import MaintenanceMode
+from ...domain.validation import MAX_REASON
+from ...errors import ApiError, ConflictError, CsrfError, NotFound, ValidationError
 from ...fencing import ActivationResult
-from ...modes import MaintenanceMode
 from ...reports import load_report
 from ...reports import render as render_report
-from ...validation import MAX_REASON
-from ..guards import ApiError, check_same_origin, json_response
+from ..guards import check_same_origin, json_response
 from ..identity import WebIdentity
 from ..payloads import admin_status
 from . import notices
 from .access import REPORT_CSP
-from .checks import CheckContext, Finding, run_checks, warnings_of
 from .csrf import FIELD as CSRF_FIELD
-from .csrf import CsrfError, CsrfProtect
+from .csrf import CsrfProtect
 from .forms import (
     BLOCKABLE,
     MODES,
@@ -33,6 +32,7 @@ from .forms import (
     parse_enable,
 )
 from .page import page_config
+from .preflight import CheckContext, Finding, run_checks, warnings_of
 from .snapshot import build_snapshot
 from .timefmt import human_seconds, iso_minutes
 

@@ -1,4 +1,4 @@
-// Client-side copies of the server's rules (maintenance/validation.py): the server
+// Client-side copies of the server's rules (maintenance/domain/validation.py): the server
 // checks everything again; these only spare a round trip and explain mistakes early.
 
 export const MAX_REASON = 500;

@@ -29,16 +29,16 @@ from flask import (
 )
 from flask.globals import _cv_request
 
-from ..modes import MaintenanceMode, OperationType
+from ..domain.modes import MaintenanceMode, OperationType
+from ..domain.status import MaintenanceStatus
 from ..redisconn import REDIS_ERRORS
-from ..sessions import (
+from ..session_index import (
     COOKIE_MEMBER,
     ActiveSessions,
     InvalidationResult,
     SessionIndex,
     same_server,
 )
-from ..status import MaintenanceStatus
 from . import identity as web_identity
 from .identity import WebIdentity
 from .responses import build_response
@@ -299,10 +299,6 @@ class MaintenanceSessionManager:
         return self.service.update_status(
             actor or "system", "login_allowed", reason=reason, wait=None, login_blocked=False
         )
-
-    def is_login_allowed(self, user: Any) -> bool:
-        """Whether ``user`` may log in now (admins always, critical admins in a lockdown)."""
-        return _login_allowed(self.service.status, self.identity_of(user))
 
     def check_login(self, user: Any) -> Response | None:
         """The login helper: call it in your login view once the credentials are good.

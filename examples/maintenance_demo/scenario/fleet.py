@@ -14,9 +14,9 @@ from typing import Any
 import redis
 from celery import Celery
 
-from examples.captioner.db import database_url
-from examples.captioner.tasks import create_celery
 from maintenance import EnhancedMaintenanceModeService, Settings
+from maintenance_demo.captioner.db import database_url
+from maintenance_demo.captioner.tasks import create_celery
 
 from ..launcher import DemoOptions, DemoStack
 

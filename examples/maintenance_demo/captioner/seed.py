@@ -1,6 +1,6 @@
 """Demo data: an admin, a user with known passwords, a few generated images (idempotent).
 
-``python -m examples.captioner.seed`` seeds the database of the environment.
+``python -m maintenance_demo.captioner.seed`` seeds the database of the environment.
 """
 
 from __future__ import annotations

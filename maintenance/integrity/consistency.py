@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from ..domain.status import utcnow
 from ..errors import MaintenanceError, ValidationError
 from ..service import EnhancedMaintenanceModeService
-from ..status import utcnow
 
 log = logging.getLogger("maintenance.integrity")
 
@@ -124,11 +124,6 @@ class CheckRegistry:
         with self._lock:
             self._checks[check.name] = check
         return check
-
-    def unregister(self, name: str) -> bool:
-        """Remove check ``name``; False when it was not registered."""
-        with self._lock:
-            return self._checks.pop(name, None) is not None
 
     def names(self) -> list[str]:
         """Registered check names, in order."""

@@ -6,10 +6,10 @@ import time
 import uuid
 from typing import Any
 
-from examples.captioner.jobs import OPEN_STATES
-from examples.captioner.seed import ADMIN, USER
 from maintenance import OperationBlocked
 from maintenance.integrity import check_results
+from maintenance_demo.captioner.jobs import OPEN_STATES
+from maintenance_demo.captioner.seed import ADMIN, USER
 from workers import wait_for_drain
 
 from .context import Scenario, Stage, plural, wait_until

@@ -1,6 +1,6 @@
 """Serve the captioner on loopback: waitress when installed, else Werkzeug's threaded server.
 
-``python -m examples.demo.serve --port 5000``
+``python -m maintenance_demo.serve --port 5000``
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 
 def serve(host: str, port: int, threads: int = 8) -> None:
     """Run the captioner until the process is told to stop."""
-    from examples.captioner import create_app
+    from maintenance_demo.captioner import create_app
 
     app = create_app()
     try:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .modes import OperationType, parse_operation
-from .policy import is_blocked
+from .policy import Decision, decide
 from .status import MaintenanceStatus
 
 Target = Literal["endpoint", "path", "task"]
@@ -264,5 +264,6 @@ class MaintenanceOperationClassifier:
     def is_blocked_operation(
         operation: OperationType, status: MaintenanceStatus, **caller: bool
     ) -> bool:
-        """Whether ``operation`` is refused under ``status`` (see ``policy.decide``)."""
-        return is_blocked(status, operation, **caller)
+        """Whether ``operation`` is refused under ``status`` for this caller
+        (``is_admin=``, ``is_critical_admin=``, ``continuation=``; see ``policy.decide``)."""
+        return decide(status, operation, **caller) is Decision.BLOCK

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from typing import Any
 
-from examples.captioner.seed import Login
+from maintenance_demo.captioner.seed import Login
 
 
 @dataclass

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .errors import ConflictError
+from ..errors import ConflictError
+from .history import MaintenanceEvent
 from .modes import MaintenanceMode, OperationType
 from .policy import blocked_set_for
 from .status import MaintenanceStatus
-from .store.eventlog import MaintenanceEvent
 from .validation import (
     parse_duration,
     validate_actor,

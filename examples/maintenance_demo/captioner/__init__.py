@@ -44,7 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``config`` may set, besides Flask's own keys and every ``MAINTENANCE_*`` key
     of ``MaintenanceModeMiddleware``: ``CAPTIONER_DATABASE`` (a built
     ``CaptionerDatabase``) or ``CAPTIONER_DATABASE_URL``; ``CAPTIONER_CELERY``
-    (the Celery app to publish with; default ``examples.captioner.tasks.celery_app``);
+    (the Celery app to publish with; default ``maintenance_demo.captioner.tasks.celery_app``);
     ``CAPTIONER_CREATE_SCHEMA``; ``CAPTIONER_TASK_DURATION``; ``CAPTIONER_CSRF``.
     """
     app = Flask(__name__)

@@ -7,13 +7,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from .errors import MaintenanceError
+from .errors import NotAuthorized
 
 _bypass_user: ContextVar[Any | None] = ContextVar("maintenance_bypass_user", default=None)
-
-
-class NotAuthorized(MaintenanceError):
-    """Only an administrator may do this."""
 
 
 def _roles(user: Any) -> set[str]:

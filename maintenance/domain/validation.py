@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .modes import MaintenanceMode, OperationType, parse_mode, parse_operation
 
 MAX_REASON = 500

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ...domain.modes import MaintenanceMode, OperationType
+from ...domain.status import MaintenanceStatus, utcnow
 from ...errors import MaintenanceError
-from ...modes import MaintenanceMode, OperationType
 from ...redisconn import REDIS_ERRORS
-from ...status import MaintenanceStatus, utcnow
 from ...store import schema
 from .forms import EnableRequest
 from .jobs import of_kinds, running_jobs

@@ -1,4 +1,4 @@
-"""The captioner's Celery app and tasks (``celery -A examples.captioner.tasks worker``).
+"""The captioner's Celery app and tasks (``celery -A maintenance_demo.captioner.tasks worker``).
 
 Every task names its maintenance operation type with the ``operation_type=``
 task option (Celery keeps unknown options as task attributes), owns a job row,
@@ -154,5 +154,5 @@ def create_celery(
     return app
 
 
-#: The app ``celery -A examples.captioner.tasks worker`` runs, configured from the environment.
+#: The app ``celery -A maintenance_demo.captioner.tasks worker`` runs (configured from the env).
 celery_app = create_celery(set_as_current=True)

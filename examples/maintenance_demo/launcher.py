@@ -21,13 +21,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from examples.captioner.db import CaptionerDatabase, database_url
-from examples.captioner.seed import LOGINS, seed
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from maintenance.embedded import ensure_embedded_redis_started, stop_embedded_redis
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.settings import redact_url
 from maintenance.store.migrations import SCHEMA_VERSION
+from maintenance_demo.captioner.db import CaptionerDatabase, database_url
+from maintenance_demo.captioner.seed import LOGINS, seed
 
 from .commands import has_command, maintenance_command
 from .supervisor import Child, Supervisor
@@ -121,8 +121,8 @@ class DemoStack:
         _become_subreaper()
         supervisor = self.supervisor = Supervisor(self.child_env(), self.log_dir, Path.cwd())
         python = sys.executable
-        celery = [python, "-m", "celery", "-A", "examples.captioner.tasks"]
-        serve = [python, "-m", "examples.demo.serve", "--host", options.host]
+        celery = [python, "-m", "celery", "-A", "maintenance_demo.captioner.tasks"]
+        serve = [python, "-m", "maintenance_demo.serve", "--host", options.host]
         supervisor.start("web", [*serve, "--port", str(port)])
         for n in range(1, options.workers + 1):
             supervisor.start(

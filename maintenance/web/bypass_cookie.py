@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Request, Response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..bypass_links import redeem_bypass_token
+from ..bypass_tokens import redeem_bypass_token
 from .identity import WebIdentity
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ValidationError
-from ..modes import MaintenanceMode
-from ..status import MaintenanceStatus
+from .modes import MaintenanceMode
+from .status import MaintenanceStatus
 
 PHASE_GRACE = "grace"
 PHASE_TERMINATING = "terminating"

@@ -2,7 +2,7 @@
 
 ``create_bypass_link`` signs a token (itsdangerous) and records its nonce in
 Redis with a TTL; ``redeem_bypass_token`` accepts it once. The web side then
-sets a signed, expiring cookie (``maintenance.web.bypass``).
+sets a signed, expiring cookie (``maintenance.web.bypass_cookie``).
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ facts about the caller, so web nodes, workers and the CLI decide identically.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .modes import WORK_OPERATIONS, MaintenanceMode, OperationType
 from .status import MaintenanceStatus
 
@@ -61,43 +61,43 @@ def blocked_set_for(
     return ordered(chosen)
 
 
+#: A fact about the caller, or a function computing it only when the policy needs it.
+Fact = bool | Callable[[], bool]
+
+
+def _holds(fact: Fact) -> bool:
+    return fact() if callable(fact) else fact
+
+
 def decide(
     status: MaintenanceStatus,
     operation: OperationType,
     *,
-    is_admin: bool = False,
-    is_critical_admin: bool = False,
+    is_admin: Fact = False,
+    is_critical_admin: Fact = False,
     continuation: bool = False,
 ) -> Decision:
     """Whether ``operation`` may run under ``status`` for this caller.
 
     Precedence: inactive > not in the blocked set > TEST (record only) >
     critical-admin-only lockdown > admin bypass > continuation of running
-    work (NORMAL only) > block.
+    work (NORMAL only) > block. Caller facts may be functions: they are
+    evaluated only when the answer depends on them (the hot path rarely does).
     """
     if not status.is_active:
         return Decision.ALLOW
-    lockdown = (
-        status.critical_admin_only
-        and status.mode is MaintenanceMode.EMERGENCY
-        and not is_critical_admin
-    )
-    in_blocked_set = operation in status.blocked_operations or (
-        lockdown and operation not in NEVER_BLOCKED
-    )
-    if not in_blocked_set:
+    lockdown_possible = status.critical_admin_only and status.mode is MaintenanceMode.EMERGENCY
+    if operation not in status.blocked_operations and not (
+        lockdown_possible and operation not in NEVER_BLOCKED
+    ):
         return Decision.ALLOW
     if status.test_mode:
         return Decision.WOULD_BLOCK
-    if lockdown:
+    critical = lockdown_possible and _holds(is_critical_admin)
+    if lockdown_possible and not critical:
         return Decision.BLOCK
-    if is_admin or is_critical_admin:
+    if critical or _holds(is_admin) or _holds(is_critical_admin):
         return Decision.ALLOW
     if continuation and status.mode is MaintenanceMode.NORMAL:
         return Decision.ALLOW
     return Decision.BLOCK
-
-
-def is_blocked(status: MaintenanceStatus, operation: OperationType, **caller: bool) -> bool:
-    """``decide(...) is Decision.BLOCK``."""
-    return decide(status, operation, **caller) is Decision.BLOCK

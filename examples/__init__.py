@@ -1,1 +1,0 @@
-"""Example applications that use the maintenance control plane."""

@@ -97,22 +97,28 @@ def declare(sc: Scenario, step: Step) -> None:
         f"stopped on its own: {_names(stopped['aborted'])}; by SIGTERM: "
         f"{_names(stopped['terminated'])}; by SIGKILL: {_names(stopped['killed'])}",
     )
+    # Every time is measured from the plan the emergency carries (its start and its
+    # deadlines), the event the checks are about -- not from the log entry written a
+    # moment after the declaration. A worker never signals before a deadline; the
+    # outcome is recorded after the signal, so "not before the deadline" needs no slack.
+    plan = report["plan"]
     when = _stop_times(report)
     coop = when.get(("captioner.generate_caption", "aborted"))
     sigterm = when.get(("captioner.optimize_image", "terminated"))
     sigkill = when.get(("captioner.post_to_platform", "killed"))
-    slack = 0.05  # deadlines are kept by each worker's clock, logged a moment later
+    grace_ends = plan["sigterm_at"] - plan["started_at"]
+    kill_due = plan["kill_at"] - plan["started_at"]
     sc.narrator.check(
-        coop is not None and coop < GRACE,
+        coop is not None and coop < grace_ends,
         f"the caption job stopped {_secs(coop)} after the declaration, within the "
         f"{GRACE:g} s grace",
     )
     sc.narrator.check(
-        sigterm is not None and sigterm >= GRACE - slack,
+        sigterm is not None and sigterm >= grace_ends - _CLOCK_RESOLUTION,
         f"SIGTERM when the grace ended ({_secs(sigterm)}) stopped the optimisation",
     )
     sc.narrator.check(
-        sigkill is not None and sigkill >= GRACE + KILL_AFTER - slack,
+        sigkill is not None and sigkill >= kill_due - _CLOCK_RESOLUTION,
         f"the post ignored SIGTERM; SIGKILL {KILL_AFTER:g} s later ({_secs(sigkill)}) ended it",
     )
     interrupted = sc.job_states("cooperative")[0]["status"] == "interrupted"
@@ -133,6 +139,10 @@ def declare(sc: Scenario, step: Step) -> None:
         f"{len(stopped['terminated'])} terminated, {len(stopped['killed'])} killed; "
         f"user {refused.status}, admin {panel.status}"
     )
+
+
+#: Stored timestamps keep microseconds; SQLite round-trips them exactly, floats nearly.
+_CLOCK_RESOLUTION = 1e-3
 
 
 def recover(sc: Scenario, step: Step) -> None:
@@ -247,16 +257,15 @@ def _report_now(sc: Scenario) -> dict[str, Any]:
 
 
 def _stop_times(report: dict[str, Any]) -> dict[tuple[str, str], float]:
-    """(task, outcome) -> seconds after the declaration, from the report's timeline."""
-    started = datetime.fromisoformat(report["started_at"])
+    """(task, outcome) -> seconds after the plan started, from the report's timeline."""
+    started = report["plan"]["started_at"]
     found: dict[tuple[str, str], float] = {}
     for row in report["timeline"]:
         if row["event"] != "job_terminated":
             continue
         detail = str(row["detail"])  # "<task>[<id>] on <worker>: <outcome>"
         key = (detail.partition("[")[0], detail.rpartition(": ")[2])
-        seconds = (datetime.fromisoformat(row["at"]) - started).total_seconds()
-        found.setdefault(key, seconds)
+        found.setdefault(key, datetime.fromisoformat(row["at"]).timestamp() - started)
     return found
 
 

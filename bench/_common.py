@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -183,3 +186,18 @@ def split_noise(
     for i, value in enumerate(samples):
         halves[(i // size) % 2].append(value)
     return abs(stat(halves[0]) - stat(halves[1]))
+
+
+def cpu_seconds(procs: Sequence[subprocess.Popen[Any]]) -> list[float]:
+    """CPU seconds each process has run, all its threads (Linux schedstat; empty elsewhere)."""
+    if not Path("/proc/self/task").is_dir():
+        return []
+    return [_cpu_of(proc.pid) for proc in procs]
+
+
+def _cpu_of(pid: int) -> float:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9

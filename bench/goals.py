@@ -134,6 +134,13 @@ GOALS: tuple[Goal, ...] = (
         source=RAISED,
     ),
     Goal(
+        "activation_under_load.views_disagree",
+        "web instances whose view of the version or the blocked count differs",
+        0,
+        "",
+        source="issue 13 (many instances)",
+    ),
+    Goal(
         "backlog.hold",
         "100,000 queued jobs of a blocked type held or deferred",
         30,

@@ -14,7 +14,7 @@ judged as measured, the counts exactly.
 
 Options: ``--jobs`` (200), ``--concurrency`` (100 per worker), ``--grace`` (2 s), ``--short``
 (8 jobs, 4 per worker, 0.5 s grace), ``--check``. Environment:
-``REDIS_URL`` (else the machine's Redis, else embedded),
+``REDIS_URL`` (else an embedded Redis),
 ``MAINTENANCE_DATABASE_URL`` (else SQLite; see ``database``).
 """
 

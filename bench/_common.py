@@ -99,10 +99,12 @@ def judge(goal: Goal, value: float, noise: float | None) -> tuple[str, float]:
 
     Past the limit by no more than ``noise`` (same unit, measured in the same run) is
     within noise; a count goal (no noise) is missed by one event."""
+    if not math.isfinite(value):  # not measured at all (e.g. an event never arrived)
+        return MISSED, math.inf
     over = value - goal.limit if goal.at_most else goal.limit - value
     if over <= 0:
         return MET, over
-    if goal.exact or noise is None or over > noise:
+    if goal.exact or noise is None or not math.isfinite(noise) or over > noise:
         return MISSED, over
     return WITHIN_NOISE, over
 

@@ -5,6 +5,7 @@ goal with the table's number."""
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def test_a_goal_to_reach_is_missed_below_it() -> None:
 def test_counts_and_single_measurements_are_judged_without_margin() -> None:
     assert judge(BY_KEY["activation_under_load.admitted_requests"], 1, noise=100)[0] == MISSED
     assert judge(BY_KEY["emergency.stop"], 2.1, noise=None)[0] == MISSED
+
+
+def test_a_value_never_measured_is_a_miss_whatever_the_noise() -> None:
+    goal = BY_KEY["status_api.fanout"]
+    assert judge(goal, math.inf, noise=math.inf)[0] == MISSED
+    assert judge(goal, 150, noise=math.inf)[0] == MISSED
 
 
 def test_check_exits_1_on_a_miss_and_says_by_how_much(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,18 +1,29 @@
-"""Shared helpers for the benchmarks: settings on the embedded default, percentiles,
-verdicts, key clean-up."""
+"""Shared helpers for the benchmarks: command-line options, judging goals (bench/goals.py)
+against the noise measured in the same run, settings on the embedded default, percentiles,
+key clean-up."""
 
 from __future__ import annotations
 
+import argparse
 import atexit
+import contextlib
+import math
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
+from bench.goals import BY_KEY, Goal, goals_of
 from maintenance import Settings
+
+MET, WITHIN_NOISE, MISSED, NOT_JUDGED = "MET", "NOT MET, within noise", "MISSED", "not judged"
 
 
 def bench_settings(**overrides: object) -> Settings:
@@ -55,11 +66,6 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[k]
 
 
-def verdict(ok: bool) -> str:
-    """How a goal fared: ``MET`` or ``NOT MET``."""
-    return "MET" if ok else "NOT MET"
-
-
 def delete_keys(client: redis.Redis, pattern: str) -> int:
     """Delete every key matching ``pattern`` (SCAN, then UNLINK in batches); how many."""
     names = list(client.scan_iter(pattern, count=10_000))
@@ -74,3 +80,126 @@ def summary(samples: list[float], unit: float = 1000.0) -> str:
         f"p50 {statistics.median(samples) * unit:7.3f} ms   "
         f"p99 {pct(samples, 99) * unit:7.3f} ms   max {max(samples) * unit:7.3f} ms"
     )
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser with the options every bench has: ``--short`` (small sizes, a few
+    seconds, nothing judged: CI runs each bench so) and ``--check`` (exit 1 on a missed goal)."""
+    out = argparse.ArgumentParser(
+        description=(doc or "").strip().splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    out.add_argument("--short", action="store_true", help="small sizes; print, judge nothing")
+    out.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    return out
+
+
+def judge(goal: Goal, value: float, noise: float | None) -> tuple[str, float]:
+    """How ``value`` fares against ``goal``: the verdict and by how much it is past the limit.
+
+    Past the limit by no more than ``noise`` (same unit, measured in the same run) is
+    within noise; a count goal (no noise) is missed by one event."""
+    if not math.isfinite(value):  # not measured at all (e.g. an event never arrived)
+        return MISSED, math.inf
+    over = value - goal.limit if goal.at_most else goal.limit - value
+    if over <= 0:
+        return MET, over
+    if goal.exact or noise is None or not math.isfinite(noise) or over > noise:
+        return MISSED, over
+    return WITHIN_NOISE, over
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "":
+        return f"{value:g}"
+    digits = {"x": 3, "ms": 2, "s": 3}.get(unit, 3)
+    return f"{value:.{digits}f} {unit}"
+
+
+class Report:
+    """Prints one ``goal <key>:`` line per goal of a bench and, under ``--check``, exits 1
+    when one is missed beyond the noise. Every goal of the bench must be reported."""
+
+    def __init__(self, bench: str, args: argparse.Namespace) -> None:
+        self.bench = bench
+        self.short = bool(args.short)
+        self.check = bool(args.check) and not self.short
+        self.results: dict[str, str] = {}
+
+    def goal(self, key: str, value: float, noise: float | None, note: str = "") -> str:
+        """Print and record how goal ``key`` fared; ``noise`` None: one measurement only."""
+        goal = BY_KEY[key]
+        if goal.exact:
+            noise_text = "exact"
+        elif noise is None or math.isnan(noise):
+            noise, noise_text = None, "noise n/a: one measurement"
+        else:
+            noise_text = f"noise +/-{_fmt(noise, goal.unit)}"
+        verdict, over = judge(goal, value, noise)
+        if self.short:
+            verdict = NOT_JUDGED
+            said = "not judged (short run)"
+        elif verdict == MET:
+            said = MET
+        else:
+            past = f"{_fmt(over, goal.unit)}"
+            if goal.unit and goal.limit:
+                past += f" ({over / goal.limit:.1%})"
+            said = f"{verdict} by {past}" + (" (beyond noise)" if verdict == MISSED else "")
+        self.results[key] = verdict
+        extra = f"  [{note}]" if note else ""
+        print(
+            f"  goal {key}: {_fmt(value, goal.unit)}   limit {goal.limit_text()}   "
+            f"{noise_text}   {said}{extra}",
+            flush=True,
+        )
+        return verdict
+
+    def finish(self) -> None:
+        """Print the bench's tally; exit 1 under ``--check`` if a goal was missed."""
+        missing = [g.key for g in goals_of(self.bench) if g.key not in self.results]
+        if missing:
+            raise SystemExit(f"{self.bench}: goals not reported: {', '.join(missing)}")
+        counts = {
+            v: sum(1 for r in self.results.values() if r == v)
+            for v in (MET, WITHIN_NOISE, MISSED, NOT_JUDGED)
+        }
+        tally = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+        print(f"result {self.bench}: {len(self.results)} goals: {tally}", flush=True)
+        if self.check and counts[MISSED]:
+            sys.exit(1)
+
+
+def aa_noise(control_ratio: float, limit: float) -> float:
+    """The A/A noise of a ratio goal, in the goal's unit: how far the baseline timed
+    against itself landed from 1, scaled to the limit."""
+    return abs(control_ratio - 1.0) * limit
+
+
+def split_noise(
+    samples: Sequence[float], stat: Callable[[list[float]], float], blocks: int = 10
+) -> float:
+    """The noise of ``stat`` over time-ordered ``samples``: the difference between the
+    statistic of two halves made of alternating blocks (the run against itself)."""
+    if len(samples) < 4:
+        return math.nan
+    size = max(1, len(samples) // (2 * blocks))
+    halves: tuple[list[float], list[float]] = ([], [])
+    for i, value in enumerate(samples):
+        halves[(i // size) % 2].append(value)
+    return abs(stat(halves[0]) - stat(halves[1]))
+
+
+def cpu_seconds(procs: Sequence[subprocess.Popen[Any]]) -> list[float]:
+    """CPU seconds each process has run, all its threads (Linux schedstat; empty elsewhere)."""
+    if not Path("/proc/self/task").is_dir():
+        return []
+    return [_cpu_of(proc.pid) for proc in procs]
+
+
+def _cpu_of(pid: int) -> float:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9

@@ -10,16 +10,19 @@ login. Measured in the same run:
   non-admin index away, delete the keys it names in pipelined batches, bump the epoch,
   publish it in the status (SQL compare-and-set + Redis).
 
-Goal (DESIGN.md §10): 100k sessions, 1 % admin, invalidated in <= 1 s.
+Ours is timed twice, on two fresh sets of sessions: the two timings against each other are
+the noise of this run, the margin the goal is judged with.
 
-    .venv/bin/python bench/sessions.py [--sessions 100000]
+Goal (bench/goals.py): 100k sessions, 1 % admin, invalidated in <= 1 s.
+
+    .venv/bin/python bench/sessions.py [--sessions 100000] [--short] [--check]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -30,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import msgspec
 import redis
 
-from bench._common import bench_redis_url, delete_keys, verdict
+from bench._common import Report, bench_redis_url, delete_keys, parser
 from maintenance import Settings, build_service
 from maintenance.session_index import SessionIndex
 from maintenance.web import MaintenanceSessionManager
@@ -93,10 +96,11 @@ def count(client: redis.Redis, pattern: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=100_000)
-    args = parser.parse_args()
-    n = args.sessions
+    options = parser(__doc__)
+    options.add_argument("--sessions", type=int, default=100_000)
+    args = options.parse_args()
+    n = 2_000 if args.short else args.sessions
+    report = Report("sessions", args)
     prefix = f"bench-sess-{uuid.uuid4().hex[:8]}"
     tmp = tempfile.mkdtemp()
     settings = Settings(
@@ -113,28 +117,38 @@ def main() -> None:
 
         ours_prefix = f"{prefix}:session:"
         manager = MaintenanceSessionManager(service, store_client=client)
-        admins = populate(client, manager.index, ours_prefix, n)
-        started = time.perf_counter()
-        result = manager.invalidate_non_admin_sessions("bench", wait=0)
-        ours_seconds = time.perf_counter() - started
-        left = count(client, f"{ours_prefix}*")
+        rounds = []
+        for _ in range(2):
+            admins = populate(client, manager.index, ours_prefix, n)
+            started = time.perf_counter()
+            result = manager.invalidate_non_admin_sessions("bench", wait=0)
+            rounds.append(time.perf_counter() - started)
+            left = count(client, f"{ours_prefix}*")
+            assert result.deleted == n - admins, result
+            assert left == admins, left
+            delete_keys(client, f"{ours_prefix}*")
 
         assert naive_deleted == n - admins, naive_deleted
-        assert result.deleted == n - admins, result
-        assert left == admins, left
+        ours_seconds = statistics.mean(rounds)
         print(f"Invalidating {n} Redis sessions ({admins} admin):")
         print(f"  baseline (scan + decode + delete): {naive_seconds * 1000:8.1f} ms")
         print(
             f"  role index (ours):                 {ours_seconds * 1000:8.1f} ms   "
-            f"({naive_seconds / ours_seconds:.1f}x faster; {result.deleted} removed, "
+            f"(mean of {rounds[0] * 1000:.1f} and {rounds[1] * 1000:.1f} ms; "
+            f"{naive_seconds / ours_seconds:.1f}x faster; {result.deleted} removed, "
             f"{left} admin sessions kept, epoch {result.epoch})"
         )
-        ok = ours_seconds <= 1.0
-        print(f"  goal <= 1000 ms: {verdict(ok)}")
+        report.goal(
+            "sessions.invalidate",
+            ours_seconds * 1000,
+            abs(rounds[0] - rounds[1]) * 1000,
+            note="" if n == 100_000 else f"{n} sessions",
+        )
     finally:
         service.close()
         service.db.dispose()
         delete_keys(client, f"{prefix}:*")
+    report.finish()
 
 
 if __name__ == "__main__":

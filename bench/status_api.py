@@ -17,15 +17,18 @@ The load generator is an asyncio client in this process, on the same two cores.
 Goals: p99 <= 5 ms at 200 concurrent clients, judged on the shape those clients have in
 use (each polls its status once a second; pages wanting faster news use the stream);
 all 200 subscribers told within 100 ms. The heavier shapes show where this two-core
-machine saturates and are printed for reference.
+machine saturates and are printed for reference. Noise, the run against itself: the p99
+of two halves of the judged shape's samples (alternating slices of time), and the slowest
+subscriber of the enable against that of the disable.
 
-    .venv/bin/python bench/status_api.py [--seconds 8] [--clients 200]
+    .venv/bin/python bench/status_api.py [--seconds 8] [--clients 200] [--short] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import signal
@@ -42,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from bench._common import bench_redis_url, delete_keys, pct, verdict
+from bench._common import Report, bench_redis_url, delete_keys, parser, pct, split_noise
 from maintenance import Settings, build_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +80,9 @@ def start_server(
         "10",
         "--backlog",
         "2048",
+        # Streams notice a gone client only at their next heartbeat: do not wait for it.
+        "--graceful-timeout",
+        "2",
         "-b",
         f"127.0.0.1:{port}",
         "--pythonpath",
@@ -254,7 +260,9 @@ def server_times(log: Path, offset: int) -> tuple[list[float], int]:
     return times, offset + len(data)
 
 
-async def run(args: argparse.Namespace, port: int, settings: Settings, log: Path) -> None:
+async def run(
+    args: argparse.Namespace, port: int, settings: Settings, log: Path, report: Report
+) -> None:
     await wait_ready(port)
     loadavg = os.getloadavg()[0]
     print(f"(machine: {os.cpu_count()} CPUs, load average {loadavg:.2f} before the run)")
@@ -273,36 +281,46 @@ async def run(args: argparse.Namespace, port: int, settings: Settings, log: Path
         served, offset = server_times(log, offset)
         rate = len(latencies) / args.seconds
         p50, p99 = pct(latencies, 50) * 1000, pct(latencies, 99) * 1000
-        ok = p99 <= 5
-        goal = f"goal p99 <= 5 ms: {verdict(ok)}" if judged else "stress, for reference (no goal)"
+        goal = "(judged)" if judged else "stress, for reference (no goal)"
         print(
             f"  {label:<27} {rate:6.0f} req/s  client p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  "
             f"{goal}  errors {errors}"
         )
+        if judged:
+            noise = split_noise(latencies, lambda half: pct(half, 99)) * 1000
+            judged_line = (p99, noise, errors)
         if served:
             print(
                 f"  {'':<27} {'':>12} server p50 {pct(served, 50):6.2f} ms  "
                 f"p99 {pct(served, 99):7.2f} ms"
             )
     print(f"SSE fan-out to {args.clients} subscribers (time from the enable/disable call):")
+    slowest = []
     for label, ms in await fan_out(port, args.clients, settings):
         if len(ms) < args.clients:
             print(f"  {label}: only {len(ms)} of {args.clients} subscribers got the event")
+            slowest.append(math.inf)
             continue
-        worst = max(ms)
+        slowest.append(max(ms))
         print(
             f"  {label:<8} all {len(ms)} told: p50 {statistics.median(ms):6.1f} ms  "
-            f"p99 {pct(ms, 99):6.1f} ms  max {worst:6.1f} ms  "
-            f"goal all <= 100 ms: {verdict(worst <= 100)}"
+            f"p99 {pct(ms, 99):6.1f} ms  max {max(ms):6.1f} ms"
         )
+    note = "" if args.clients == 200 else f"{args.clients} clients"
+    p99, noise, errors = judged_line
+    report.goal("status_api.p99", p99, noise, note=f"{note} errors {errors}".strip())
+    report.goal("status_api.fanout", max(slowest), abs(slowest[0] - slowest[1]), note=note)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--seconds", type=float, default=8.0, help="per load shape")
+    options.add_argument("--clients", type=int, default=200)
+    options.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    args = options.parse_args()
+    if args.short:
+        args.seconds, args.clients = 1.0, 20
+    report = Report("status_api", args)
     prefix = f"bench-api-{uuid.uuid4().hex[:8]}"
     tmp = tempfile.mkdtemp()
     settings = Settings(
@@ -323,10 +341,11 @@ def main() -> None:
     log.touch()
     proc = start_server(port, env, args.clients + 40, args.workers, log)
     try:
-        asyncio.run(run(args, port, settings, log))
+        asyncio.run(run(args, port, settings, log, report))
     finally:
         stop_server(proc)
         delete_keys(redis.Redis.from_url(REDIS_URL), f"{prefix}:*")
+    report.finish()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """Hot-path cost: ``is_operation_blocked`` (local cache) vs one Redis GET, same run.
 
-Goal: the check is >= 50x cheaper than a Redis GET.
-Run: .venv/bin/python bench/status_read.py
+The Redis GET is timed twice, before and after the checks: the two timings against each
+other are the method's noise in this run, the margin the goal is judged with.
+
+Goal (bench/goals.py): the check is >= 50x cheaper than a Redis GET.
+
+    .venv/bin/python bench/status_read.py [--short] [--check]
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import bench_settings, verdict
+from bench._common import Report, bench_settings, parser
 from maintenance import OperationType, build_service
 
 USER = {"username": "bob", "role": "user"}
@@ -27,23 +31,32 @@ def per_call(stmt: object, number: int, repeat: int = 7) -> float:
 
 
 def main() -> None:
+    args = parser(__doc__).parse_args()
+    report = Report("status_read", args)
+    scale = 20 if args.short else 1
     settings = bench_settings()
     service = build_service(settings, kind="bench").start()
     client, key = service.redis, service.keys.status
     op = OperationType.CAPTION_GENERATION
 
-    redis_get = per_call(lambda: client.get(key), 5_000)
-    off = per_call(lambda: service.is_operation_blocked(op, USER), 500_000)
+    redis_get = per_call(lambda: client.get(key), 5_000 // scale)
+    off = per_call(lambda: service.is_operation_blocked(op, USER), 500_000 // scale)
     service.enable_maintenance("bench", "10m", enabled_by="bench")
-    on_user = per_call(lambda: service.is_operation_blocked(op, USER), 200_000)
-    on_admin = per_call(lambda: service.is_operation_blocked(op, ADMIN), 200_000)
-    on_str = per_call(lambda: service.is_operation_blocked("caption_generation", USER), 200_000)
+    on_user = per_call(lambda: service.is_operation_blocked(op, USER), 200_000 // scale)
+    on_admin = per_call(lambda: service.is_operation_blocked(op, ADMIN), 200_000 // scale)
+    on_str = per_call(
+        lambda: service.is_operation_blocked("caption_generation", USER), 200_000 // scale
+    )
     service.disable_maintenance("bench", requeue=False)
+    redis_get_again = per_call(lambda: client.get(key), 5_000 // scale)
     service.close()
     service.db.dispose()
 
     print("is_operation_blocked (reads the local cache) vs one Redis GET, same run")
-    print(f"  Redis GET of the status key          : {redis_get * 1e6:8.2f} us")
+    print(
+        f"  Redis GET of the status key          : {redis_get * 1e6:8.2f} us "
+        f"(again, after the checks: {redis_get_again * 1e6:.2f} us)"
+    )
     rows = [
         ("maintenance off", off),
         ("maintenance on, user (blocked)", on_user),
@@ -56,8 +69,9 @@ def main() -> None:
             f"  is_operation_blocked, {label:<31}: {cost * 1e6:8.3f} us   "
             f"{redis_get / cost:7.1f}x cheaper"
         )
-    met = verdict(redis_get / worst >= 50)
-    print(f"  goal >= 50x cheaper (worst case {redis_get / worst:.1f}x): {met}")
+    cheaper = redis_get / worst
+    report.goal("status_read.cheaper", cheaper, cheaper * abs(redis_get_again / redis_get - 1))
+    report.finish()
 
 
 if __name__ == "__main__":

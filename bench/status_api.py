@@ -29,7 +29,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,18 +43,13 @@ import redis
 
 from bench._common import bench_redis_url, delete_keys, pct, verdict
 from maintenance import Settings, build_service
+from maintenance.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 REDIS_URL = bench_redis_url()
 STATUS = "/api/maintenance/status"
 STREAM = "/api/maintenance/stream"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(

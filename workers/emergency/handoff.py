@@ -3,8 +3,9 @@ which writes it to SQL in batches.
 
 A hundred pool children writing SQL at the same moment (every cooperative job
 stopping within the same poll interval) would open a hundred database
-connections; a Redis list per worker and one writer thread in the main
-process keep it at the main process's own pool.
+connections; a Redis list per worker (``{p}:emergency:handoff:<node>``, owned
+here) and one writer thread in the main process keep it at the main process's
+own pool.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import time
 from dataclasses import fields
 from typing import Any
 
+import redis
+
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.errors import MaintenanceError
+from maintenance.keys import Keys
 from maintenance.redisconn import REDIS_ERRORS, make_client
 from maintenance.store.jobs import JobRecord
 
@@ -50,9 +54,9 @@ def decode_record(data: dict[str, Any]) -> JobRecord:
     return JobRecord(**data)
 
 
-def push(service: EnhancedMaintenanceModeService, node: str, entry: str) -> None:
+def push(client: redis.Redis, keys: Keys, node: str, entry: str) -> None:
     """Hand one entry to worker ``node``'s main process."""
-    service.redis.rpush(service.keys.emergency_handoff(node), entry)
+    client.rpush(keys.emergency_handoff(node), entry)
 
 
 class HandoffWriter:

@@ -64,6 +64,7 @@ class HandoffWriter:
 
     def __init__(self, service: EnhancedMaintenanceModeService, node: str, actor: str) -> None:
         self.service = service
+        self.client = service.redis
         self.key = service.keys.emergency_handoff(node)
         self.actor = actor
         self._stop = threading.Event()
@@ -89,7 +90,7 @@ class HandoffWriter:
         written = 0
         while True:
             try:
-                raw = self.service.redis.lpop(self.key, BATCH)
+                raw = self.client.lpop(self.key, BATCH)
             except REDIS_ERRORS as exc:
                 log.warning("emergency handoff unreadable: %s", exc)
                 return written
@@ -120,7 +121,7 @@ class HandoffWriter:
             except MaintenanceError as exc:
                 # SQL is down: back to the head of the list, tried again in a moment.
                 log.error("emergency handoff not written (%s); retrying", exc)
-                self.service.redis.lpush(self.key, *reversed(raw))
+                self.client.lpush(self.key, *reversed(raw))
                 time.sleep(1.0)
                 return 0
         return len(entries)

@@ -44,19 +44,31 @@ class CeleryFleet:
         live = {str(n.info.get("hostname")) for n in live_workers(service.nodes()).values()}
         before = {e.task_id: e for e in registry.running()}
         try:
-            # ``limit``: done as soon as every live worker answered, not at the timeout.
-            inspect = self.app.control.inspect(timeout=INSPECT_TIMEOUT, limit=len(live) or None)
-            replies = inspect.active() or {}
+            replies = self._active(live)
         except Exception as exc:
             return [f"the workers could not be asked what they run: {exc}"]
         after = {e.task_id: e for e in registry.running()}
         problems = []
         for host in sorted(live - set(replies)):
             problems.append(f"worker {host} did not answer: its jobs cannot be compared")
-        reported = {job["id"]: (host, job) for host, jobs in replies.items() for job in jobs}
-        for task_id, (host, job) in reported.items():
-            if task_id not in before and task_id not in after:
-                problems.append(f"{job.get('name')}[{task_id}] runs on {host}, not in the registry")
+        reported = _by_id(replies)
+        unlisted = {t: r for t, r in reported.items() if t not in before and t not in after}
+        if unlisted:
+            # A job that just ended has left the registry (``task_postrun``, in the pool
+            # child) a moment before its worker's main process stops reporting it: ask
+            # once more, and keep what is still reported and still not listed.
+            try:
+                replies_again = self._active({h for h, _ in unlisted.values()}, only=True)
+            except Exception as exc:
+                return [f"the workers could not be asked what they run: {exc}"]
+            again, listed = _by_id(replies_again), registry.all()
+            unlisted = {
+                t: (host, job)
+                for t, (host, job) in unlisted.items()
+                if (t in again or host not in replies_again) and t not in listed
+            }
+        for task_id, (host, job) in unlisted.items():
+            problems.append(f"{job.get('name')}[{task_id}] runs on {host}, not in the registry")
         for task_id, entry in before.items():
             if task_id in after and entry.worker in replies and task_id not in reported:
                 problems.append(
@@ -64,6 +76,16 @@ class CeleryFleet:
                     "the worker does not run it"
                 )
         return problems
+
+    def _active(self, hosts: set[str], *, only: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """What the workers report running (``inspect().active()``): every worker, or with
+        ``only`` just ``hosts``. Done as soon as ``hosts`` answered, not at the timeout."""
+        inspect = self.app.control.inspect(
+            destination=sorted(hosts) if only else None,
+            timeout=INSPECT_TIMEOUT,
+            limit=len(hosts) or None,
+        )
+        return inspect.active() or {}
 
     def requeue(self, service: EnhancedMaintenanceModeService, actor: str) -> str:
         """Republish the held-back jobs now: ``done``, ``partial`` or (no app) ``pending``."""
@@ -92,3 +114,8 @@ class EmergencyMaintenanceHandler(EmergencyController):
         super().__init__(service, CeleryFleet(app), watch=True)
         self.app = app
         attach(service, self)
+
+
+def _by_id(replies: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``task id -> (host, job)`` of ``inspect().active()`` replies."""
+    return {job["id"]: (host, job) for host, jobs in replies.items() for job in jobs}

@@ -42,8 +42,10 @@ from bench._common import Report, bench_redis_url, delete_keys, parser
 from maintenance import Settings, build_service
 from maintenance import events as maintenance_events
 from maintenance.emergency import DeactivationRefused, fleet
+from maintenance.emergency.phases import unfinished_workers_of
+from maintenance.job_registry import JobRegistry
 from maintenance.store.jobs import KIND_TERMINATED, REQUEUED, JobStore
-from workers import EmergencyMaintenanceHandler, JobRegistry
+from workers import EmergencyMaintenanceHandler
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AFTER = 5.0
@@ -190,7 +192,7 @@ def run(service, app, client, prefix: str, queues: list[str], args, report) -> N
     wait(
         lambda: (
             {f"bench{i}@{host}" for i in (1, 2)}
-            <= {n.info.get("hostname") for n in fleet.live_workers(service).values()}
+            <= {n.info.get("hostname") for n in fleet.live_workers(service.nodes()).values()}
         ),
         240,
         "two workers",
@@ -199,7 +201,7 @@ def run(service, app, client, prefix: str, queues: list[str], args, report) -> N
     labels = [f"job{i:04d}" for i in range(jobs)]
     for i, label in enumerate(labels):
         app.send_task("bench.hold", (label, i % 2 == 0), queue=queues[i % 2])
-    registry = JobRegistry(service)
+    registry = JobRegistry(service.redis, service.keys)
     pid_keys = [f"{prefix}:pid:{lb}" for lb in labels]
     wait(
         lambda: registry.count() >= jobs and all(client.mget(pid_keys)),
@@ -236,7 +238,7 @@ def run(service, app, client, prefix: str, queues: list[str], args, report) -> N
     # The workers' own bookkeeping lags behind while each main process forks 100
     # replacement pool children; lifting asks the workers, so it waits for them.
     t_ladders = wait(
-        lambda: not fleet.unfinished_workers(service, eid, declared.plan.plan_id),
+        lambda: not unfinished_workers_of(service, eid, declared.plan.plan_id),
         300,
         "the workers' ladders",
         step=0.1,

@@ -32,7 +32,6 @@ import math
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,18 +46,13 @@ import redis
 
 from bench._common import Report, bench_redis_url, delete_keys, parser, pct, split_noise
 from maintenance import Settings, build_service
+from maintenance.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 REDIS_URL = bench_redis_url()
 STATUS = "/api/maintenance/status"
 STREAM = "/api/maintenance/stream"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(

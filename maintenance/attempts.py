@@ -1,5 +1,7 @@
 """Blocked-attempt accounting: counters and per-minute rates in Redis, a sampled log in SQL.
 
+Owner of ``{p}:blocked:*``, ``{p}:wouldblock:*`` and ``maintenance_blocked_attempts``.
+
 The caller's cost is one pipelined Redis write; the SQL rows are written by a
 background thread in batches, so a slow or absent database never delays a
 request or a publish.
@@ -16,13 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+import redis
+from sqlalchemy import delete, func, insert, select, text
 
 from .domain.modes import OperationType
 from .domain.status import utcnow
 from .errors import StoreUnavailable
+from .keys import Keys
 from .redisconn import REDIS_ERRORS
 from .store import schema
+from .store.database import Database
 
 if TYPE_CHECKING:
     from .service import EnhancedMaintenanceModeService
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("maintenance.attempts")
 COUNTER_TTL = 30 * 24 * 3600
 RATE_TTL = 2 * 3600
+_OPS = tuple(op.value for op in OperationType)
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,10 @@ class BlockedAttempt:
 class AttemptRecorder:
     """Counts attempts in Redis now and logs a sample of them to SQL soon."""
 
-    def __init__(self, service: EnhancedMaintenanceModeService, sample: int = 1) -> None:
-        self.service = service
+    def __init__(self, client: redis.Redis, keys: Keys, db: Database, sample: int = 1) -> None:
+        self.client = client
+        self.keys = keys
+        self.db = db
         self.sample = max(1, sample)
         self._seq = itertools.count()
         self._queue: queue.Queue[BlockedAttempt] = queue.Queue(maxsize=10_000)
@@ -61,12 +69,12 @@ class AttemptRecorder:
 
     def record(self, attempt: BlockedAttempt) -> None:
         """Count ``attempt`` (one pipelined write) and queue it for the SQL log."""
-        keys = self.service.keys
+        keys = self.keys
         activation = attempt.activation_id or "none"
         op = attempt.operation.value
         minute = int(time.time() // 60)
         try:
-            pipe = self.service.redis.pipeline(transaction=False)
+            pipe = self.client.pipeline(transaction=False)
             if attempt.would_block:
                 pipe.incr(keys.would_block_counter(activation, op))
                 pipe.expire(keys.would_block_counter(activation, op), COUNTER_TTL)
@@ -120,7 +128,7 @@ class AttemptRecorder:
             for a in batch
         ]
         try:
-            with self.service.db.begin() as conn:
+            with self.db.begin() as conn:
                 conn.execute(insert(schema.blocked_attempts), rows)
         except (StoreUnavailable, Exception) as exc:  # the log is best effort
             log.warning("could not write %d blocked attempt(s) to SQL: %s", len(rows), exc)
@@ -166,11 +174,24 @@ def logged_attempts(
         return [{**row._mapping, "at": row.at.isoformat()} for row in conn.execute(query).all()]
 
 
-def blocked_counters(service: EnhancedMaintenanceModeService, activation_id: str) -> dict[str, int]:
+def blocked_counters(client: redis.Redis, keys: Keys, activation_id: str) -> dict[str, int]:
     """Blocked attempts of one activation per operation (Redis counters: every attempt)."""
-    ops = [op.value for op in OperationType]
-    values = service.redis.mget([service.keys.blocked_counter(activation_id, op) for op in ops])
-    return {op: int(v) for op, v in zip(ops, values, strict=True) if v}
+    return _counters(client, [keys.blocked_counter(activation_id, op) for op in _OPS])
+
+
+def would_block_counters(client: redis.Redis, keys: Keys, activation_id: str) -> dict[str, int]:
+    """TEST-mode attempts of one activation that would have been blocked, per operation."""
+    return _counters(client, [keys.would_block_counter(activation_id, op) for op in _OPS])
+
+
+def clear_would_block(client: redis.Redis, keys: Keys, activation_id: str) -> None:
+    """Forget the would-block counts of one activation (a rehearsal starting over)."""
+    client.delete(*[keys.would_block_counter(activation_id, op) for op in _OPS])
+
+
+def _counters(client: redis.Redis, names: list[str]) -> dict[str, int]:
+    values = client.mget(names)
+    return {op: int(v) for op, v in zip(_OPS, values, strict=True) if v}
 
 
 def counts_by_operation(
@@ -185,3 +206,51 @@ def counts_by_operation(
     )
     with service.db.connect() as conn:
         return {op: int(n) for op, n in conn.execute(query).all()}
+
+
+@dataclass(frozen=True)
+class WouldBlockLog:
+    """What the SQL log holds of one rehearsal's would-be-blocked attempts."""
+
+    by_operation_and_channel: list[tuple[str, str, int]]
+    top_endpoints: list[tuple[str | None, str, int]]  # (endpoint, operation, attempts)
+    distinct_users: int
+
+
+def would_block_log(db: Database, activation_id: str, top: int = 10) -> WouldBlockLog:
+    """The logged would-be-blocked attempts of one activation, summed up."""
+    table = schema.blocked_attempts
+    where = (table.c.activation_id == activation_id, table.c.would_block.is_(True))
+    with db.connect() as conn:
+        by_op_channel = conn.execute(
+            select(table.c.operation, table.c.channel, func.count())
+            .where(*where)
+            .group_by(table.c.operation, table.c.channel)
+        ).all()
+        top_endpoints = conn.execute(
+            select(table.c.endpoint, table.c.operation, func.count().label("n"))
+            .where(*where)
+            .group_by(table.c.endpoint, table.c.operation)
+            .order_by(text("n DESC"))
+            .limit(top)
+        ).all()
+        users = conn.execute(
+            select(func.count(func.distinct(table.c.user))).where(*where)
+        ).scalar_one()
+    return WouldBlockLog(
+        by_operation_and_channel=[(op, ch, int(n)) for op, ch, n in by_op_channel],
+        top_endpoints=[(e, op, int(n)) for e, op, n in top_endpoints],
+        distinct_users=int(users),
+    )
+
+
+def delete_would_block_log(db: Database, activation_id: str) -> int:
+    """Remove the logged would-be-blocked attempts of one activation; how many."""
+    table = schema.blocked_attempts
+    with db.begin() as conn:
+        removed = conn.execute(
+            delete(table).where(
+                table.c.activation_id == activation_id, table.c.would_block.is_(True)
+            )
+        ).rowcount
+    return int(removed or 0)

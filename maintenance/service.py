@@ -30,6 +30,7 @@ from .domain.validation import (
 )
 from .errors import ConflictError, MaintenanceError, OperationBlocked, ValidationError
 from .fencing import AckWaiter, ActivationResult, publish_fenced
+from .job_flags import JobFlags
 from .keys import Keys
 from .live import read_counters
 from .nodes import NodeInfo
@@ -91,7 +92,9 @@ class EnhancedMaintenanceModeService:
         self._waiter_lock = threading.Lock()
         from .attempts import AttemptRecorder
 
-        self.attempts = AttemptRecorder(self, sample=settings.blocked_log_sample)
+        self.attempts = AttemptRecorder(
+            self.redis, self.keys, db, sample=settings.blocked_log_sample
+        )
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> EnhancedMaintenanceModeService:
@@ -479,14 +482,11 @@ class EnhancedMaintenanceModeService:
         """Let running job ``job_id`` finish whatever happens (exempt from emergency stops)."""
         if not job_id or not isinstance(job_id, str):
             raise ValidationError("job_id is required", field="job_id")
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(self.keys.completion_allowed, job_id)
-        pipe.expire(self.keys.completion_allowed, ttl)
-        pipe.execute()
+        JobFlags(self.redis, self.keys).allow_completion(job_id, ttl)
 
     def is_completion_allowed(self, job_id: str) -> bool:
         """Whether ``allow_operation_completion(job_id)`` was called."""
-        return bool(self.redis.sismember(self.keys.completion_allowed, job_id))
+        return JobFlags(self.redis, self.keys).completion_allowed(job_id)
 
     def record_blocked_attempt(
         self,

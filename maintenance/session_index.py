@@ -22,6 +22,7 @@ import redis
 
 from . import events
 from .redisconn import REDIS_ERRORS
+from .redisconn import as_text as _text
 
 if TYPE_CHECKING:
     from .service import EnhancedMaintenanceModeService
@@ -102,10 +103,6 @@ class InvalidationResult:
             "server_side": self.server_side,
             "status_version": self.status_version,
         }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class SessionIndex:

@@ -1,18 +1,22 @@
-"""Celery signal hooks for maintenance mode: publish gate, job tracking, worker lifecycle.
+"""Celery signal hooks for maintenance mode: publish gate, job tracking, worker lifecycle,
+emergency wiring -- and the commands that publish through an app with them installed.
 
 One call wires everything on an app (importing ``celeryconfig`` does it too)::
 
     import signals
     signals.install(app)
 
-See ``docs/celery.md``.
+This package connects Celery signals and bootsteps to the worker-side operations
+in ``workers`` (which never imports it). See ``docs/celery.md``.
 """
 
-from .binding import Binding, binding_of
+from workers.binding import Binding, binding_of
+from workers.internal_publish import internal_publish
+from workers.operations import resolve_operation
+
 from .errors import EXIT_REFUSED, PublishRefused
 from .install import install
-from .operations import resolve_operation
-from .publish_gate import PublishGate, internal_publish
+from .publish_gate import PublishGate
 
 __all__ = [
     "EXIT_REFUSED",

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maintenance import MaintenanceStatus
-
-from . import stamping
+from workers.headers import BYPASS, CONTINUATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +40,7 @@ def job_started(
     task_id: str, operation: str, status: MaintenanceStatus, request: Any
 ) -> RunningJob:
     """Remember a job that starts in this process now."""
-    stamped = bool(request.get(stamping.CONTINUATION)) or request.get(stamping.BYPASS) is not None
+    stamped = bool(request.get(CONTINUATION)) or request.get(BYPASS) is not None
     job = RunningJob(
         task_id=task_id,
         operation=operation,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from .binding import binding_of
+from workers.binding import binding_of
 
 #: True while a canvas admitted as a whole is publishing its members.
 canvas_admitted: ContextVar[bool] = ContextVar("maintenance_canvas_admitted", default=False)

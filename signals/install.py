@@ -9,9 +9,11 @@ from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
+from workers.beat import STATUS_CHECK_OPERATION, STATUS_CHECK_TASK, status_check
+from workers.binding import ATTRIBUTE, Binding, binding_of
+from workers.requeue import requeue_jobs
 
-from . import canvas, lifecycle, stamping, tracking
-from .binding import ATTRIBUTE, Binding, binding_of
+from . import canvas, emergency, lifecycle, stamping, tracking
 from .publish_gate import PublishGate
 from .worker_gate import WorkerGateStep
 
@@ -33,7 +35,7 @@ def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> 
       (``worker_init``, ``worker_process_init``, ``worker_shutdown``, ``beat_init``);
     * the ``maintenance.status_check`` task for beat;
     * recovery requeue when this process's service disables maintenance;
-    * emergencies: each worker stops its own jobs (``workers.emergency``), and
+    * emergencies: each worker stops its own jobs (``signals.emergency``), and
       ``service.emergency`` is an ``EmergencyMaintenanceHandler`` when a service is given.
     """
     with _install_lock:
@@ -50,9 +52,7 @@ def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> 
         tracking.connect()
         lifecycle.connect()
         app.steps["consumer"].add(WorkerGateStep)
-        from workers.emergency.install import install as install_emergency
-
-        install_emergency(app, binding)
+        emergency.install(app, binding)
         _register_status_check(app, binding)
         _connect_requeue(binding)
         _bindings.add(binding)
@@ -65,8 +65,6 @@ def requeues_for(service: Any) -> bool:
 
 
 def _register_status_check(app: Any, binding: Binding) -> None:
-    from workers.beat import STATUS_CHECK_OPERATION, STATUS_CHECK_TASK, status_check
-
     def run_status_check(task: Any) -> dict[str, Any]:
         return status_check(binding.service, task.app).to_dict()
 
@@ -88,8 +86,6 @@ def _on_disabled(sender: Any, requeue: bool = True, actor: str | None = None, **
     binding = next((b for b in list(_bindings) if b.uses(sender)), None)
     if binding is None:
         return
-    from workers.requeue import requeue_jobs
-
     report = requeue_jobs(binding.app, binding.service, actor=actor or "recovery")
     log.info("maintenance: requeue after disable: %s", report.to_dict())
 

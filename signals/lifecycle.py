@@ -19,9 +19,8 @@ from typing import Any
 from celery import current_app
 from celery.signals import beat_init, worker_init, worker_process_init, worker_shutdown
 
+from workers.binding import Binding, binding_of
 from workers.monitor import WorkerMonitor
-
-from .binding import Binding, binding_of
 
 log = logging.getLogger("maintenance.celery")
 _monitors: dict[int, WorkerMonitor] = {}

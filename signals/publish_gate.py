@@ -15,36 +15,23 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from maintenance import Decision, EnhancedMaintenanceModeService, MaintenanceStatus, OperationType
+from maintenance.job_registry import QUEUED, ActiveJob, JobRegistry
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.roles import current_bypass_user, user_label
-from workers.registry import QUEUED, ActiveJob, JobRegistry
+from workers.binding import Binding
+from workers.internal_publish import INTERNAL_PUBLISH
+from workers.operations import OPTION, registered_task, resolve_operation
 
 from . import admission, canvas, stamping
-from .binding import Binding
 from .errors import PublishRefused
-from .operations import OPTION, registered_task, resolve_operation
 
 log = logging.getLogger("maintenance.celery")
 _MEMO_LIMIT = 4096
-
-#: Set while the control plane itself republishes (recovery): the gate stands aside.
-_internal: ContextVar[str | None] = ContextVar("maintenance_internal_publish", default=None)
-
-
-@contextmanager
-def internal_publish(reason: str) -> Iterator[None]:
-    """Publish without the gate: only for the control plane's own republishing."""
-    token = _internal.set(reason)
-    try:
-        yield
-    finally:
-        _internal.reset(token)
 
 
 class PublishGate:
@@ -70,7 +57,7 @@ class PublishGate:
         gate = self
         binding = self.binding
         running = admission.running_jobs()
-        internal = _internal
+        internal = INTERNAL_PUBLISH
 
         @functools.wraps(original)
         def send_task(name: str, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any):
@@ -142,7 +129,7 @@ class PublishGate:
         operation = self._operation(name, options.get("task_type"), override)
         bypass = current_bypass_user()
         continuation = self._continuation(status)
-        internal = _internal.get()
+        internal = INTERNAL_PUBLISH.get()
         queued_entry = None
         if (
             internal is None
@@ -219,7 +206,7 @@ class PublishGate:
 
     def check_canvas(self, signature: Any, call_options: dict[str, Any]) -> None:
         """Judge every member of a canvas before its first publish (raises ``PublishRefused``)."""
-        if _internal.get() is not None:
+        if INTERNAL_PUBLISH.get() is not None:
             return
         service = self.binding.service
         status = service.status
@@ -241,8 +228,9 @@ class PublishGate:
         if not task_id:
             task_id = options["task_id"] = str(uuid.uuid4())
         binding = self.binding
+        service = binding.service
         try:
-            JobRegistry(binding.service).add(
+            JobRegistry(service.redis, service.keys).add(
                 ActiveJob(
                     task_id=task_id,
                     name=name,
@@ -260,5 +248,6 @@ class PublishGate:
         return str(task_id)
 
     def _untrack(self, task_id: str) -> None:
+        service = self.binding.service
         with suppress(*REDIS_ERRORS):
-            JobRegistry(self.binding.service).remove(task_id)
+            JobRegistry(service.redis, service.keys).remove(task_id)

@@ -3,8 +3,9 @@
 This receiver is not the gate. Celery's ``Signal.send`` catches whatever a
 receiver raises and only logs it (``celery/utils/dispatch/signal.py``), so a
 raise here would let the message through anyway; the gate is the wrapped
-``send_task`` (``signals.publish_gate``). The stamps travel with the message
-and are read by the worker-side gate and by the job's own sub-publishes.
+``send_task`` (``signals.publish_gate``). The stamps (named in
+``workers.headers``) travel with the message and are read by the worker-side gate
+and by the job's own sub-publishes.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ from typing import Any, NamedTuple
 
 from celery.signals import before_task_publish
 
-#: Header names (every key starts with ``maintenance_``; the task sees them on ``self.request``).
-OPERATION = "maintenance_operation"
-VERSION = "maintenance_version"
-PUBLISHER = "maintenance_publisher"
-CONTINUATION = "maintenance_continuation"
-BYPASS = "maintenance_bypass"
-BYPASS_CRITICAL = "maintenance_bypass_critical"
-REQUEUED_FROM = "maintenance_requeued_from"
-REQUEUE_ATTEMPT = "maintenance_requeue_attempt"
-PUBLISHED_AT = "maintenance_published_at"
+from workers.headers import (
+    BYPASS,
+    BYPASS_CRITICAL,
+    CONTINUATION,
+    OPERATION,
+    PUBLISHED_AT,
+    PUBLISHER,
+    VERSION,
+)
 
 
 class PublishFacts(NamedTuple):
@@ -73,18 +73,6 @@ def stamp_headers(sender: Any = None, headers: dict[str, Any] | None = None, **_
         headers[BYPASS] = bypass
         if critical:
             headers[BYPASS_CRITICAL] = True
-
-
-def bypass_user(headers: Any) -> dict[str, Any] | None:
-    """The admin a message was published for under a bypass (from its stamps), if any."""
-    bypass = headers.get(BYPASS)
-    if not bypass:
-        return None
-    return {
-        "is_admin": True,
-        "is_critical_admin": bool(headers.get(BYPASS_CRITICAL)),
-        "username": bypass,
-    }
 
 
 def connect() -> None:

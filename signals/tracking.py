@@ -12,23 +12,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from celery.signals import task_failure, task_postrun, task_prerun, task_revoked
 
+from maintenance.job_registry import RUNNING, ActiveJob, JobRegistry
 from maintenance.redisconn import REDIS_ERRORS
+from workers.binding import Binding, binding_of
 from workers.drain import announce_if_drained
-from workers.registry import RUNNING, ActiveJob, JobRegistry
+from workers.held import is_held
+from workers.operations import operation_of
 
 from . import admission
-from .binding import Binding, binding_of
-from .operations import operation_of
 
 log = logging.getLogger("maintenance.celery")
-#: Ids whose termination is being sent by this process (``holding``): they stay listed.
-_held: set[str] = set()
 
 
 def _binding(task: Any) -> Binding | None:
@@ -66,7 +63,7 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
         activation_id=status.activation_id if status.is_active else None,
     )
     try:
-        JobRegistry(service).add(job)
+        JobRegistry(service.redis, service.keys).add(job)
     except REDIS_ERRORS as exc:
         log.warning("maintenance: job %s not registered as running: %s", task_id, exc)
 
@@ -74,7 +71,7 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
 def _ended(binding: Binding, task_id: str, operation: str | None, announce: bool = True) -> None:
     service = binding.service
     try:
-        JobRegistry(service).remove(task_id)
+        JobRegistry(service.redis, service.keys).remove(task_id)
         status = service.status
         if announce and (operation is None or operation in status.blocked_operations):
             announce_if_drained(service, status, actor=binding.hostname or "worker")
@@ -111,31 +108,17 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
     Celery sends ``task_revoked`` as the terminate signal is *sent*
     (``Request.terminate`` in ``celery/worker/request.py``); a process holding
     SIGTERM off runs on, so a termination never announces the drain here (the
-    emergency ladder terminates ``holding`` its jobs, which keeps them listed
+    emergency ladder terminates ``workers.held.holding`` its jobs, which keeps them listed
     until their process is gone, and the beat check announces the drain once
     nothing runs).
     """
     task_id = getattr(request, "id", None)
-    if terminated and task_id in _held:
+    if terminated and is_held(task_id):
         return
     binding = _binding(sender)
     if binding is None or task_id is None:
         return
     _ended(binding, task_id, None, announce=not terminated)
-
-
-@contextmanager
-def holding(ids: Iterable[str]) -> Iterator[None]:
-    """Terminations of ``ids`` sent inside the block leave their registry entries alone.
-
-    For a caller that unlists the jobs itself once their processes are gone.
-    """
-    added = set(ids) - _held
-    _held.update(added)
-    try:
-        yield
-    finally:
-        _held.difference_update(added)
 
 
 def connect() -> None:

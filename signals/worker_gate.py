@@ -31,12 +31,12 @@ from celery.worker.state import task_ready
 from maintenance import Decision
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import KIND_DEFERRED
+from workers.binding import Binding, binding_of
 from workers.deferral import defer
+from workers.headers import CONTINUATION, REQUEUE_ATTEMPT, VERSION, bypass_user
+from workers.operations import operation_of
 from workers.records import record_from_message, record_from_request
-
-from . import stamping
-from .binding import Binding, binding_of
-from .operations import operation_of
+from workers.requeue import is_second_copy
 
 log = logging.getLogger("maintenance.celery")
 celery_logger = get_logger(__name__)
@@ -78,13 +78,13 @@ class WorkerGate:
         operation = operation_of(service, self.app, name, headers, task)
         decision = service.decide(
             operation,
-            stamping.bypass_user(headers),
-            continuation=bool(headers.get(stamping.CONTINUATION)),
+            bypass_user(headers),
+            continuation=bool(headers.get(CONTINUATION)),
         )
         if decision is Decision.ALLOW:
             return None
         if decision is Decision.WOULD_BLOCK:
-            if stamping.VERSION not in headers:
+            if VERSION not in headers:
                 # An ungated publisher: the rehearsal records what the worker would defer.
                 service.record_blocked_attempt(
                     operation, None, endpoint=name, channel="worker", would_block=True
@@ -134,24 +134,15 @@ class WorkerGate:
         )
 
     def second_copy(self, task_id: str | None, attempt: str) -> bool:
-        """Whether this requeued message is a *second publish* of a job already accepted.
-
-        The first attempt a worker sees is remembered; the same attempt again is a
-        redelivery (worker lost, visibility timeout) and runs; another attempt is
-        the copy a later recovery published after one died mid-way, and is dropped.
-        """
+        """Whether this requeued message is a *second publish* of a job already accepted
+        (``workers.requeue.is_second_copy``)."""
         service = self.binding.try_service()
         if service is None or not task_id:
             return False
-        key = service.keys.requeue_attempt(task_id)
         try:
-            if service.redis.set(key, attempt, nx=True, ex=7 * 24 * 3600):
-                return False
-            seen = service.redis.get(key)
+            return is_second_copy(service.redis, service.keys, task_id, attempt)
         except REDIS_ERRORS:
             return False  # cannot tell: run it (at least once beats at most once)
-        seen_text = seen.decode() if isinstance(seen, bytes) else seen
-        return seen_text is not None and seen_text != attempt
 
     # -- on receipt --------------------------------------------------------------
     def wrap_strategy(self, name: str, handler: Any) -> Any:
@@ -160,7 +151,7 @@ class WorkerGate:
 
         def on_message(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any):
             headers = message.headers or {}
-            attempt = headers.get(stamping.REQUEUE_ATTEMPT)
+            attempt = headers.get(REQUEUE_ATTEMPT)
             if attempt is not None and gate.second_copy(headers.get("id"), attempt):
                 log.warning("maintenance: dropped a second copy of requeued job %s", headers["id"])
                 ack(celery_logger, gate.consumer.connection_errors)

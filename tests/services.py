@@ -23,6 +23,8 @@ from typing import Any, Self
 
 import redis
 
+from maintenance.embedded import free_port
+
 MACHINE_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MACHINE_POSTGRES = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -47,12 +49,6 @@ def postgres_reachable(url: str = MACHINE_POSTGRES) -> bool:
         return True
     except Exception:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def redis_binary() -> str:

@@ -1,21 +1,19 @@
-"""Worker-side operations: active-job registry, deferral and requeue, drain, emergency
-termination, beat checks, CLI.
+"""Worker-side operations: deferral and requeue, drain, emergency termination, beat checks,
+and what the Celery hooks share with them (the app's binding, the task -> operation
+lookup, the header names, the internal-publish context).
 
-The Celery hooks that drive these live in the ``signals`` package;
-``signals.install(app)`` wires everything.
+The hooks that drive these live in the ``signals`` package, which imports this one
+(never the other way round); ``signals.install(app)`` wires everything. The
+active-job registry itself is in the core (``maintenance.job_registry``).
 """
 
 from .drain import announce_if_drained, blocked_jobs_running, wait_for_drain
-from .emergency import EmergencyMaintenanceHandler, TerminationResult, request_abort, should_abort
-from .registry import ActiveJob, JobRegistry
+from .emergency import EmergencyMaintenanceHandler, request_abort, should_abort
 from .requeue import RequeueReport, requeue_jobs
 
 __all__ = [
-    "ActiveJob",
     "EmergencyMaintenanceHandler",
-    "JobRegistry",
     "RequeueReport",
-    "TerminationResult",
     "announce_if_drained",
     "blocked_jobs_running",
     "request_abort",

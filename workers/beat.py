@@ -3,7 +3,8 @@
 Each run: start and end scheduled windows, flag overdue maintenance (once per
 activation), reap dead workers' registry entries, announce the drain, and
 finish a recovery requeue the disabling node could not do. Every step is
-idempotent, so two beats (or a manual run) never do anything twice.
+idempotent, so two beats (or a manual run) never do anything twice. Owner of
+``{p}:overdue:<activation>``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import redis
+
 from maintenance import EnhancedMaintenanceModeService, MaintenanceError, OperationType
 from maintenance.domain.status import utcnow
+from maintenance.job_registry import reap_dead_workers
+from maintenance.keys import Keys
+from maintenance.store import windows as w
 from maintenance.store.jobs import JobStore
 
-from . import windows as w
 from .drain import announce_if_drained
-from .registry import JobRegistry
 from .requeue import STALE_CLAIM_SECONDS, requeue_jobs
 
 log = logging.getLogger("maintenance.beat")
@@ -30,6 +34,7 @@ STATUS_CHECK_TASK = "maintenance.status_check"
 STATUS_CHECK_OPERATION = OperationType.ADMIN_OPERATIONS.value
 DEFAULT_INTERVAL = 10.0
 ACTOR = "beat"
+OVERDUE_TTL = 7 * 24 * 3600
 
 
 @dataclass
@@ -63,7 +68,7 @@ def status_check(
     report = CheckReport()
     _run_windows(service, now, report)
     report.overdue_flagged = _flag_overdue(service, now)
-    report.reaped = len(JobRegistry(service).reap())
+    report.reaped = len(reap_dead_workers(service))
     report.drained = announce_if_drained(service, actor=ACTOR)
     current = service.state.load()
     if not current.is_active and (
@@ -152,10 +157,7 @@ def _flag_overdue(service: EnhancedMaintenanceModeService, now: datetime) -> boo
     current = service.state.load()
     if not current.is_overdue(now) or current.overdue or current.activation_id is None:
         return False
-    claimed = service.redis.set(
-        service.keys.overdue_flagged(current.activation_id), "1", nx=True, ex=7 * 24 * 3600
-    )
-    if not claimed:
+    if not _claim_overdue(service.redis, service.keys, current.activation_id):
         return False
     assert current.estimated_completion is not None  # is_overdue says there is one
     late = int((now - current.estimated_completion).total_seconds())
@@ -168,3 +170,8 @@ def _flag_overdue(service: EnhancedMaintenanceModeService, now: datetime) -> boo
     )
     log.warning("maintenance %s is overdue by %d s", current.activation_id, late)
     return True
+
+
+def _claim_overdue(client: redis.Redis, keys: Keys, activation_id: str) -> bool:
+    """True for the one check, fleet-wide, that flags ``activation_id`` overdue."""
+    return bool(client.set(keys.overdue_flagged(activation_id), "1", nx=True, ex=OVERDUE_TTL))

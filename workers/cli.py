@@ -1,9 +1,8 @@
-"""CLI commands for the Celery side: ``jobs``, ``drain``, ``recover``, ``schedule``.
+"""CLI commands for the worker side that need no Celery app: ``jobs``, ``drain``,
+``schedule``.
 
-Plugged into ``maintenance`` through the ``maintenance.cli`` entry-point
-group. Loading this module also makes the CLI's own ``maintenance disable``
-requeue the deferred jobs right away (when it can reach the broker; otherwise
-the beat check does it).
+Plugged into ``maintenance`` through the ``maintenance.cli`` entry-point group;
+``recover`` publishes, so it lives with the hooks (``signals.recover_cli``).
 """
 
 from __future__ import annotations
@@ -16,22 +15,17 @@ from typing import Any
 import click
 
 from maintenance import EnhancedMaintenanceModeService
-from maintenance import events as maintenance_events
 from maintenance.cli.context import CliContext, default_actor, json_option, mode_option, pass_ctx
 from maintenance.cli.render import render_table
 from maintenance.domain.status import utcnow
 from maintenance.domain.validation import MAX_DURATION, parse_duration, validate_reason
 from maintenance.errors import ValidationError
+from maintenance.job_registry import ActiveJob, JobRegistry, reap_dead_workers
 from maintenance.store import jobs as job_states
 from maintenance.store.jobs import JobRecord, JobStore
+from maintenance.store.windows import CANCELLED, SCHEDULED, Window, WindowStore
 
-from .appload import load_app
 from .drain import blocked_jobs_running, wait_for_drain
-from .registry import ActiveJob, JobRegistry
-from .requeue import RequeueReport, requeue_jobs
-from .windows import CANCELLED, SCHEDULED, Window, WindowStore
-
-APP_OPTION_HELP = "Celery app (module or module:attr); default $CELERY_APP, else celeryconfig."
 
 
 # -- jobs ----------------------------------------------------------------------------
@@ -74,8 +68,8 @@ def jobs(ctx: CliContext, state: str | None, limit: int) -> None:
     """List deferred / terminated / requeued jobs, or running ones (--state active)."""
     service = ctx.service
     if state == "active":
-        registry = JobRegistry(service)
-        registry.reap()
+        reap_dead_workers(service)
+        registry = JobRegistry(service.redis, service.keys)
         running = sorted(registry.all().values(), key=lambda j: j.started)[:limit]
         ctx.emit([j.to_dict() for j in running], None if ctx.as_json else _render_active(running))
         return
@@ -146,40 +140,6 @@ def _wait_with_progress(
             done = finished
 
         return wait_for_drain(timeout, service, on_progress=progress)
-
-
-# -- recover -------------------------------------------------------------------------
-def _render_report(report: RequeueReport) -> str:
-    if report.skipped:
-        return f"Nothing requeued: {report.skipped}."
-    lines = [f"Requeued {len(report.requeued)} job(s)."]
-    lines += [f"  {old} -> {new}" for old, new in report.requeued[:50]]
-    if len(report.requeued) > 50:
-        lines.append(f"  ... and {len(report.requeued) - 50} more")
-    for old, error in report.failed:
-        lines.append(f"  FAILED {old}: {error}")
-    if report.recovery_completed:
-        lines.append("Recovery complete.")
-    return "\n".join(lines)
-
-
-@click.command()
-@json_option
-@click.option("-A", "--app", "app_spec", default=None, help=APP_OPTION_HELP)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
-@click.option("--force", is_flag=True, help="Requeue even while maintenance is on.")
-@click.option("--by", "actor", default=None, help="Who is recovering (default: $USER).")
-@pass_ctx
-def recover(
-    ctx: CliContext, app_spec: str | None, limit: int | None, force: bool, actor: str | None
-) -> None:
-    """Republish every deferred (and terminated) job exactly once, in order, with new ids."""
-    service = ctx.service
-    app = load_app(app_spec, service)
-    report = requeue_jobs(app, service, actor=actor or default_actor(), limit=limit, force=force)
-    ctx.emit(report.to_dict(), None if ctx.as_json else _render_report(report))
-    if report.failed or report.skipped:
-        raise click.exceptions.Exit(1)
 
 
 # -- schedule ------------------------------------------------------------------------
@@ -282,42 +242,3 @@ def _cancel(ctx: CliContext, window_id: int, actor: str) -> None:
         )
     ctx.service.record_event("window_cancelled", actor, None, {"window_id": window_id})
     ctx.emit({**window.to_dict(), "state": CANCELLED}, f"Cancelled window {window_id}.")
-
-
-# -- requeue after `maintenance disable` ---------------------------------------------
-def _requeue_after_disable(
-    sender: Any, requeue: bool = True, actor: str | None = None, **_: Any
-) -> None:
-    from signals.install import requeues_for
-
-    if not requeue or not isinstance(sender, EnhancedMaintenanceModeService):
-        return
-    if requeues_for(sender):
-        return  # an installed app in this process answers it
-
-    try:
-        if not JobStore(sender.db).requeueable(limit=1):
-            return  # nothing held back: no Celery app needed (the beat check tidies up)
-        report = requeue_jobs(load_app(None, sender), sender, actor=actor or default_actor())
-    except Exception as exc:
-        click.echo(
-            f"maintenance: deferred jobs not requeued yet ({exc}); "
-            "run `maintenance recover` or let the beat check do it",
-            err=True,
-        )
-        return
-    if report.requeued or report.failed:
-        click.echo(_render_report(report), err=True)
-
-
-def _scope_to_cli_service(
-    sender: Any, service: EnhancedMaintenanceModeService | None = None, **_: Any
-) -> None:
-    # Only the CLI's own service: other services in the process are not ours to requeue for.
-    if service is not None:
-        maintenance_events.maintenance_disabled.connect(
-            _requeue_after_disable, sender=service, weak=False
-        )
-
-
-maintenance_events.cli_service_ready.connect(_scope_to_cli_service, weak=False)

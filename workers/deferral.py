@@ -8,11 +8,11 @@ from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
+from maintenance.job_registry import JobRegistry
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import JobRecord, JobStore
 
 from . import flower
-from .registry import JobRegistry
 
 log = logging.getLogger("maintenance.celery")
 
@@ -28,7 +28,7 @@ def defer(
     stored = JobStore(service.db).record(record)
     with contextlib.suppress(*REDIS_ERRORS):
         # A continuation registered as queued by its publisher will not start now.
-        JobRegistry(service).remove(record.original_id)
+        JobRegistry(service.redis, service.keys).remove(record.original_id)
     flower.send_deferred(eventer, record)
     if stored:
         log.info(

@@ -8,19 +8,21 @@ and an event-log entry; a per-activation ``SET NX`` makes it happen once.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
 
-from maintenance import EnhancedMaintenanceModeService, MaintenanceStatus, default_service
+from maintenance import (
+    EnhancedMaintenanceModeService,
+    MaintenanceStatus,
+    default_service,
+    drain_marks,
+)
 from maintenance import events as maintenance_events
+from maintenance.job_registry import ActiveJob, JobRegistry, reap_dead_workers
 from maintenance.redisconn import REDIS_ERRORS, make_client
 
-from .registry import ActiveJob, JobRegistry
-
 log = logging.getLogger("maintenance.drain")
-ANNOUNCED_TTL = 7 * 24 * 3600
 
 
 def blocked_jobs_running(
@@ -30,10 +32,9 @@ def blocked_jobs_running(
     reap: bool = True,
 ) -> list[ActiveJob]:
     """Registry entries of blocked types (dead workers' entries reaped first)."""
-    registry = JobRegistry(service)
     if reap:
-        registry.reap()
-    return registry.of_blocked_types(status or service.status)
+        reap_dead_workers(service)
+    return JobRegistry(service.redis, service.keys).of_blocked_types(status or service.status)
 
 
 def announce_if_drained(
@@ -51,14 +52,9 @@ def announce_if_drained(
         return False
     if blocked_jobs_running(service, status, reap=False):
         return False
-    keys = service.keys
-    claimed = service.redis.set(
-        keys.drain_announced(status.activation_id), str(time.time()), nx=True, ex=ANNOUNCED_TTL
-    )
-    if not claimed:
+    if not drain_marks.claim_announcement(service.redis, service.keys, status.activation_id):
         return False
-    payload = json.dumps({"activation_id": status.activation_id, "at": time.time()})
-    service.redis.publish(keys.drained, payload)
+    drain_marks.publish(service.redis, service.keys, status.activation_id)
     log.info("maintenance %s: drained (no running job of a blocked type)", status.activation_id)
     maintenance_events.emit(maintenance_events.drained, service, activation_id=status.activation_id)
     try:

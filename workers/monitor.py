@@ -6,10 +6,10 @@ import logging
 import threading
 
 from maintenance import EnhancedMaintenanceModeService
+from maintenance.job_registry import reap_dead_workers
 from maintenance.redisconn import REDIS_ERRORS
 
 from .drain import announce_if_drained
-from .registry import JobRegistry
 
 log = logging.getLogger("maintenance.celery")
 
@@ -48,7 +48,7 @@ class WorkerMonitor:
 
     def tick(self) -> None:
         """One pass (also callable directly)."""
-        reaped = JobRegistry(self.service).reap()
+        reaped = reap_dead_workers(self.service)
         if reaped:
             log.warning(
                 "maintenance: reaped %d job(s) of dead workers: %s",

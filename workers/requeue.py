@@ -10,6 +10,8 @@ same job twice. A new id is mandatory: a revoked original id stays
 blacklisted in workers for hours, and a custom Flower state on the old id
 outranks later events. A Redis lock serialises recoveries so jobs go out in
 their original order; without Redis the SQL claim alone keeps it exactly-once.
+
+Owner of ``{p}:lock:recover`` and ``{p}:jobs:requeue-attempt:<id>``.
 """
 
 from __future__ import annotations
@@ -20,18 +22,24 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from redis.lock import Lock
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
-from maintenance.redisconn import REDIS_ERRORS
+from maintenance.keys import Keys
+from maintenance.redisconn import REDIS_ERRORS, as_text
 from maintenance.store.jobs import JobRecord, JobStore
 
 from . import flower
+from .headers import REQUEUE_ATTEMPT, REQUEUED_FROM
+from .internal_publish import internal_publish
 from .records import RECORD_ONLY_OPTIONS, original_order
 
 log = logging.getLogger("maintenance.celery")
 LOCK_TTL = 300
+#: How long a worker remembers the publish attempt of a requeued job it accepted.
+ATTEMPT_TTL = 7 * 24 * 3600
 #: A claim this old belongs to a recovery that died mid-way (a publish takes milliseconds).
 STALE_CLAIM_SECONDS = 60.0
 
@@ -60,11 +68,8 @@ def publish_record(app: Any, record: JobRecord, new_id: str) -> None:
 
     Each publish carries an attempt token: if a recovery died after publishing
     but before recording it, the copy a later recovery publishes under the same
-    id is dropped by the worker that sees the second attempt (``signals.worker_gate``).
+    id is dropped by the worker that sees the second attempt (``is_second_copy``).
     """
-    from signals.publish_gate import internal_publish
-    from signals.stamping import REQUEUE_ATTEMPT, REQUEUED_FROM
-
     options = {k: v for k, v in record.options.items() if k not in RECORD_ONLY_OPTIONS}
     headers = dict(options.pop("headers", None) or {})
     headers[REQUEUED_FROM] = record.original_id
@@ -82,12 +87,25 @@ def publish_record(app: Any, record: JobRecord, new_id: str) -> None:
         )
 
 
-def _recover_lock(service: EnhancedMaintenanceModeService, wait: float) -> Lock | None:
+def is_second_copy(client: redis.Redis, keys: Keys, task_id: str, attempt: str) -> bool:
+    """Whether a worker receiving requeued ``task_id`` with ``attempt`` has a *second
+    publish* of a job already accepted (raises what Redis raises).
+
+    The first attempt a worker sees is remembered; the same attempt again is a
+    redelivery (worker lost, visibility timeout) and runs; another attempt is the
+    copy a later recovery published after one died mid-way, and is dropped.
+    """
+    key = keys.requeue_attempt(task_id)
+    if client.set(key, attempt, nx=True, ex=ATTEMPT_TTL):
+        return False
+    seen = client.get(key)
+    return seen is not None and as_text(seen) != attempt
+
+
+def _recover_lock(client: redis.Redis, keys: Keys, wait: float) -> Lock | None:
     """The recovery lock, held; None when busy for ``wait`` seconds or Redis is down
     (the recovery then proceeds on its SQL claims alone)."""
-    lock = service.redis.lock(
-        service.keys.lock_recover, timeout=LOCK_TTL, sleep=0.05, blocking_timeout=wait
-    )
+    lock = client.lock(keys.lock_recover, timeout=LOCK_TTL, sleep=0.05, blocking_timeout=wait)
     try:
         if lock.acquire():
             return lock
@@ -120,7 +138,7 @@ def requeue_jobs(
         report.skipped = "maintenance is active; deferred jobs stay deferred until it ends"
         return report
     store = JobStore(service.db)
-    lock = _recover_lock(service, lock_wait) if use_lock else None
+    lock = _recover_lock(service.redis, service.keys, lock_wait) if use_lock else None
     try:
         with flower.dispatcher(app) as eventer:
             waiting = sorted(store.requeueable(), key=original_order)

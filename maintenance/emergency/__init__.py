@@ -1,8 +1,10 @@
-"""Emergency maintenance, framework-free: declare, lock down, watch, lift, report.
+"""Emergency maintenance, framework-free: one controller that declares, locks down, follows
+termination rounds, lifts and reports.
 
-Running jobs are stopped by the Celery side (``workers.emergency``), which
-also provides ``EmergencyMaintenanceHandler``; this package is what every
-process (web, CLI, workers) shares. See ``docs/runbook-emergency.md``.
+Running jobs are stopped by the workers themselves (``workers.emergency``), which
+also provide the Celery fleet adapter and ``EmergencyMaintenanceHandler`` (this
+controller with it); this package is what every process (web, CLI, workers)
+shares. See ``docs/runbook-emergency.md``.
 """
 
 from ..domain.emergency_plan import (
@@ -16,16 +18,16 @@ from ..domain.emergency_plan import (
     TerminationPlan,
     plan_of,
 )
-from .activation import EmergencyActivation, activate_emergency
-from .control import (
-    EmergencyControl,
+from ..errors import DeactivationRefused
+from .controller import EmergencyController, FleetAdapter, Invalidator, attach, controller_for
+from .deactivation import DeactivationCheck, check_deactivation
+from .report import build_emergency_report, create_emergency_report
+from .results import (
+    EmergencyActivation,
     EmergencyDeactivation,
     EmergencyProgress,
-    attach,
-    controller_for,
+    TerminationResult,
 )
-from .deactivation import DeactivationCheck, DeactivationRefused, check_deactivation
-from .report import build_emergency_report, create_emergency_report
 
 __all__ = [
     "OUTCOME_ABORTED",
@@ -38,11 +40,13 @@ __all__ = [
     "DeactivationCheck",
     "DeactivationRefused",
     "EmergencyActivation",
-    "EmergencyControl",
+    "EmergencyController",
     "EmergencyDeactivation",
     "EmergencyProgress",
+    "FleetAdapter",
+    "Invalidator",
     "TerminationPlan",
-    "activate_emergency",
+    "TerminationResult",
     "attach",
     "build_emergency_report",
     "check_deactivation",

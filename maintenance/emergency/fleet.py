@@ -1,67 +1,29 @@
-"""What the fleet reports during an emergency: running jobs, each worker's ladder, counts.
+"""What the fleet reports during an emergency: each worker's termination ladder, the outcome
+counts, and the claims that make a step happen once fleet-wide.
 
-Workers write here (``workers.emergency``); activation, progress, deactivation
-checks and reports read it. Everything is in Redis with a TTL; what must
-survive a Redis restart (each stopped job, each phase) is also in SQL.
+Owner of ``{p}:emergency:<id>:progress``, ``:counts`` and ``:claim:<step>``. Workers
+write here (``workers.emergency``); the controller, phases, deactivation checks and
+reports read it. Everything has a TTL; what must survive a Redis restart (each
+stopped job, each phase) is also in SQL.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..redisconn import REDIS_ERRORS
+import redis
 
-if TYPE_CHECKING:
-    from ..nodes import NodeInfo
-    from ..service import EnhancedMaintenanceModeService
+from ..keys import Keys
+from ..nodes import NodeInfo
+from ..redisconn import REDIS_ERRORS, as_text
 
 TTL = 7 * 24 * 3600
 #: Ladder states after which a worker has nothing left to do.
 DONE_STATES = frozenset({"done", "cannot-terminate", "cancelled"})
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-@dataclass(frozen=True)
-class RunningEntry:
-    """One entry of the active-job registry, as the core reads it."""
-
-    task_id: str
-    name: str
-    operation: str
-    worker: str | None
-    node: str | None
-    started: float
-    state: str
-
-
-def registry_entries(service: EnhancedMaintenanceModeService) -> list[RunningEntry]:
-    """Every running job in the registry (queued continuations are not running)."""
-    out = []
-    for task_id, raw in service.redis.hgetall(service.keys.active_jobs).items():
-        try:
-            data: dict[str, Any] = json.loads(raw)
-        except (TypeError, ValueError):
-            continue
-        if data.get("state", "running") != "running":
-            continue
-        out.append(
-            RunningEntry(
-                task_id=_text(task_id),
-                name=str(data.get("name") or "?"),
-                operation=str(data.get("operation") or "unknown"),
-                worker=data.get("worker"),
-                node=data.get("node"),
-                started=float(data.get("started") or 0.0),
-                state="running",
-            )
-        )
-    return sorted(out, key=lambda e: e.started)
 
 
 @dataclass
@@ -90,70 +52,71 @@ class WorkerProgress:
         return asdict(self)
 
 
-def write_progress(
-    service: EnhancedMaintenanceModeService, emergency_id: str, progress: WorkerProgress
-) -> None:
-    """Publish one worker's progress (fleet-visible)."""
-    progress.updated = time.time()
-    key = service.keys.emergency_progress(emergency_id)
-    pipe = service.redis.pipeline(transaction=False)
-    pipe.hset(key, progress.node, json.dumps(progress.to_dict()))
-    pipe.expire(key, TTL)
-    pipe.execute()
+class FleetBoard:
+    """The emergency's fleet-visible Redis structures, with an explicit client."""
 
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
 
-def read_progress(
-    service: EnhancedMaintenanceModeService, emergency_id: str
-) -> dict[str, WorkerProgress]:
-    """Every worker's progress by node id."""
-    out = {}
-    for node, raw in service.redis.hgetall(service.keys.emergency_progress(emergency_id)).items():
+    def write_progress(self, emergency_id: str, progress: WorkerProgress) -> None:
+        """Publish one worker's progress."""
+        progress.updated = time.time()
+        key = self.keys.emergency_progress(emergency_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, progress.node, json.dumps(progress.to_dict()))
+        pipe.expire(key, TTL)
+        pipe.execute()
+
+    def read_progress(self, emergency_id: str) -> dict[str, WorkerProgress]:
+        """Every worker's progress by node id."""
+        out = {}
+        raw = self.client.hgetall(self.keys.emergency_progress(emergency_id))
+        for node, value in raw.items():
+            try:
+                out[as_text(node)] = WorkerProgress(**json.loads(value))
+            except (TypeError, ValueError):
+                continue
+        return out
+
+    def add_counts(self, emergency_id: str, **counts: int) -> None:
+        """Add to the fleet-wide outcome counters."""
+        key = self.keys.emergency_counts(emergency_id)
+        pipe = self.client.pipeline(transaction=False)
+        for name, n in counts.items():
+            if n:
+                pipe.hincrby(key, name, n)
+        pipe.expire(key, TTL)
+        pipe.execute()
+
+    def read_counts(self, emergency_id: str) -> dict[str, int]:
+        """Outcome counters (empty when Redis is unreachable)."""
         try:
-            data = json.loads(raw)
-            out[_text(node)] = WorkerProgress(**data)
-        except (TypeError, ValueError):
-            continue
-    return out
+            raw = self.client.hgetall(self.keys.emergency_counts(emergency_id))
+        except REDIS_ERRORS:
+            return {}
+        return {as_text(k): int(v) for k, v in raw.items()}
+
+    def claim(self, emergency_id: str, step: str) -> bool:
+        """True for the one caller, fleet-wide, that gets to perform ``step``."""
+        key = self.keys.emergency_claim(emergency_id, step)
+        return bool(self.client.set(key, str(time.time()), nx=True, ex=TTL))
 
 
-def add_counts(service: EnhancedMaintenanceModeService, emergency_id: str, **counts: int) -> None:
-    """Add to the fleet-wide outcome counters."""
-    key = service.keys.emergency_counts(emergency_id)
-    pipe = service.redis.pipeline(transaction=False)
-    for name, n in counts.items():
-        if n:
-            pipe.hincrby(key, name, n)
-    pipe.expire(key, TTL)
-    pipe.execute()
-
-
-def read_counts(service: EnhancedMaintenanceModeService, emergency_id: str) -> dict[str, int]:
-    """Outcome counters (empty when Redis is unreachable)."""
-    try:
-        raw = service.redis.hgetall(service.keys.emergency_counts(emergency_id))
-    except REDIS_ERRORS:
-        return {}
-    return {_text(k): int(v) for k, v in raw.items()}
-
-
-def claim(service: EnhancedMaintenanceModeService, emergency_id: str, step: str) -> bool:
-    """True for the one caller, fleet-wide, that gets to perform ``step``."""
-    key = service.keys.emergency_claim(emergency_id, step)
-    return bool(service.redis.set(key, str(time.time()), nx=True, ex=TTL))
-
-
-def live_workers(service: EnhancedMaintenanceModeService) -> dict[str, NodeInfo]:
-    """Live worker main processes by node id."""
-    return {node_id: n for node_id, n in service.nodes().items() if n.kind == "worker"}
+def live_workers(nodes: Mapping[str, NodeInfo]) -> dict[str, NodeInfo]:
+    """The worker main processes among live ``nodes``, by node id."""
+    return {node_id: n for node_id, n in nodes.items() if n.kind == "worker"}
 
 
 def unfinished_workers(
-    service: EnhancedMaintenanceModeService, emergency_id: str, plan_id: str | None = None
+    progress: Mapping[str, WorkerProgress],
+    nodes: Mapping[str, NodeInfo],
+    plan_id: str | None = None,
 ) -> list[tuple[str, str]]:
-    """``(hostname or node, state)`` of live workers whose ladder (of ``plan_id``) is not done."""
-    progress = read_progress(service, emergency_id)
+    """``(hostname or node, state)`` of live workers whose ladder (of ``plan_id``) is not
+    done, from their ``progress`` and the live ``nodes``."""
     out = []
-    for node_id, info in live_workers(service).items():
+    for node_id, info in live_workers(nodes).items():
         mine = progress.get(node_id)
         if mine is not None and plan_id is not None and mine.plan_id != plan_id:
             mine = None  # an earlier round's progress

@@ -16,7 +16,7 @@ from ..domain.emergency_plan import PHASE_TERMINATED, PHASES, is_emergency
 from ..domain.status import MaintenanceStatus
 from ..errors import ConflictError, MaintenanceError
 from ..redisconn import REDIS_ERRORS
-from . import fleet
+from .fleet import FleetBoard, unfinished_workers
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
@@ -50,13 +50,14 @@ def advance_phase(
 
     Claimed once per termination round (``plan_id``) and phase, fleet-wide.
     """
+    board = FleetBoard(service.redis, service.keys)
     try:
-        if not fleet.claim(service, emergency_id, f"{plan_id or '-'}:phase:{phase}"):
+        if not board.claim(emergency_id, f"{plan_id or '-'}:phase:{phase}"):
             return False
     except REDIS_ERRORS as exc:
         log.warning("emergency %s: phase %s not claimed (%s)", emergency_id, phase, exc)
         return False
-    counts = fleet.read_counts(service, emergency_id)
+    counts = board.read_counts(emergency_id)
     try:
         service.update_status(
             actor,
@@ -83,8 +84,16 @@ def finish_if_done(
 ) -> bool:
     """Move to ``terminated`` once every live worker finished its ladder of ``plan_id``."""
     try:
-        if fleet.unfinished_workers(service, emergency_id, plan_id):
+        if unfinished_workers_of(service, emergency_id, plan_id):
             return False
     except REDIS_ERRORS:
         return False
     return advance_phase(service, emergency_id, PHASE_TERMINATED, actor, plan_id)
+
+
+def unfinished_workers_of(
+    service: EnhancedMaintenanceModeService, emergency_id: str, plan_id: str | None = None
+) -> list[tuple[str, str]]:
+    """Live workers of ``service``'s fleet whose ladder of ``plan_id`` is not done yet."""
+    progress = FleetBoard(service.redis, service.keys).read_progress(emergency_id)
+    return unfinished_workers(progress, service.nodes(), plan_id)

@@ -49,7 +49,7 @@ def _blocked_attempts(
     service: EnhancedMaintenanceModeService, activation_id: str
 ) -> dict[str, int]:
     try:
-        counted = blocked_counters(service, activation_id)
+        counted = blocked_counters(service.redis, service.keys, activation_id)
     except REDIS_ERRORS:
         counted = {}
     # Redis counts every attempt; the SQL log (sampled) survives a Redis restart.

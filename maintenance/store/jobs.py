@@ -269,6 +269,36 @@ class JobStore:
             extra["outcome"] = outcome
         return self.transition(_id(record), (REQUEUEING,), home, **extra)
 
+    @staticmethod
+    def set_outcome_in(
+        conn: Connection, original_ids: Iterable[str], outcome: str, *, state: str
+    ) -> int:
+        """Inside an existing transaction: records of ``original_ids`` still in ``state``
+        get ``outcome`` (a SIGTERMed job that had to be SIGKILLed); how many did."""
+        table = schema.jobs
+        result = conn.execute(
+            update(table)
+            .where(table.c.original_id.in_(tuple(original_ids)), table.c.state == state)
+            .values(outcome=outcome, updated_at=utcnow())
+        )
+        return int(result.rowcount)
+
+    def discard_stopped(self, original_id: str, *, outcome: str, reason: str) -> bool:
+        """A job recorded as stopped with ``outcome`` finished its work after all: it must
+        not run again. True when this call discarded it."""
+        table = schema.jobs
+        with self.db.begin() as conn:
+            result = conn.execute(
+                update(table)
+                .where(
+                    table.c.original_id == original_id,
+                    table.c.state == TERMINATED,
+                    table.c.outcome == outcome,
+                )
+                .values(state=DISCARDED, outcome=reason, updated_at=utcnow())
+            )
+            return result.rowcount == 1
+
     def discard(self, record: JobRecord, reason: str | None = None) -> bool:
         """An operator decided the job must not run again."""
         extra = {"outcome": reason} if reason else {}
@@ -320,6 +350,13 @@ class JobStore:
             query = query.limit(limit)
         with self.db.connect() as conn:
             return [_from_row(row) for row in conn.execute(query).all()]
+
+    def count(self, state: str) -> int:
+        """Number of records in ``state``."""
+        table = schema.jobs
+        query = select(func.count()).select_from(table).where(table.c.state == state)
+        with self.db.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def counts(self) -> dict[str, int]:
         """Number of records per state."""

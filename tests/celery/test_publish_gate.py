@@ -17,7 +17,7 @@ from celery.beat import ScheduleEntry, Scheduler, SchedulingError
 import signals
 from maintenance import OperationBlocked, OperationType
 from signals import EXIT_REFUSED, PublishRefused
-from signals.stamping import BYPASS, CONTINUATION, OPERATION, PUBLISHER, VERSION
+from workers.headers import BYPASS, CONTINUATION, OPERATION, PUBLISHER, VERSION
 
 from .conftest import ADMIN, ROOT, Fleet
 

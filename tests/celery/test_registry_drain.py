@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
+from maintenance.job_registry import JobRegistry
 from tests.helpers import wait_for
 from workers import wait_for_drain
-from workers.registry import JobRegistry
 
 from .conftest import Fleet
 
@@ -37,7 +37,7 @@ def test_sigkilled_worker_is_reaped_from_the_registry(clean_fleet: Fleet):
     try:
         task_id = fleet.tasks["generate_caption"].apply_async((label, hold), queue=queue).id
         wait_for(lambda: fleet.started(label), timeout=20, what="job started on w3")
-        registry = JobRegistry(fleet.service)
+        registry = JobRegistry(fleet.service.redis, fleet.service.keys)
         entry = registry.all()[task_id]
         assert entry.worker == doomed.nodename and entry.pid is not None
         assert fleet.service.get_maintenance_status().active_jobs_count >= 1

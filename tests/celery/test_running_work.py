@@ -12,8 +12,8 @@ import pytest
 from celery import chain, chord
 
 from maintenance import events as maintenance_events
+from maintenance.job_registry import JobRegistry
 from tests.helpers import wait_for
-from workers.registry import JobRegistry
 
 from .conftest import ADMIN, Fleet
 
@@ -41,7 +41,7 @@ def test_job_started_before_enable_completes_and_the_fleet_drains(clean_fleet: F
     assert len([n for n in result.applied_nodes if n.startswith("worker@")]) == 2
     status = fleet.service.get_maintenance_status()
     assert status.active_jobs_count == 1
-    (entry,) = JobRegistry(fleet.service).all().values()
+    (entry,) = JobRegistry(fleet.service.redis, fleet.service.keys).all().values()
     assert entry.operation == "caption_generation"
     assert entry.worker in {w.nodename for w in fleet.workers.values()}
     assert entry.node in fleet.service.nodes()

@@ -12,7 +12,7 @@ from maintenance.domain.modes import MaintenanceMode
 from signals import admission
 from signals.canvas import iter_members
 from signals.errors import EXIT_REFUSED, PublishRefused
-from signals.operations import resolve_operation
+from workers.operations import resolve_operation
 from workers.records import original_order, publish_options, record_from_message
 
 classifier = MaintenanceOperationClassifier()
@@ -128,7 +128,7 @@ def test_binding_recognises_the_process_default_before_building_it():
     """A disable by the process's default service is answered by an app whose binding
     has not built its (default) service yet -- and only by such an app."""
     from maintenance import set_default_service
-    from signals.binding import Binding
+    from workers.binding import Binding
 
     default, other = object(), object()
     lazy = Binding(Celery("lazy", set_as_current=False), None)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from maintenance.job_registry import JobRegistry
 from tests.celery.conftest import Fleet, close_fleet, delete_prefix, fleet_environment, open_fleet
 from tests.helpers import wait_for
-from workers import JobRegistry
 
 WORKERS = ("e1", "e2")
 
@@ -45,7 +45,8 @@ class EmergencyFleet:
     def reset(self) -> None:
         """Maintenance off, no held-back jobs, no holds, nothing left running."""
         self.fleet.reset()
-        registry = JobRegistry(self.fleet.service)
+        service = self.fleet.service
+        registry = JobRegistry(service.redis, service.keys)
         wait_for(lambda: registry.count() == 0, timeout=30, what="no job running")
 
 

@@ -108,7 +108,7 @@ def test_a_worker_that_has_not_finished_its_ladder_refuses_the_lift(
     assert any("termination not finished (not started)" in p for p in check.problems)
     progress = fleet.WorkerProgress(node=worker.cache.node_id, state="done")
     progress.plan_id = declared.plan.plan_id
-    fleet.write_progress(service, declared.emergency_id, progress)
+    fleet.FleetBoard(service.redis, service.keys).write_progress(declared.emergency_id, progress)
     assert controller_for(service).check_deactivation().ok
 
 

@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 from celery.result import AsyncResult
 
-from maintenance.emergency import EmergencyActivation, EmergencyDeactivation
-from maintenance.emergency.fleet import read_progress as fleet_progress
+from maintenance.emergency import EmergencyActivation, EmergencyDeactivation, TerminationResult
+from maintenance.emergency.fleet import FleetBoard
+from maintenance.job_registry import JobRegistry
 from maintenance.reports import load_report, render
 from maintenance.store.jobs import REQUEUED, TERMINATED, JobRecord, JobStore
 from tests.celery.conftest import ROOT
 from tests.helpers import wait_for
 from tests.support import MAINTENANCE_CLI
-from workers import EmergencyMaintenanceHandler, JobRegistry, TerminationResult
+from workers import EmergencyMaintenanceHandler
 
 from .conftest import EmergencyFleet, hold_id, labels
 
@@ -92,13 +93,14 @@ def run(emergency_fleet: EmergencyFleet) -> Run:
     fleet.release(quick_hold)
 
     def e2_terminating() -> bool:
-        progress = fleet_progress(fleet.service, activation.emergency_id).values()
+        board = FleetBoard(fleet.service.redis, fleet.service.keys)
+        progress = board.read_progress(activation.emergency_id).values()
         return any(
             p.hostname and p.hostname.startswith("e2@") and p.state != "grace" for p in progress
         )
 
     wait_for(e2_terminating, timeout=GRACE + 10, what="e2 past its grace period")
-    listed_after_sigterm = set(JobRegistry(fleet.service).all())
+    listed_after_sigterm = set(JobRegistry(fleet.service.redis, fleet.service.keys).all())
     assert handler.termination is not None
     termination = handler.termination.result(timeout=GRACE + KILL_AFTER + 40)
     store = JobStore(fleet.service.db)
@@ -179,7 +181,8 @@ def test_job_ignoring_sigterm_is_sigkilled_after_kill_after(run: Run) -> None:
     assert sorted(outcomes) == ["killed", "terminated"]
     # Between SIGTERM and SIGKILL it still counted as running.
     assert run.ids["unkillable"] in run.listed_after_sigterm
-    assert run.ids["unkillable"] not in JobRegistry(run.ef.fleet.service).all()
+    service = run.ef.fleet.service
+    assert run.ids["unkillable"] not in JobRegistry(service.redis, service.keys).all()
 
 
 def test_job_finishing_in_the_grace_period_counts_as_completed(run: Run) -> None:

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import current_task
-from celery.signals import task_postrun
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.domain.emergency_plan import OUTCOME_ABORTED, plan_of
 from maintenance.errors import MaintenanceError
+from maintenance.job_flags import JobFlags
 from maintenance.redisconn import REDIS_ERRORS
-from signals.binding import binding_of
 
+from ..binding import binding_of
 from . import handoff, jobinfo, outcomes
 
 log = logging.getLogger("maintenance.emergency")
@@ -103,18 +103,12 @@ def _poll(
     service: EnhancedMaintenanceModeService, watch: _Watch, now: float, emergency: bool
 ) -> None:
     # ``allow_operation_completion`` matters only while a plan is in force.
-    keys = service.keys
     watch.checked, watch.allowed_read = now, emergency
     try:
-        pipe = service.redis.pipeline(transaction=False)
-        pipe.exists(keys.abort_flag(watch.task_id))
-        if emergency:
-            pipe.sismember(keys.completion_allowed, watch.task_id)
-        told_job, *allowed = pipe.execute()
+        flags = JobFlags(service.redis, service.keys)
+        watch.told_job, watch.allowed = flags.poll(watch.task_id, completion=emergency)
     except REDIS_ERRORS:
         return  # the status cache still answers for the emergency
-    watch.told_job = bool(told_job)
-    watch.allowed = bool(allowed and allowed[0])
 
 
 def _exempt(
@@ -133,7 +127,7 @@ def request_abort(
     service: EnhancedMaintenanceModeService, task_id: str, ttl: int = FLAG_TTL
 ) -> None:
     """Ask one running job to stop cooperatively (it sees it within ``POLL_INTERVAL``)."""
-    service.redis.set(service.keys.abort_flag(task_id), "1", ex=ttl)
+    JobFlags(service.redis, service.keys).request_abort(task_id, ttl)
 
 
 def on_postrun(
@@ -143,9 +137,9 @@ def on_postrun(
     state: str | None = None,
     **_: Any,
 ) -> None:
-    """Pool child, after the job: a job that was told to stop is recorded as stopped; one
-    that finished its work during an emergency is never rerun (it may have been SIGTERMed
-    and ignored it)."""
+    """Pool child, after the job (``task_postrun``, connected by ``signals.emergency``): a
+    job that was told to stop is recorded as stopped; one that finished its work during an
+    emergency is never rerun (it may have been SIGTERMed and ignored it)."""
     if task_id is None:
         return
     watch = _watches.pop(task_id, None)
@@ -180,7 +174,7 @@ def _hand_over(service: EnhancedMaintenanceModeService, task: Any, entry: str) -
     node = getattr(_binding_of(task), "worker_node_id", None)
     if node is not None:
         try:
-            handoff.push(service, node, entry)
+            handoff.push(service.redis, service.keys, node, entry)
             return
         except REDIS_ERRORS as exc:
             log.warning("emergency handoff unavailable (%s); writing it here", exc)
@@ -189,8 +183,3 @@ def _hand_over(service: EnhancedMaintenanceModeService, task: Any, entry: str) -
         handoff.apply_entries(service, [json.loads(entry)], actor)
     except MaintenanceError as exc:
         log.error("job %s stopped but NOT recorded (%s): %s", task.request.id, exc, entry)
-
-
-def connect() -> None:
-    """Connect the pool-child receiver once per process (idempotent)."""
-    task_postrun.connect(on_postrun, weak=False, dispatch_uid="maintenance-emergency-postrun")

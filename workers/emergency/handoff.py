@@ -3,8 +3,9 @@ which writes it to SQL in batches.
 
 A hundred pool children writing SQL at the same moment (every cooperative job
 stopping within the same poll interval) would open a hundred database
-connections; a Redis list per worker and one writer thread in the main
-process keep it at the main process's own pool.
+connections; a Redis list per worker (``{p}:emergency:handoff:<node>``, owned
+here) and one writer thread in the main process keep it at the main process's
+own pool.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import time
 from dataclasses import fields
 from typing import Any
 
+import redis
+
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.errors import MaintenanceError
+from maintenance.keys import Keys
 from maintenance.redisconn import REDIS_ERRORS, make_client
 from maintenance.store.jobs import JobRecord
 
@@ -50,9 +54,9 @@ def decode_record(data: dict[str, Any]) -> JobRecord:
     return JobRecord(**data)
 
 
-def push(service: EnhancedMaintenanceModeService, node: str, entry: str) -> None:
+def push(client: redis.Redis, keys: Keys, node: str, entry: str) -> None:
     """Hand one entry to worker ``node``'s main process."""
-    service.redis.rpush(service.keys.emergency_handoff(node), entry)
+    client.rpush(keys.emergency_handoff(node), entry)
 
 
 class HandoffWriter:
@@ -60,6 +64,7 @@ class HandoffWriter:
 
     def __init__(self, service: EnhancedMaintenanceModeService, node: str, actor: str) -> None:
         self.service = service
+        self.client = service.redis
         self.key = service.keys.emergency_handoff(node)
         self.actor = actor
         self._stop = threading.Event()
@@ -85,7 +90,7 @@ class HandoffWriter:
         written = 0
         while True:
             try:
-                raw = self.service.redis.lpop(self.key, BATCH)
+                raw = self.client.lpop(self.key, BATCH)
             except REDIS_ERRORS as exc:
                 log.warning("emergency handoff unreadable: %s", exc)
                 return written
@@ -116,7 +121,7 @@ class HandoffWriter:
             except MaintenanceError as exc:
                 # SQL is down: back to the head of the list, tried again in a moment.
                 log.error("emergency handoff not written (%s); retrying", exc)
-                self.service.redis.lpush(self.key, *reversed(raw))
+                self.client.lpush(self.key, *reversed(raw))
                 time.sleep(1.0)
                 return 0
         return len(entries)

@@ -11,10 +11,11 @@ from celery.app.task import Context
 
 from maintenance import Decision, EnhancedMaintenanceModeService, OperationType
 from maintenance.store.jobs import KIND_TERMINATED, JobRecord
-from signals.operations import operation_of as operation_of
-from signals.stamping import bypass_user
-from workers.records import PROTOCOL_HEADERS, record_from_message
-from workers.records import record_from_request as request_record
+
+from ..headers import bypass_user
+from ..operations import operation_of as operation_of
+from ..records import PROTOCOL_HEADERS, record_from_message
+from ..records import record_from_request as request_record
 
 #: Attributes a task's ``Context`` has of its own, not taken from the message headers.
 _CONTEXT_FIELDS = frozenset(name for name in vars(Context) if not name.startswith("_"))

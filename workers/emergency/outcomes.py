@@ -6,17 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import update
-
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
 from maintenance.domain.emergency_plan import OUTCOME_ABORTED, OUTCOME_KILLED, OUTCOME_TERMINATED
-from maintenance.domain.status import utcnow
-from maintenance.emergency import fleet
+from maintenance.emergency.fleet import FleetBoard
 from maintenance.redisconn import REDIS_ERRORS
-from maintenance.store import schema
 from maintenance.store.eventlog import EventLog, MaintenanceEvent
-from maintenance.store.jobs import DISCARDED, TERMINATED, JobRecord, JobStore
+from maintenance.store.jobs import TERMINATED, JobRecord, JobStore
 
 log = logging.getLogger("maintenance.emergency")
 EVENT_KIND = "job_terminated"
@@ -47,7 +43,7 @@ def count(service: EnhancedMaintenanceModeService, emergency_id: str | None, **c
     if emergency_id is None:
         return
     try:
-        fleet.add_counts(service, emergency_id, **counts)
+        FleetBoard(service.redis, service.keys).add_counts(emergency_id, **counts)
     except REDIS_ERRORS as exc:  # the SQL records are what counts; these are for display
         log.warning("emergency %s: counters not updated: %s", emergency_id, exc)
 
@@ -87,14 +83,9 @@ def mark_killed(
     """Jobs that survived SIGTERM and were SIGKILLed: their records say so."""
     if not records:
         return
-    table = schema.jobs
     ids = [r.original_id for r in records]
     with service.db.begin() as conn:
-        conn.execute(
-            update(table)
-            .where(table.c.original_id.in_(ids), table.c.state == TERMINATED)
-            .values(outcome=OUTCOME_KILLED, updated_at=utcnow())
-        )
+        JobStore.set_outcome_in(conn, ids, OUTCOME_KILLED, state=TERMINATED)
         for record in records:
             EventLog.append_in(conn, _event(record, OUTCOME_KILLED, emergency_id, actor))
     count(service, emergency_id, killed=len(records), terminated=-len(records))
@@ -108,18 +99,10 @@ def discard_if_completed(
     service: EnhancedMaintenanceModeService, task_id: str, *, emergency_id: str
 ) -> bool:
     """A job that ignored SIGTERM yet finished its work is not run again."""
-    table = schema.jobs
-    with service.db.begin() as conn:
-        result = conn.execute(
-            update(table)
-            .where(
-                table.c.original_id == task_id,
-                table.c.state == TERMINATED,
-                table.c.outcome == OUTCOME_TERMINATED,
-            )
-            .values(state=DISCARDED, outcome=COMPLETED_AFTER_SIGTERM, updated_at=utcnow())
-        )
-    if result.rowcount != 1:
+    store = JobStore(service.db)
+    if not store.discard_stopped(
+        task_id, outcome=OUTCOME_TERMINATED, reason=COMPLETED_AFTER_SIGTERM
+    ):
         return False
     count(service, emergency_id, terminated=-1)
     log.warning("emergency %s: %s finished its work after SIGTERM", emergency_id, task_id)

@@ -48,13 +48,15 @@ from maintenance.domain.emergency_plan import (
     TerminationPlan,
     plan_of,
 )
-from maintenance.emergency import fleet, phases
-from maintenance.emergency.fleet import WorkerProgress
+from maintenance.emergency import phases
+from maintenance.emergency.fleet import FleetBoard, WorkerProgress
 from maintenance.errors import MaintenanceError
+from maintenance.job_flags import JobFlags
+from maintenance.job_registry import JobRegistry
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import JobRecord
-from signals import tracking
 
+from ..held import holding
 from . import jobinfo, outcomes
 from .handoff import HandoffWriter
 
@@ -172,7 +174,7 @@ class Ladder:
             # off runs on until SIGKILL: the fleet must keep counting it until it is gone.
             self.listed.update(ids)
             try:
-                with tracking.holding(ids):
+                with holding(ids):
                     control.revoke(state, ids, terminate=True, signal="SIGTERM")
             except Exception:  # the SIGKILL step still comes for whatever survived
                 log.exception("emergency %s: revoke failed", self.emergency_id)
@@ -241,7 +243,8 @@ class Ladder:
 
     def cannot_terminate(self) -> None:
         """This pool cannot stop a running job: list what runs here, say so, stay out."""
-        mine = [e for e in fleet.registry_entries(self.service) if e.node == self.owner.node]
+        registry = JobRegistry(self.service.redis, self.service.keys)
+        mine = [e for e in registry.running() if e.node == self.owner.node]
         ids = [e.task_id for e in mine]
         self.progress.state = "cannot-terminate"
         self.progress.unterminable = ids
@@ -283,7 +286,7 @@ class Ladder:
         if not ids:
             return
         try:
-            self.service.redis.hdel(self.service.keys.active_jobs, *ids)
+            JobRegistry(self.service.redis, self.service.keys).remove(*ids)
         except REDIS_ERRORS as exc:
             log.warning("emergency: stopped jobs not unlisted (reaped later): %s", exc)
             return
@@ -301,21 +304,19 @@ class Ladder:
         requests = self._running()
         if not requests:
             return []
-        service, keys = self.service, self.service.keys
+        service = self.service
         ids = [r.id for r in requests]
         try:
-            pipe = service.redis.pipeline(transaction=False)
-            pipe.smismember(keys.completion_allowed, ids)
-            pipe.hmget(keys.active_jobs, ids)
-            allowed_flags, entries = pipe.execute()
+            allowed_flags = JobFlags(service.redis, service.keys).completion_allowed_many(ids)
+            listed = JobRegistry(service.redis, service.keys).listed(ids)
         except REDIS_ERRORS:
-            allowed_flags, entries = [0] * len(ids), [b"?"] * len(ids)
+            allowed_flags, listed = [False] * len(ids), [True] * len(ids)
         now = time.time()
         out = []
-        for req, allowed, entry in zip(requests, allowed_flags, entries, strict=True):
+        for req, allowed, is_listed in zip(requests, allowed_flags, listed, strict=True):
             if allowed:
                 continue
-            if entry is None and now - req.time_start > REGISTRATION_LAG:
+            if not is_listed and now - req.time_start > REGISTRATION_LAG:
                 continue  # task_postrun already ran: the job's work is done
             headers = req.request_dict
             operation = jobinfo.operation_of(service, req.task.app, req.type, headers)
@@ -336,7 +337,8 @@ class Ladder:
 
     def _publish(self) -> None:
         try:
-            fleet.write_progress(self.service, self.emergency_id, self.progress)
+            board = FleetBoard(self.service.redis, self.service.keys)
+            board.write_progress(self.emergency_id, self.progress)
         except REDIS_ERRORS as exc:
             log.warning("emergency %s: progress not published: %s", self.emergency_id, exc)
 

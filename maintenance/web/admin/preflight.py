@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...domain.modes import MaintenanceMode, OperationType
 from ...domain.status import MaintenanceStatus, utcnow
 from ...errors import MaintenanceError
 from ...redisconn import REDIS_ERRORS
-from ...store import schema
+from ...store.windows import WindowStore
 from .forms import EnableRequest
 from .jobs import of_kinds, running_jobs
 from .timefmt import human_seconds, iso_minutes
@@ -185,12 +184,8 @@ def scheduled_windows(ctx: CheckContext) -> list[Finding]:
     """Scheduled windows that open while this maintenance would still be on."""
     start = ctx.at
     end = start + timedelta(seconds=ctx.request.duration) if ctx.request.duration else None
-    table = schema.windows
-    query = select(table).where(table.c.state.in_(OPEN_WINDOW_STATES)).order_by(table.c.start_at)
-    with ctx.service.db.connect() as conn:
-        rows = conn.execute(query).all()
     found = []
-    for row in rows:
+    for row in WindowStore(ctx.service.db).list(OPEN_WINDOW_STATES):
         w_start, w_end = row.start_at, row.end_at
         if w_end <= start or (end is not None and w_start >= end):
             continue

@@ -1,9 +1,10 @@
 """Which maintenance service a Celery app talks to, resolved lazily per process.
 
-``signals.install(app)`` attaches a ``Binding`` to the app. The service is
-built on first use so the process can say what it is first: a worker main
-process registers as a ``worker`` node, beat as ``beat``, anything else
-(web, ``celery call``) as ``app``.
+``signals.install(app)`` attaches a ``Binding`` to the app; the hooks and the
+worker-side operations find it with ``binding_of(app)``. The service is built on
+first use so the process can say what it is first: a worker main process
+registers as a ``worker`` node, beat as ``beat``, anything else (web,
+``celery call``) as ``app``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ import contextlib
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from maintenance import EnhancedMaintenanceModeService, default_service, factory
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from .publish_gate import PublishGate
-
 ATTRIBUTE = "_maintenance_binding"
 RETRY_SECONDS = 5.0
 log = logging.getLogger("maintenance.celery")
+
+
+class CanvasGate(Protocol):
+    """What a canvas publish asks of the app's publish gate (``signals.publish_gate``)."""
+
+    def check_canvas(self, signature: Any, call_options: dict[str, Any]) -> None:
+        """Judge every member of a canvas before its first publish (raises if refused)."""
+        ...
 
 
 class Binding:
@@ -41,7 +48,7 @@ class Binding:
         #: Celery node name of this worker (``w1@host``), once known.
         self.hostname: str | None = None
         #: The publish gate wrapping ``app.send_task`` (set by ``install``).
-        self.gate: PublishGate | None = None
+        self.gate: CanvasGate | None = None
         #: The ``maintenance_disabled`` receiver requeueing for this app (set by ``install``).
         self.on_disabled: Any = None
         self._retry_at = 0.0

@@ -1,4 +1,5 @@
-"""Scheduled maintenance windows (``maintenance_windows``), started and ended by the beat check."""
+"""SQL access to ``maintenance_windows``: scheduled maintenance windows, started and ended
+by the beat check (``workers.beat``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from maintenance.store import schema
-from maintenance.store.database import Database
+from . import schema
+from .database import Database
 
 SCHEDULED = "scheduled"
 ACTIVE = "active"

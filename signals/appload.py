@@ -1,4 +1,4 @@
-"""Find the Celery app a command should publish with, hooks installed."""
+"""Find the Celery app a command should publish with, the maintenance hooks installed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService
 
+from .install import install
+
 
 def load_app(spec: str | None = None, service: EnhancedMaintenanceModeService | None = None) -> Any:
     """The app named by ``spec`` (``module`` or ``module:attr``), else ``$CELERY_APP``,
@@ -14,8 +16,6 @@ def load_app(spec: str | None = None, service: EnhancedMaintenanceModeService | 
     """
     from celery import Celery
     from celery.app.utils import find_app
-
-    from signals import install
 
     spec = spec or os.environ.get("CELERY_APP")
     if spec:

@@ -1,4 +1,5 @@
-"""Task -> operation type, with one documented precedence.
+"""Task -> operation type, with one documented precedence (the publish gate, the worker
+gate, job tracking and the emergency all ask here).
 
 1. per call: ``apply_async(..., operation_type="...")`` or ``headers={"operation_type": ...}``
 2. per task: ``@app.task(operation_type="...")`` (Celery turns unknown task
@@ -19,7 +20,7 @@ from maintenance import (
 )
 from maintenance.domain.modes import parse_operation
 
-from .stamping import OPERATION as STAMPED_OPERATION
+from .headers import OPERATION as STAMPED_OPERATION
 
 #: The per-call option / header and the per-task attribute naming an operation type.
 OPTION = "operation_type"

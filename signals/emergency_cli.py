@@ -1,6 +1,7 @@
 """``maintenance emergency``: declare an emergency and watch its jobs stop, or lift it.
 
-Plugged into the ``maintenance`` CLI through the ``maintenance.cli`` entry points.
+Plugged into the ``maintenance`` CLI through the ``maintenance.cli`` entry points. It
+lives with the hooks because lifting requeues through a Celery app that has them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from maintenance.domain.emergency_plan import (
     parse_seconds,
 )
 from maintenance.domain.validation import parse_duration, validate_reason
-from maintenance.emergency import TRIGGERS, EmergencyProgress
-from maintenance.emergency.activation import EmergencyActivation
-from maintenance.emergency.control import EmergencyDeactivation
+from maintenance.emergency import (
+    TRIGGERS,
+    EmergencyActivation,
+    EmergencyDeactivation,
+    EmergencyProgress,
+    TerminationResult,
+)
+from workers.emergency import EmergencyMaintenanceHandler
 
-from .handler import EmergencyMaintenanceHandler, TerminationResult
+from .appload import load_app
 
 APP_HELP = "Celery app for --off (module or module:attr); default $CELERY_APP, else celeryconfig."
 
@@ -247,8 +253,6 @@ def _declare(
 
 
 def _lift(ctx: CliContext, who: str, app_spec: str | None, *, requeue: bool, force: bool) -> None:
-    from workers.appload import load_app
-
     app = None
     try:
         app = load_app(app_spec, ctx.service)

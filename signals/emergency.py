@@ -1,4 +1,5 @@
-"""Wiring the emergency into a Celery app: the worker's ladder bootstep and the job-side hooks."""
+"""Wiring the emergency into a Celery app: the worker's termination bootstep, the job-side
+``task_postrun`` receiver, and the emergency controller of a given service."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import logging
 from typing import Any
 
 from celery import bootsteps
+from celery.signals import task_postrun
 
-from signals.binding import Binding, binding_of
-from signals.worker_gate import WorkerGateStep
+from workers.binding import Binding, binding_of
+from workers.emergency import abort
+from workers.emergency.handler import EmergencyMaintenanceHandler
+from workers.emergency.terminator import WorkerTerminator
 
-from . import abort
-from .terminator import WorkerTerminator
+from .worker_gate import WorkerGateStep
 
 log = logging.getLogger("maintenance.emergency")
 ATTRIBUTE = "_maintenance_terminator"
@@ -42,10 +45,9 @@ class EmergencyStep(bootsteps.StartStopStep):
 
 
 def install(app: Any, binding: Binding) -> None:
-    """Add the bootstep and the job-side receivers; attach a handler to a given service."""
+    """Add the bootstep and the pool-child receiver (once per process); with a given service,
+    make the Celery-side ``EmergencyMaintenanceHandler`` its emergency controller."""
     app.steps["consumer"].add(EmergencyStep)
-    abort.connect()
+    task_postrun.connect(abort.on_postrun, weak=False, dispatch_uid="maintenance-emergency-postrun")
     if binding.has_service():
-        from .handler import EmergencyMaintenanceHandler
-
         EmergencyMaintenanceHandler(binding.service, app)

@@ -33,6 +33,7 @@ from .fencing import AckWaiter, ActivationResult, publish_fenced
 from .keys import Keys
 from .live import read_counters
 from .nodes import NodeInfo
+from .notify.notifier import Notifier
 from .redisconn import REDIS_ERRORS, make_client
 from .roles import RoleResolver, _bypass_user, bypass_context, user_label
 from .settings import Settings
@@ -92,6 +93,7 @@ class EnhancedMaintenanceModeService:
         from .attempts import AttemptRecorder
 
         self.attempts = AttemptRecorder(self, sample=settings.blocked_log_sample)
+        self.notifier = Notifier(db, settings)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> EnhancedMaintenanceModeService:
@@ -102,6 +104,7 @@ class EnhancedMaintenanceModeService:
     def close(self) -> None:
         """Stop following changes and leave the node registry."""
         self.cache.stop()
+        self.notifier.stop_delivery()
         with self._waiter_lock:
             if self._waiter is not None:
                 self._waiter.close()

@@ -8,6 +8,7 @@ idempotent, so two beats (or a manual run) never do anything twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService, MaintenanceError, OperationType
 from maintenance.domain.status import utcnow
+from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import JobStore
 
 from . import windows as w
@@ -152,19 +154,23 @@ def _flag_overdue(service: EnhancedMaintenanceModeService, now: datetime) -> boo
     current = service.state.load()
     if not current.is_overdue(now) or current.overdue or current.activation_id is None:
         return False
-    claimed = service.redis.set(
-        service.keys.overdue_flagged(current.activation_id), "1", nx=True, ex=7 * 24 * 3600
-    )
-    if not claimed:
+    claim = service.keys.overdue_flagged(current.activation_id)
+    if not service.redis.set(claim, "1", nx=True, ex=7 * 24 * 3600):
         return False
     assert current.estimated_completion is not None  # is_overdue says there is one
     late = int((now - current.estimated_completion).total_seconds())
-    service.update_status(
-        ACTOR,
-        "maintenance_overdue",
-        reason=f"maintenance is {late} s past its estimated end",
-        details={"seconds_late": late},
-        overdue=True,
-    )
+    try:
+        service.update_status(
+            ACTOR,
+            "maintenance_overdue",
+            reason=f"maintenance is {late} s past its estimated end",
+            details={"seconds_late": late},
+            overdue=True,
+        )
+    except Exception:
+        # Not on record (nor notified): the next check flags it again.
+        with contextlib.suppress(*REDIS_ERRORS):
+            service.redis.delete(claim)
+        raise
     log.warning("maintenance %s is overdue by %d s", current.activation_id, late)
     return True

@@ -16,6 +16,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _span(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 120:
         return f"{int(seconds)} s"
     if seconds < 7200:
@@ -121,8 +123,9 @@ def _problem(row: EndpointHealth, now: datetime, failing_after: float) -> str | 
         parts.append(f"{c.failed} given up (`maintenance notify deliver --retry-failed`)")
     failing = (now - c.failing_since).total_seconds() if c.failing_since else 0.0
     waiting = (now - c.oldest_pending_at).total_seconds() if c.oldest_pending_at else 0.0
-    if c.pending and failing >= failing_after:
-        parts.append(f"failing for {_span(failing)} ({c.pending} pending)")
+    if c.pending and c.failing_since is not None:
+        if failing >= failing_after:
+            parts.append(f"failing for {_span(failing)} ({c.pending} pending)")
     elif c.pending and waiting >= failing_after:
         why = "is a deliverer running?" if row.configured else "not configured on this node"
         parts.append(f"{c.pending} waiting for {_span(waiting)} ({why})")

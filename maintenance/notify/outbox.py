@@ -133,9 +133,10 @@ def claim(
 ) -> list[Delivery]:
     """Lease up to ``limit`` due rows of ``endpoint_ids`` for ``lease`` seconds.
 
-    One ``UPDATE ... WHERE <due> AND id IN (<due ids>)``: a row someone else leased
-    meanwhile no longer matches (PostgreSQL re-checks the condition on the locked
-    row; SQLite runs one writer at a time), so every row has one holder.
+    One ``UPDATE ... WHERE <due> AND id IN (<due ids, skipping locked rows>)``: a row
+    someone else leased meanwhile no longer matches (PostgreSQL re-checks the
+    condition on the locked row; SQLite runs one writer at a time), so every row has
+    one holder.
     """
     ids = tuple(endpoint_ids)
     if not ids or limit <= 0:
@@ -148,6 +149,9 @@ def claim(
         .where(*due, _table.c.endpoint.in_(ids))
         .order_by(_table.c.id.asc())
         .limit(limit)
+        # PostgreSQL: concurrent claimers pass over each other's rows instead of
+        # queueing on them (SQLite ignores it: it runs one writer at a time anyway).
+        .with_for_update(skip_locked=True)
     )
     with db.begin() as conn:
         conn.execute(

@@ -14,6 +14,7 @@ registers its ``MAINTENANCE_WEBHOOK_URLS`` for the engine it writes through.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 import weakref
@@ -44,6 +45,15 @@ _endpoints: weakref.WeakKeyDictionary[Engine, tuple[Endpoint, ...]] = weakref.We
 
 #: Set when a transaction that wrote notifications commits (wakes this process's deliverer).
 committed = threading.Event()
+
+
+def _fresh_after_fork() -> None:
+    # A thread waiting on the parent's event at fork time may have left its lock taken.
+    global committed
+    committed = threading.Event()
+
+
+os.register_at_fork(after_in_child=_fresh_after_fork)
 
 
 def _on_commit(conn: Connection) -> None:

@@ -84,7 +84,9 @@ def post(endpoint: Endpoint, body: bytes, headers: dict[str, str], timeout: floa
     try:
         with opener.open(request, timeout=timeout) as response:
             response.read(4096)
-            return Outcome(ok=200 <= response.status < 300, error=f"HTTP {response.status}")
+            if 200 <= response.status < 300:
+                return Outcome(ok=True)
+            return Outcome(ok=False, error=f"HTTP {response.status}")
     except urllib.error.HTTPError as exc:
         return Outcome(ok=False, error=f"HTTP {exc.code}", retry_after=_retry_after(exc.headers))
     except urllib.error.URLError as exc:
@@ -169,16 +171,15 @@ class Deliverer:
             now=now,
         )
         report.claimed = len(claimed)
-        held: dict[str, datetime] = {}
+        held: set[str] = set()
         for index, delivery in enumerate(claimed):
-            until = held.get(delivery.endpoint)
-            if until is not None:
+            if delivery.endpoint in held:
                 continue
-            failed_at = self._deliver(delivery, report)
-            if failed_at is not None:
-                held[delivery.endpoint] = failed_at
+            retry_at = self._deliver(delivery, report)
+            if retry_at is not None:
+                held.add(delivery.endpoint)
                 rest = [d for d in claimed[index + 1 :] if d.endpoint == delivery.endpoint]
-                report.postponed += outbox.postpone(self.db, rest, failed_at)
+                report.postponed += outbox.postpone(self.db, rest, retry_at)
         return report
 
     def _deliver(self, delivery: outbox.Delivery, report: PassReport) -> datetime | None:

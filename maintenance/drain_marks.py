@@ -20,6 +20,11 @@ def claim_announcement(client: redis.Redis, keys: Keys, activation_id: str) -> b
     return bool(client.set(key, str(time.time()), nx=True, ex=ANNOUNCED_TTL))
 
 
+def release_announcement(client: redis.Redis, keys: Keys, activation_id: str) -> None:
+    """Give the claim back (the drain could not be recorded): a later check announces it."""
+    client.delete(keys.drain_announced(activation_id))
+
+
 def publish(client: redis.Redis, keys: Keys, activation_id: str) -> None:
     """Tell every waiter (``wait_for_drain``) that ``activation_id`` drained."""
     client.publish(keys.drained, json.dumps({"activation_id": activation_id, "at": time.time()}))

@@ -34,6 +34,7 @@ from .job_flags import JobFlags
 from .keys import Keys
 from .live import read_counters
 from .nodes import NodeInfo
+from .notify.notifier import Notifier
 from .redisconn import REDIS_ERRORS, make_client
 from .roles import RoleResolver, _bypass_user, bypass_context, user_label
 from .settings import Settings
@@ -95,6 +96,7 @@ class EnhancedMaintenanceModeService:
         self.attempts = AttemptRecorder(
             self.redis, self.keys, db, sample=settings.blocked_log_sample
         )
+        self.notifier = Notifier(db, settings)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> EnhancedMaintenanceModeService:
@@ -105,6 +107,7 @@ class EnhancedMaintenanceModeService:
     def close(self) -> None:
         """Stop following changes and leave the node registry."""
         self.cache.stop()
+        self.notifier.stop_delivery()
         with self._waiter_lock:
             if self._waiter is not None:
                 self._waiter.close()

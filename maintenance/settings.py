@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .domain.validation import parse_duration
 from .errors import ValidationError
 
 DEFAULT_DATABASE_URL = "sqlite:///maintenance.db"
@@ -44,6 +45,20 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         raise ValidationError(f"{key} must be a number, got {raw!r}", field=key) from None
 
 
+def _list(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def _lead_time(env: Mapping[str, str], key: str, default: float) -> float:
+    """Seconds from ``90``, ``30m``, ``24h`` or ``2d``; ``0`` turns the feature off."""
+    raw = (env.get(key) or "").strip()
+    if raw == "":
+        return default
+    if raw in ("0", "0s", "off"):
+        return 0.0
+    return float(parse_duration(raw, field=key) or 0)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the control plane needs to know about its deployment.
@@ -69,6 +84,16 @@ class Settings:
     ``MAINTENANCE_BLOCKED_LOG_SAMPLE``   1 in N blocked attempts is written to SQL (default 1)
     ``MAINTENANCE_BASE_URL``             public URL of the web app, for bypass links
     ``MAINTENANCE_AUTO_MIGRATE``         upgrade the SQL schema when a process starts (true)
+    ``MAINTENANCE_WEBHOOK_URLS``         comma-separated webhook URLs (``slack+https://``: Slack)
+    ``MAINTENANCE_WEBHOOK_SECRET``       signs every webhook (HMAC-SHA256 header; unset: unsigned)
+    ``MAINTENANCE_WEBHOOK_TIMEOUT``      seconds one delivery may take (default 5)
+    ``MAINTENANCE_WEBHOOK_BACKOFF``      first retry delay in seconds, doubled per attempt (2)
+    ``MAINTENANCE_WEBHOOK_BACKOFF_MAX``  longest retry delay in seconds (300)
+    ``MAINTENANCE_WEBHOOK_RETRY_FOR``    give a notification up after this many seconds (86400)
+    ``MAINTENANCE_WEBHOOK_LEASE``        seconds a deliverer holds the rows it claimed (60)
+    ``MAINTENANCE_WEBHOOK_POLL_INTERVAL`` seconds between looks for due notifications (2)
+    ``MAINTENANCE_WEBHOOK_FAILING_AFTER`` failing this long makes notifications degraded (300)
+    ``MAINTENANCE_ANNOUNCE_BEFORE``      banner lead time before a scheduled window (24h; 0: off)
     """
 
     redis_url: str | None = None
@@ -91,6 +116,16 @@ class Settings:
     redis_socket_timeout: float = 1.0
     base_url: str = "http://127.0.0.1:5000"
     auto_migrate: bool = True
+    webhook_urls: tuple[str, ...] = field(default=(), repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_timeout: float = 5.0
+    webhook_backoff: float = 2.0
+    webhook_backoff_max: float = 300.0
+    webhook_retry_for: float = 24 * 3600.0
+    webhook_lease: float = 60.0
+    webhook_poll_interval: float = 2.0
+    webhook_failing_after: float = 300.0
+    announce_before: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -130,6 +165,16 @@ class Settings:
             blocked_log_sample=max(1, sample),
             base_url=(env.get("MAINTENANCE_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
             auto_migrate=_flag(env.get("MAINTENANCE_AUTO_MIGRATE"), True),
+            webhook_urls=_list(env.get("MAINTENANCE_WEBHOOK_URLS")),
+            webhook_secret=env.get("MAINTENANCE_WEBHOOK_SECRET") or None,
+            webhook_timeout=_float(env, "MAINTENANCE_WEBHOOK_TIMEOUT", 5.0),
+            webhook_backoff=_float(env, "MAINTENANCE_WEBHOOK_BACKOFF", 2.0),
+            webhook_backoff_max=_float(env, "MAINTENANCE_WEBHOOK_BACKOFF_MAX", 300.0),
+            webhook_retry_for=_float(env, "MAINTENANCE_WEBHOOK_RETRY_FOR", 24 * 3600.0),
+            webhook_lease=_float(env, "MAINTENANCE_WEBHOOK_LEASE", 60.0),
+            webhook_poll_interval=_float(env, "MAINTENANCE_WEBHOOK_POLL_INTERVAL", 2.0),
+            webhook_failing_after=_float(env, "MAINTENANCE_WEBHOOK_FAILING_AFTER", 300.0),
+            announce_before=_lead_time(env, "MAINTENANCE_ANNOUNCE_BEFORE", 24 * 3600.0),
         )
         values.update(overrides)
         return cls(**values)

@@ -85,6 +85,7 @@ def on_beat_init(sender: Any = None, **_: Any) -> None:
         return
     binding.kind = "beat"
     binding.service.start()
+    binding.service.notifier.start_delivery("beat")
 
 
 def connect() -> None:

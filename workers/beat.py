@@ -9,6 +9,7 @@ idempotent, so two beats (or a manual run) never do anything twice. Owner of
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from maintenance import EnhancedMaintenanceModeService, MaintenanceError, Operat
 from maintenance.domain.status import utcnow
 from maintenance.job_registry import reap_dead_workers
 from maintenance.keys import Keys
+from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store import windows as w
 from maintenance.store.jobs import JobStore
 
@@ -157,17 +159,24 @@ def _flag_overdue(service: EnhancedMaintenanceModeService, now: datetime) -> boo
     current = service.state.load()
     if not current.is_overdue(now) or current.overdue or current.activation_id is None:
         return False
+    claim = service.keys.overdue_flagged(current.activation_id)
     if not _claim_overdue(service.redis, service.keys, current.activation_id):
         return False
     assert current.estimated_completion is not None  # is_overdue says there is one
     late = int((now - current.estimated_completion).total_seconds())
-    service.update_status(
-        ACTOR,
-        "maintenance_overdue",
-        reason=f"maintenance is {late} s past its estimated end",
-        details={"seconds_late": late},
-        overdue=True,
-    )
+    try:
+        service.update_status(
+            ACTOR,
+            "maintenance_overdue",
+            reason=f"maintenance is {late} s past its estimated end",
+            details={"seconds_late": late},
+            overdue=True,
+        )
+    except Exception:
+        # Not on record (nor notified): the next check flags it again.
+        with contextlib.suppress(*REDIS_ERRORS):
+            service.redis.delete(claim)
+        raise
     log.warning("maintenance %s is overdue by %d s", current.activation_id, late)
     return True
 

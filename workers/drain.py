@@ -1,8 +1,10 @@
 """Drain: when the last running job of a blocked type ends, say so once, fleet-wide.
 
-The announcement is a ``maintenance.events.drained`` signal in the process
-that noticed, a message on the Redis ``drained`` channel for everyone else,
-and an event-log entry; a per-activation ``SET NX`` makes it happen once.
+The announcement is an event-log entry (with its webhook notifications, in one
+transaction), then a ``maintenance.events.drained`` signal in the process that
+noticed and a message on the Redis ``drained`` channel for everyone else; a
+per-activation ``SET NX`` makes it happen once, and is given back when the entry
+cannot be written, so a later check announces it.
 """
 
 from __future__ import annotations
@@ -52,20 +54,26 @@ def announce_if_drained(
         return False
     if blocked_jobs_running(service, status, reap=False):
         return False
-    if not drain_marks.claim_announcement(service.redis, service.keys, status.activation_id):
+    client, keys, activation_id = service.redis, service.keys, status.activation_id
+    if not drain_marks.claim_announcement(client, keys, activation_id):
         return False
-    drain_marks.publish(service.redis, service.keys, status.activation_id)
-    log.info("maintenance %s: drained (no running job of a blocked type)", status.activation_id)
-    maintenance_events.emit(maintenance_events.drained, service, activation_id=status.activation_id)
     try:
+        # On record first (its notification is written with it), then announced.
         service.record_event(
             "drained",
             actor,
             details={"version": status.version},
-            activation_id=status.activation_id,
+            activation_id=activation_id,
         )
-    except Exception as exc:  # the announcement stands even if the log write fails
-        log.warning("could not log the drain in SQL: %s", exc)
+    except Exception as exc:
+        # Not on record, not announced: give the claim back so a later check does both.
+        with contextlib.suppress(*REDIS_ERRORS):
+            drain_marks.release_announcement(client, keys, activation_id)
+        log.warning("could not record the drain in SQL (%s); a later check will", exc)
+        return False
+    drain_marks.publish(client, keys, activation_id)
+    log.info("maintenance %s: drained (no running job of a blocked type)", activation_id)
+    maintenance_events.emit(maintenance_events.drained, service, activation_id=activation_id)
     return True
 
 

@@ -38,6 +38,8 @@ class WorkerMonitor:
                 target=self._run, name="maintenance-worker-monitor", daemon=True
             )
             self._thread.start()
+        # The worker main process delivers webhook notifications too (after the fork).
+        self.service.notifier.start_delivery(self.name)
         return self
 
     def stop(self, timeout: float = 2.0) -> None:

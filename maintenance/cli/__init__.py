@@ -21,6 +21,7 @@ from ..errors import (
     ValidationError,
 )
 from .context import CliContext, pass_ctx  # noqa: F401  (re-exported for plugins)
+from .notify import notify
 from .reports import rehearsal, report
 from .state import db, disable, enable, history, nodes, status
 
@@ -41,7 +42,7 @@ def cli(ctx: click.Context, as_json: bool, verbose: int) -> None:
     ctx.obj = CliContext(as_json=as_json)
 
 
-for command in (status, enable, disable, history, nodes, db, report, rehearsal):
+for command in (status, enable, disable, history, nodes, db, report, rehearsal, notify):
     cli.add_command(command)
 
 

@@ -112,6 +112,7 @@ DEFAULT_RULES: tuple[Rule, ...] = tuple(
             "*.health*",
             "metrics",
             "maintenance_bypass",
+            "maintenance_status_page.*",
         ],
     )
     + _rules(

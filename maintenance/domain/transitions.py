@@ -134,6 +134,7 @@ def enabled(
             "duration_seconds": req.seconds,
             "blocked_operations": [op.value for op in req.blocked],
             "previous_version": current.version,
+            "previous_mode": current.mode.value if current.is_active else None,
             **req.details,
         },
     )

@@ -7,6 +7,7 @@ import json
 from sqlalchemy import Connection, func, insert, select
 
 from ..domain.history import MaintenanceEvent
+from ..notify import outbox
 from . import schema
 from .database import Database
 
@@ -19,8 +20,9 @@ class EventLog:
 
     @staticmethod
     def append_in(conn: Connection, event: MaintenanceEvent) -> None:
-        """Append inside an existing transaction."""
-        conn.execute(
+        """Append inside an existing transaction, with the notifications it makes: they
+        commit (or roll back) together with the entry (see ``maintenance.notify.outbox``)."""
+        result = conn.execute(
             insert(schema.events).values(
                 at=event.at,
                 kind=event.kind,
@@ -31,6 +33,8 @@ class EventLog:
                 details_json=json.dumps(event.details, default=str, sort_keys=True),
             )
         )
+        key = result.inserted_primary_key
+        outbox.enqueue_in(conn, event, int(key[0]) if key else None)
 
     def append(self, event: MaintenanceEvent) -> None:
         """Append in its own transaction."""

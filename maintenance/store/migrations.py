@@ -27,8 +27,13 @@ def _v1_initial(conn: Connection) -> None:
         )
 
 
+def _v2_notifications(conn: Connection) -> None:
+    schema.notifications.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: state, events, jobs, blocked attempts, windows, reports", _v1_initial),
+    (2, "notification outbox", _v2_notifications),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

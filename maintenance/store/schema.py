@@ -130,3 +130,29 @@ reports = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("body_json", Text, nullable=False),
 )
+
+#: The notification outbox: one row per (event, webhook endpoint), written in the
+#: transaction of the event it announces, delivered at least once (see ``maintenance.notify``).
+notifications = Table(
+    "maintenance_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("event_id", Integer, index=True),
+    Column("type", String(64), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("endpoint_label", String(255), nullable=False),
+    Column("payload_json", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_token", String(64)),
+    Column("lease_until", UTCDateTime()),
+    Column("last_attempt_at", UTCDateTime()),
+    Column("failing_since", UTCDateTime()),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_notifications_due", "state", "next_attempt_at"),
+    Index("ix_notifications_endpoint", "endpoint", "state"),
+)

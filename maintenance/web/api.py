@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from ..domain.modes import MaintenanceMode, OperationType, parse_operation
 from ..domain.policy import NEVER_BLOCKED
@@ -34,6 +34,7 @@ from .payloads import (
     message_view,
     public_status,
 )
+from .status_page import upcoming_windows_view
 from .stream import StatusStreamHub, parse_last_event_id
 
 if TYPE_CHECKING:
@@ -237,9 +238,13 @@ class MaintenanceStatusAPI:
 
     # -- views ---------------------------------------------------------------------
     def _status(self) -> Response:
+        upcoming = upcoming_windows_view(current_app)
         if self._identity().is_admin:
-            return json_response(self.get_status(admin=True))
-        return json_response(self._public.get(self.service.status))
+            body = self.get_status(admin=True)
+            if upcoming is not None:
+                body["upcoming_windows"] = upcoming
+            return json_response(body)
+        return json_response(self._public.get(self.service.status, upcoming))
 
     def _blocked(self) -> Response:
         return json_response(self.get_blocked_operations(admin=self._identity().is_admin))

@@ -159,6 +159,7 @@ class MaintenanceModeMiddleware:
     def _init_extras(self, app: Flask, config: WebConfig) -> None:
         from .banner import register_template_helpers
         from .metrics import WebMetrics
+        from .status_page import init_public
 
         assert self.service is not None
         self.metrics = WebMetrics(self.service)
@@ -171,6 +172,8 @@ class MaintenanceModeMiddleware:
 
             self.api = MaintenanceStatusAPI(self.service, middleware=self)
             app.register_blueprint(self.api.blueprint(), url_prefix=config.api_prefix)
+        init_public(app, self.service)
+        self.service.notifier.start_delivery("web")
         register_template_helpers(app)
         if config.cli:
             from .cli import flask_command

@@ -92,6 +92,17 @@ _PUBLIC_PROPS: dict[str, Any] = {
     "version": {"type": "integer", "minimum": 0},
 }
 
+_WINDOW = {
+    "type": "object",
+    "required": ["start_at", "end_at", "mode", "reason"],
+    "properties": {
+        "start_at": _DATETIME,
+        "end_at": _DATETIME,
+        "mode": {"type": "string", "enum": _MODES},
+        "reason": _STR,
+    },
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -119,7 +130,14 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "What any user may know. Administrators get AdminStatus instead.",
         "required": list(_PUBLIC_PROPS),
-        "properties": _PUBLIC_PROPS,
+        "properties": {
+            **_PUBLIC_PROPS,
+            "upcoming_windows": {
+                "type": "array",
+                "description": "Scheduled windows not yet started, soonest first (GET /status).",
+                "items": _WINDOW,
+            },
+        },
     },
     "AdminStatus": {
         "type": "object",
@@ -142,6 +160,11 @@ _SCHEMAS: dict[str, Any] = {
             "blocked_attempts": {"type": "object", "additionalProperties": _INT},
             "would_block_attempts": {"type": "object", "additionalProperties": _INT},
             "nodes": {"type": "array", "items": {"type": "object"}},
+            "upcoming_windows": {"type": "array", "items": _WINDOW},
+            "notifications": {
+                "type": "object",
+                "description": "Webhook delivery health: per endpoint pending, failed, last error.",
+            },
         },
     },
     "Status": {"anyOf": [_ref("PublicStatus"), _ref("AdminStatus")]},

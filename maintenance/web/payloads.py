@@ -18,6 +18,7 @@ from ..domain.messages import OPERATION_MESSAGES, build_message
 from ..domain.modes import OperationType
 from ..domain.policy import Decision, decide
 from ..domain.status import MaintenanceStatus, utcnow
+from ..errors import MaintenanceError
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
@@ -27,8 +28,11 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def public_status(status: MaintenanceStatus) -> dict[str, Any]:
-    """What a user needs to know: is it on, why, what is blocked, until when."""
+def public_status(
+    status: MaintenanceStatus, upcoming: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What a user needs to know: is it on, why, what is blocked, until when (and, when
+    given, the upcoming scheduled windows)."""
     now = utcnow()
     active = status.is_active
     blocked = (
@@ -49,6 +53,7 @@ def public_status(status: MaintenanceStatus) -> dict[str, Any]:
         "blocked_operations": blocked,
         "login_blocked": bool(status.login_blocked and not status.test_mode),
         "version": status.version,
+        **({} if upcoming is None else {"upcoming_windows": upcoming}),
     }
 
 
@@ -88,7 +93,16 @@ def admin_status(
     except Exception:  # nodes are a diagnostic; a Redis hiccup must not fail the view
         nodes = []
     out["nodes"] = nodes
+    out["notifications"] = notifications_view(service)
     return out
+
+
+def notifications_view(service: EnhancedMaintenanceModeService) -> dict[str, Any]:
+    """Webhook delivery health (``maintenance notify status``); SQL trouble is reported."""
+    try:
+        return service.notifier.health().to_dict()
+    except MaintenanceError as exc:
+        return {"configured": service.notifier.configured, "error": str(exc)}
 
 
 class PublicStatusCache:
@@ -96,16 +110,16 @@ class PublicStatusCache:
     (``retry_after`` and the message count down)."""
 
     def __init__(self) -> None:
-        self._key: tuple[int, int] | None = None
+        self._key: tuple[int, int, Any] | None = None
         self._body = b""
         self._lock = threading.Lock()
 
-    def get(self, status: MaintenanceStatus) -> bytes:
-        """The JSON bytes of ``public_status(status)`` (cheap on a hit)."""
-        key = (status.version, int(time.time()))
+    def get(self, status: MaintenanceStatus, upcoming: list[dict[str, Any]] | None = None) -> bytes:
+        """The JSON bytes of ``public_status(status, upcoming)`` (cheap on a hit)."""
+        key = (status.version, int(time.time()), upcoming)
         if key == self._key:
             return self._body
-        body = json.dumps(public_status(status), separators=(",", ":")).encode()
+        body = json.dumps(public_status(status, upcoming), separators=(",", ":")).encode()
         with self._lock:
             self._key, self._body = key, body
         return body

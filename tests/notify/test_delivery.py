@@ -15,12 +15,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from maintenance.emergency.activation import activate_emergency
 from sqlalchemy import select
 
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from maintenance.domain.status import utcnow
-from maintenance.emergency.deactivation import check_deactivation, lift_emergency
+from maintenance.emergency import controller_for
 from maintenance.notify import outbox
 from maintenance.notify.signing import SIGNATURE_HEADER, verify
 from maintenance.store import schema
@@ -71,10 +70,11 @@ def _every_kind_of_event(service: EnhancedMaintenanceModeService) -> None:
     status_check(service, None, now=later)  # overdue (beat) and drained (nothing running)
     service.disable_maintenance("bob")  # disabled, recovery pending
     requeue_jobs(None, service, actor="recovery")  # recovery finished (nothing to requeue)
-    activate_emergency(
-        service, "disk full", "carol", grace_period=1, kill_after=1, invalidate=_no_sessions
+    emergency = controller_for(service)
+    emergency.activate_emergency_mode(
+        "disk full", "carol", grace_period=1, kill_after=1, invalidate=_no_sessions
     )  # emergency declared
-    lift_emergency(service, "carol", check_deactivation(service), force=True, requeue=False)
+    emergency.deactivate_emergency_mode("carol", force=True, requeue=False)  # lifted
 
 
 EXPECTED_TYPES = [

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workers.windows import WindowStore
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.domain.status import utcnow
+from maintenance.store.windows import WindowStore
 from tests.helpers import wait_for
 from tests.services import LiveServer
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import event
-from workers.windows import WindowStore
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.domain.status import utcnow
 from maintenance.store import schema
+from maintenance.store.windows import WindowStore
 from tests.helpers import wait_for
 
 from .app import build_app

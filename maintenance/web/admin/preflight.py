@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("maintenance.web.admin")
 WARNING, INFO = "warning", "info"
-#: Window states that still lie ahead or are running (see ``workers.windows``).
+#: Window states that still lie ahead or are running (see ``maintenance.store.windows``).
 OPEN_WINDOW_STATES = ("scheduled", "active")
 #: What an unreachable data source raises (Redis, the store, SQL): a check or a
 #: dashboard section reports it instead of failing.

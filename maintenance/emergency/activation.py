@@ -28,7 +28,7 @@ from ..domain.validation import validate_actor, validate_reason
 from ..errors import ConflictError
 from ..fencing import ActivationResult
 from ..redisconn import REDIS_ERRORS
-from ..session_index import SessionIndex
+from ..session_invalidation import invalidator
 from . import fleet
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class EmergencyActivation:
 
 def default_invalidator(service: EnhancedMaintenanceModeService) -> Invalidator:
     """Session removal through the shared index (server-side keys the web app registered)."""
-    return SessionIndex(service).invalidate_non_admin
+    return invalidator(service)
 
 
 @dataclass(frozen=True)

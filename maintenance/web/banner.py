@@ -15,6 +15,7 @@ from ..domain.messages import build_message
 from ..domain.modes import MaintenanceMode
 from ..domain.status import MaintenanceStatus
 from .payloads import public_status
+from .state import WebState, state_of
 
 _TITLES = {
     MaintenanceMode.NORMAL: "Maintenance in progress.",
@@ -23,8 +24,8 @@ _TITLES = {
 }
 
 
-def _extension() -> Any:
-    return current_app.extensions["maintenance"]
+def _state() -> WebState:
+    return state_of(current_app)
 
 
 def banner_html(status: MaintenanceStatus, *, is_admin: bool = False) -> Markup:
@@ -51,17 +52,17 @@ def banner_html(status: MaintenanceStatus, *, is_admin: bool = False) -> Markup:
 
 def maintenance_banner() -> Markup:
     """Jinja global: the banner for the current request's user."""
-    ext = _extension()
-    status = ext.service.status
+    state = _state()
+    status = state.service.status
     if not status.is_active:
         return Markup("")
-    admin = has_request_context() and ext.identity().is_admin
+    admin = has_request_context() and state.identity().is_admin
     return banner_html(status, is_admin=admin)
 
 
 def maintenance_status() -> dict[str, Any]:
     """Jinja global: what a user may know about maintenance (see ``payloads.public_status``)."""
-    return public_status(_extension().service.status)
+    return public_status(_state().service.status)
 
 
 def register_template_helpers(app: Flask) -> None:

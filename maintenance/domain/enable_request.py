@@ -20,6 +20,7 @@ from .validation import (
     DURATION_UNITS,
     EXACT_DURATION_PATTERN,
     MAX_DURATION,
+    MAX_DURATION_TEXT,
     MAX_REASON,
     MAX_WAIT,
     exact_duration,
@@ -227,7 +228,7 @@ def duration_field(description: str) -> JsonField:
 JSON_FIELDS: dict[str, JsonField] = {
     "reason": REASON,
     "duration": duration_field(
-        "Seconds, or one number and unit like 90s, 30m, 2h, 1d (at most 7 days)."
+        f"Seconds, or one number and unit like 90s, 30m, 2h, 1d (at most {MAX_DURATION_TEXT})."
     ),
     "mode": JsonField((str, _NONE), {"type": "string", "enum": [m.value for m in MaintenanceMode]}),
     "blocked_operations": JsonField(
@@ -256,6 +257,7 @@ def limits() -> dict[str, Any]:
     return {
         "max_reason": MAX_REASON,
         "max_duration": MAX_DURATION,
+        "max_duration_text": MAX_DURATION_TEXT,
         "max_wait": MAX_WAIT,
         "duration_units": dict(DURATION_UNITS),
         "modes": [m.value for m in MaintenanceMode],

@@ -25,6 +25,8 @@ MAX_WAIT = 30.0
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: The units of the JSON API's durations: one whole number and one of these.
 EXACT_DURATION_UNITS = ("s", "m", "h", "d")
+#: ``MAX_DURATION`` in words, for messages and help texts.
+MAX_DURATION_TEXT = f"{MAX_DURATION // DURATION_UNITS['d']} days"
 _DURATION_RE = re.compile(rf"(\d+(?:\.\d+)?)\s*([{''.join(DURATION_UNITS)}]?)")
 
 
@@ -55,7 +57,8 @@ EXACT_DURATION_PATTERN = (
 )
 _EXACT_DURATION = re.compile(EXACT_DURATION_PATTERN)
 _EXACT_DURATION_HELP = (
-    "duration must be seconds or one number and unit (90s, 30m, 2h, 1d), at most 7 days"
+    f"duration must be seconds or one number and unit (90s, 30m, 2h, 1d), "
+    f"at most {MAX_DURATION_TEXT}"
 )
 
 
@@ -91,7 +94,7 @@ def parse_duration(
     if seconds <= 0:
         raise ValidationError(f"{field} must be greater than zero", field=field)
     if seconds > MAX_DURATION:
-        raise ValidationError(f"{field} must be at most 7 days", field=field)
+        raise ValidationError(f"{field} must be at most {MAX_DURATION_TEXT}", field=field)
     return round(seconds)
 
 

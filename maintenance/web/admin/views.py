@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ...domain.enable_request import EnableRequest
 from ...domain.modes import MaintenanceMode
-from ...domain.validation import MAX_REASON
+from ...domain.validation import MAX_DURATION_TEXT, MAX_REASON
 from ...errors import ApiError, ConflictError, CsrfError, NotFound, ValidationError
 from ...fencing import ActivationResult
 from ...reports import load_report
@@ -120,6 +120,7 @@ class AdminViews:
             page=page_config(self.web.config, self.config, snapshot),
             emergency_phrase=self.config.emergency_phrase,
             max_reason=MAX_REASON,
+            max_duration_text=MAX_DURATION_TEXT,
             human_seconds=human_seconds,
             iso_minutes=iso_minutes,
         )

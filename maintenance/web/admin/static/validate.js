@@ -2,7 +2,7 @@
 // core's enable-request model (config.limits): no number is repeated here. The server
 // checks everything again; these only spare a round trip and explain mistakes early.
 
-// The checks for one set of limits: {max_reason, max_duration, duration_units, modes}.
+// The checks for one set of limits: {max_reason, max_duration(_text), duration_units, modes}.
 export function rulesFor(limits) {
   const units = limits.duration_units;
   const part = new RegExp(String.raw`(\d+(?:\.\d+)?)\s*([${Object.keys(units).join("")}]?)`, "y");
@@ -24,7 +24,7 @@ export function rulesFor(limits) {
       pos = part.lastIndex;
     }
     if (seconds <= 0) return { error: `${field} must be greater than zero` };
-    if (seconds > limits.max_duration) return { error: `${field} must be at most 7 days` };
+    if (seconds > limits.max_duration) return { error: `${field} must be at most ${limits.max_duration_text}` };
     return { seconds: Math.round(seconds) };
   }
 

@@ -1,24 +1,19 @@
-"""``MaintenanceModeMiddleware``: the Flask extension and its ``before_request`` hook.
-
-A request it lets through costs one read of this process's status cache (no
-network); only while maintenance is on does it classify the endpoint, find out
-who is asking and decide (``is_allowed_operation``), answering a refused request
-with a 503.
+"""``MaintenanceModeMiddleware``: the Flask extension. ``init_app`` wires one app (its
+``WebState``, the request gate of ``gate``, the bypass route, the APIs, metrics, Jinja
+helpers and the CLI); its public methods answer who is asking, whether an operation
+may run now (the gate's one decision), and what a refused request gets.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import weakref
-from contextvars import ContextVar
 from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
     Response,
-    after_this_request,
     current_app,
     has_app_context,
     request,
@@ -32,21 +27,16 @@ from ..roles import user_label
 from ..service import EnhancedMaintenanceModeService
 from ..settings import Settings
 from . import identity as web_identity
-from .bypass_cookie import bypass_identity, read_cookie, redeem_view
+from .bypass_cookie import redeem_view
 from .config import WebConfig, apply_defaults
-from .identity import IdentityResolver, WebIdentity, raw_session
+from .gate import API_BLUEPRINT, BYPASS_ENDPOINT, METRICS_ENDPOINT, gate_hook
+from .identity import IdentityResolver, WebIdentity
 from .responses import app_response
 from .session_manager import MaintenanceSessionManager
 from .state import KEY, WebState, state_of
 
 blocked_log = logging.getLogger("maintenance.web.blocked")
 
-BYPASS_ENDPOINT = "maintenance_bypass"
-METRICS_ENDPOINT = "maintenance_metrics"
-API_BLUEPRINT = "maintenance_api"
-_OWN_ENDPOINTS = frozenset({BYPASS_ENDPOINT, METRICS_ENDPOINT})
-#: The admin bypass entered for the current request (left in teardown).
-_bypass_manager: ContextVar[Any] = ContextVar("maintenance_web_bypass", default=None)
 _MISSING: Any = object()
 
 
@@ -141,7 +131,7 @@ class MaintenanceModeMiddleware:
         sessions = state.sessions = MaintenanceSessionManager(service, web=state)
         sessions.init_app(app, hooks=not config.hook_enabled)
         if config.hook_enabled:
-            app.before_request(self._gate_hook(state))
+            app.before_request(gate_hook(state))
         app.add_url_rule(
             config.bypass_path,
             endpoint=BYPASS_ENDPOINT,
@@ -163,31 +153,6 @@ class MaintenanceModeMiddleware:
             if cls.is_critical_admin_user is not base.is_critical_admin_user
             else None,
         )
-
-    def _gate_hook(self, state: WebState) -> Any:
-        config = state.config
-        failing_closed = state.service.failing_closed
-        cache = state.service.cache  # the same object for the life of the process, forks too
-        sessions = state.sessions
-        assert sessions is not None
-        check_sessions = sessions.check_request
-
-        def maintenance_gate() -> Response | None:
-            # The whole per-request cost while maintenance is off: a cache read
-            # and a peek at the session (see identity.raw_session). No network.
-            if _bypass_manager.get() is not None:
-                self._leave_bypass()  # left over by a request that died half-way
-            if not cache.started:
-                cache.start()
-            status = cache.status
-            sess = raw_session()
-            if sess:
-                check_sessions(config, status, sess)
-            if not status.is_active and not failing_closed():
-                return None
-            return self._gate(state, status)
-
-        return maintenance_gate
 
     def _init_extras(self, app: Flask, state: WebState) -> None:
         from .banner import register_template_helpers
@@ -261,64 +226,6 @@ class MaintenanceModeMiddleware:
     def metrics(self) -> Any:
         """The current (or only) app's ``WebMetrics``."""
         return self.state().metrics
-
-    # -- the gate ------------------------------------------------------------------
-    def _gate(self, state: WebState, status: MaintenanceStatus) -> Response | None:
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        rule = req.url_rule
-        if rule is None:  # no route: let Flask answer 404/405, nothing would run
-            return None
-        endpoint = req.endpoint or ""
-        config = state.config
-        if (
-            endpoint in _OWN_ENDPOINTS
-            or endpoint.startswith(API_BLUEPRINT + ".")
-            or config.is_exempt(endpoint, req.path)
-        ):
-            return None
-        service = state.service
-        op = service.classifier.classify_operation(endpoint, req.method, path=rule.rule)
-        if op is OperationType.STATUS_CHECK:
-            return None
-        who = state.identity()
-        if not who.is_admin and config.bypass_cookie in req.cookies:
-            actor = read_cookie(req, config)
-            if actor is not None:
-                who = bypass_identity(actor)
-        if who.is_admin:
-            self._enter_bypass(service, who)
-        if self.is_allowed_operation(op, who, record=True):
-            return None
-        if not status.is_active:
-            # Failing closed (MAINTENANCE_FAIL_CLOSED, Redis and SQL both unreachable):
-            # say why rather than "operating normally".
-            status = service.fail_closed_status(status)
-        return app_response(config, status, op)
-
-    def _enter_bypass(self, service: EnhancedMaintenanceModeService, who: WebIdentity) -> None:
-        # Celery publishes made while handling an admin request pass the publish gate.
-        # It is left once the response is made (after_this_request runs on error
-        # responses too); should a request die before that, the next request on this
-        # thread leaves it before anything else runs. No teardown hook: that would
-        # cost every request, and only admin requests during maintenance need this.
-        if _bypass_manager.get() is None:
-            manager = service.bypass(who)
-            manager.__enter__()
-            _bypass_manager.set(manager)
-            after_this_request(self._leave_after)
-
-    @classmethod
-    def _leave_after(cls, response: Response) -> Response:
-        cls._leave_bypass()
-        return response
-
-    @staticmethod
-    def _leave_bypass() -> None:
-        manager = _bypass_manager.get()
-        if manager is not None:
-            _bypass_manager.set(None)
-            with contextlib.suppress(ValueError, RuntimeError):
-                manager.__exit__(None, None, None)
 
     # -- who is asking (rules in identity.IdentityResolver) ------------------------
     def current_user(self) -> Any:

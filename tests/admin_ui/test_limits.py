@@ -84,6 +84,7 @@ def test_the_form_reads_the_models_limits_on_the_server_and_hands_them_to_the_pa
     page = _admin_page(build_app(service))
     assert _page_config(page)["limits"] == limits()
     assert set(re.findall(r'maxlength="(\d+)"', page)) == {str(MAX_REASON)}
+    assert f"[{''.join(DURATION_UNITS)}]?" in page  # the duration input's pattern
 
     def errors(**fields: str) -> dict[str, str]:
         form = MultiDict({"mode": "normal", **fields})

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from ...domain.enable_request import EnableRequest
+from ...domain.enable_request import EnableRequest, limits
 from ...domain.modes import MaintenanceMode
-from ...domain.validation import MAX_DURATION_TEXT, MAX_REASON
 from ...errors import ApiError, ConflictError, CsrfError, NotFound, ValidationError
 from ...fencing import ActivationResult
 from ...reports import load_report
@@ -119,8 +118,7 @@ class AdminViews:
             csrf_token=self.csrf.token(),
             page=page_config(self.web.config, self.config, snapshot),
             emergency_phrase=self.config.emergency_phrase,
-            max_reason=MAX_REASON,
-            max_duration_text=MAX_DURATION_TEXT,
+            limits=limits(),
             human_seconds=human_seconds,
             iso_minutes=iso_minutes,
         )

@@ -19,11 +19,12 @@ from . import events
 from .cache import StatusCache
 from .domain import transitions
 from .domain.classifier import MaintenanceOperationClassifier
+from .domain.enable_request import EnableRequest
 from .domain.messages import build_message
 from .domain.modes import WORK_OPERATIONS, MaintenanceMode, OperationType, parse_operation
 from .domain.policy import Decision, decide
 from .domain.status import MaintenanceStatus, utcnow
-from .domain.transitions import EnableRequest, check_expected_version
+from .domain.transitions import check_expected_version
 from .domain.validation import (
     validate_actor,
     validate_note,
@@ -223,27 +224,37 @@ class EnhancedMaintenanceModeService:
     ) -> ActivationResult:
         """Switch maintenance on (or change it while on) and propagate it fenced.
 
-        Validates everything first (``ValidationError``). Two administrators
-        racing: the compare-and-set lets exactly one win; the other gets
-        ``ConflictError`` and nothing of theirs is half-applied. Returns once
-        every live node applied the new version, or after ``wait`` seconds
-        with ``lagging_nodes`` listed.
+        Validates everything first (``ValidationError``), then ``enable``.
         """
-        req = EnableRequest.validate(
-            reason,
-            duration,
-            mode,
-            enabled_by,
-            blocked_operations,
-            critical_admin_only=critical_admin_only,
-            block_login=self.settings.block_login if block_login is None else block_login,
-            details=details,
+        return self.enable(
+            EnableRequest.validate(
+                reason,
+                duration,
+                mode,
+                enabled_by,
+                blocked_operations,
+                wait=wait,
+                expected_version=expected_version,
+                critical_admin_only=critical_admin_only,
+                block_login=block_login,
+                details=details,
+            )
         )
+
+    def enable(self, req: EnableRequest) -> ActivationResult:
+        """Apply a checked enable request and propagate it fenced.
+
+        Two administrators racing: the compare-and-set lets exactly one win; the
+        other gets ``ConflictError`` and nothing of theirs is half-applied.
+        Returns once every live node applied the new version, or after
+        ``req.wait`` seconds with ``lagging_nodes`` listed.
+        """
+        req = req.with_defaults(block_login=self.settings.block_login)
         current = self.state.load()
-        check_expected_version(current, expected_version)
+        check_expected_version(current, req.expected_version)
         new, event = transitions.enabled(current, req, utcnow())
         stored = self.state.compare_and_set(current.version, new, event)
-        result = self._propagate(stored, wait)
+        result = self._propagate(stored, req.wait)
         if req.mode is MaintenanceMode.TEST or result.propagation in _UNFENCED:
             self._record_propagation(result)
         log.info(

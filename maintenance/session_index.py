@@ -1,5 +1,7 @@
-"""Session bookkeeping in Redis: a role index of live sessions, the invalidation epoch,
-and fast removal of non-admin server-side sessions. Framework-free (Flask: ``maintenance.web``).
+"""The session index in Redis, its owner: a role index of live sessions, the invalidation
+epoch, where the web app keeps server-side sessions, and fast removal of non-admin
+ones. Framework-free (Flask: ``maintenance.web``); the operation that logs non-admins
+out and tells every node is ``session_invalidation``.
 
 Web nodes record each logged-in session in a per-role sorted set when it logs in
 (and at most once a minute afterwards), so invalidation never has to read, let
@@ -10,7 +12,6 @@ sessions which cannot be deleted (signed cookies) away on their next request.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 import uuid
@@ -20,19 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from . import events
-from .redisconn import REDIS_ERRORS
 from .redisconn import as_text as _text
 
 if TYPE_CHECKING:
+    from .keys import Keys
     from .service import EnhancedMaintenanceModeService
-
-log = logging.getLogger("maintenance.sessions")
 
 ADMIN, USER = "admin", "user"
 #: Index members naming a signed-cookie session (nothing to delete server-side).
 COOKIE_MEMBER = "~cookie:"
-EVENT_KIND = "sessions_invalidated"
 _BATCH = 10_000
 _SCRIPT_BATCH = 5_000
 
@@ -82,49 +79,30 @@ class ActiveSessions:
         }
 
 
-@dataclass(frozen=True)
-class InvalidationResult:
-    """What ``invalidate_non_admin`` did."""
-
-    count: int  # non-admin sessions invalidated (index entries)
-    deleted: int  # server-side session keys removed
-    epoch: int  # sessions stamped with an older epoch are turned away
-    seconds: float
-    server_side: bool  # whether server-side session keys could be deleted
-    status_version: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "count": self.count,
-            "deleted": self.deleted,
-            "epoch": self.epoch,
-            "seconds": round(self.seconds, 6),
-            "server_side": self.server_side,
-            "status_version": self.status_version,
-        }
-
-
 class SessionIndex:
-    """The per-role session index and the epoch, for one maintenance service.
+    """The per-role session index and the epoch, on one Redis under one key prefix.
 
     Index members are the server-side session keys themselves (Flask-Session's
     ``key_prefix + sid``) or ``~cookie:<id>`` for signed-cookie sessions.
-    ``store_client`` is the Redis holding the session keys; without it, this
-    service's Redis is used when the web app registered (``register_store``)
-    that its sessions live there.
+    ``store_client`` is the Redis holding the session keys; without it, ``redis``
+    is used when the web app registered (``register_store``) that its sessions
+    live there.
     """
 
     def __init__(
-        self,
-        service: EnhancedMaintenanceModeService,
-        *,
-        store_client: redis.Redis | None = None,
+        self, redis: redis.Redis, keys: Keys, *, store_client: redis.Redis | None = None
     ) -> None:
-        self.service = service
-        self.keys = service.keys
+        self.redis = redis
+        self.keys = keys
         self.store_client = store_client
-        self._purge_script = service.redis.register_script(_PURGE)
+        self._purge_script = redis.register_script(_PURGE)
+
+    @classmethod
+    def of(
+        cls, service: EnhancedMaintenanceModeService, *, store_client: redis.Redis | None = None
+    ) -> SessionIndex:
+        """The index on ``service``'s Redis and key prefix."""
+        return cls(service.redis, service.keys, store_client=store_client)
 
     # -- recording (web nodes) -------------------------------------------------
     def touch(
@@ -138,7 +116,7 @@ class SessionIndex:
     ) -> None:
         """Record that session ``member`` (store key or cookie id) of ``user`` was seen."""
         role, other = (ADMIN, USER) if admin else (USER, ADMIN)
-        own = pipe or self.service.redis.pipeline(transaction=False)
+        own = pipe or self.redis.pipeline(transaction=False)
         own.zadd(self.keys.session_index(role), {member: now or time.time()})
         own.hset(self.keys.session_users(role), member, user or "")
         own.zrem(self.keys.session_index(other), member)
@@ -154,9 +132,9 @@ class SessionIndex:
         dropped = 0
         for role in (ADMIN, USER):
             index, users = self.keys.session_index(role), self.keys.session_users(role)
-            old = self.service.redis.zrangebyscore(index, "-inf", cutoff, start=0, num=_BATCH)
+            old = self.redis.zrangebyscore(index, "-inf", cutoff, start=0, num=_BATCH)
             if old:
-                pipe = self.service.redis.pipeline(transaction=False)
+                pipe = self.redis.pipeline(transaction=False)
                 pipe.zrem(index, *old)
                 pipe.hdel(users, *old)
                 pipe.execute()
@@ -165,7 +143,7 @@ class SessionIndex:
 
     def forget(self, member: str) -> None:
         """Drop ``member`` from the index (the session logged out)."""
-        pipe = self.service.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for role in (ADMIN, USER):
             pipe.zrem(self.keys.session_index(role), member)
             pipe.hdel(self.keys.session_users(role), member)
@@ -173,14 +151,14 @@ class SessionIndex:
 
     def register_store(self, key_prefix: str, same_server: bool) -> None:
         """Say where the web app keeps server-side sessions (for processes without the app)."""
-        self.service.redis.hset(
+        self.redis.hset(
             self.keys.session_store,
             mapping={"key_prefix": key_prefix, "same_server": "1" if same_server else "0"},
         )
 
     def registered_store(self) -> tuple[str, bool] | None:
         """``(key_prefix, same_server)`` as registered by a web app, if any."""
-        raw = self.service.redis.hgetall(self.keys.session_store)
+        raw = self.redis.hgetall(self.keys.session_store)
         if not raw:
             return None
         data = {_text(k): _text(v) for k, v in raw.items()}
@@ -192,7 +170,7 @@ class SessionIndex:
         self.prune()
         now = time.time()
         since = now - window
-        pipe = self.service.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.zcount(self.keys.session_index(USER), since, "+inf")
         pipe.zcount(self.keys.session_index(ADMIN), since, "+inf")
         pipe.zrevrangebyscore(
@@ -200,7 +178,7 @@ class SessionIndex:
         )
         count, admins, newest = pipe.execute()
         members = [m for m, _ in newest]
-        users = self.service.redis.hmget(self.keys.session_users(USER), members) if members else []
+        users = self.redis.hmget(self.keys.session_users(USER), members) if members else []
         rows = [
             {
                 "user": _text(who) if who else None,
@@ -211,44 +189,34 @@ class SessionIndex:
         ]
         return ActiveSessions(int(count), int(admins), int(window), rows)
 
-    def epoch(self) -> int:
-        """The current session epoch; rebuilt from the SQL event log if Redis lost it."""
-        raw = self.service.redis.get(self.keys.session_epoch)
-        if raw is not None:
-            return int(raw)
-        value = self._epoch_from_sql()
-        if value:
-            # NX: never roll back an epoch another process set meanwhile.
-            self.service.redis.set(self.keys.session_epoch, value, nx=True)
-            raw = self.service.redis.get(self.keys.session_epoch)
-            return int(raw) if raw is not None else value
-        return 0
+    # -- the epoch -----------------------------------------------------------------
+    def stored_epoch(self) -> int | None:
+        """The epoch in Redis (None when Redis lost it)."""
+        raw = self.redis.get(self.keys.session_epoch)
+        return None if raw is None else int(raw)
 
-    def _epoch_from_sql(self) -> int:
-        for event in self.service.events.history(1, kinds=(EVENT_KIND,)):
-            return int(event.details.get("epoch") or 0)
-        return 0
+    def restore_epoch(self, value: int) -> int:
+        """Put back an epoch Redis lost; one another process set meanwhile wins."""
+        self.redis.set(self.keys.session_epoch, value, nx=True)
+        stored = self.stored_epoch()
+        return value if stored is None else stored
 
-    # -- invalidating ------------------------------------------------------------
-    def invalidate_non_admin(
-        self,
-        actor: str,
-        *,
-        wait: float | None = None,
-        reason: str | None = None,
-    ) -> InvalidationResult:
-        """Remove every non-admin session and turn away the ones that cannot be removed.
+    def next_epoch(self, current: int) -> int:
+        """A new epoch above ``current`` (which a Redis restart may have wiped)."""
+        epoch = int(self.redis.incr(self.keys.session_epoch))
+        if epoch <= current:
+            epoch = current + 1
+            self.redis.set(self.keys.session_epoch, epoch)
+        return epoch
 
-        Server-side keys named in the index are deleted (with ``store_client``,
-        or this Redis when the web app registered that its sessions live here);
-        the epoch goes up so
-        cookie sessions and anything the index missed are refused on their next
-        request; the new epoch is published in the status (fenced by ``wait``)
-        so every web node knows it before this returns.
+    # -- removing non-admin sessions ---------------------------------------------
+    def purge_non_admin(self) -> tuple[int, int, bool]:
+        """Empty the non-admin index, deleting the server-side session keys it names.
+
+        Returns ``(sessions, keys deleted, whether a session store was reachable)``:
+        keys are deleted with ``store_client``, or on this Redis when the web app
+        registered that its sessions live here.
         """
-        started = time.perf_counter()
-        client = self.service.redis
-        current_epoch = self.epoch()
         store = self._store_client()
         token = uuid.uuid4().hex[:8]
         index, users = self.keys.session_index(USER), self.keys.session_users(USER)
@@ -256,44 +224,24 @@ class SessionIndex:
         # Move the set away atomically: sessions logging in meanwhile land in a
         # fresh set and are not lost from the index. A missing key fails only its
         # own RENAME (nothing to move).
-        pipe = client.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.rename(index, doomed_index)
         pipe.rename(users, doomed_users)
         pipe.execute(raise_on_error=False)
-        if store is not None and same_server(store, client):
+        if store is not None and same_server(store, self.redis):
             count, deleted = self._purge_in_redis(doomed_index)
         else:
             count, deleted = self._purge_from_here(doomed_index, store)
-        epoch = int(client.incr(self.keys.session_epoch))
-        if epoch <= current_epoch:  # Redis restarted between the two calls
-            epoch = current_epoch + 1
-            client.set(self.keys.session_epoch, epoch)
-        pipe = client.pipeline(transaction=False)
-        pipe.delete(doomed_index, doomed_users)
-        status = self.service.status
-        if status.activation_id and count:
-            counter = self.keys.invalidated_sessions(status.activation_id)
-            pipe.incrby(counter, count)
-            pipe.expire(counter, _COUNTER_TTL)
+        self.redis.delete(doomed_index, doomed_users)
+        return count, deleted, store is not None
+
+    def count_invalidated(self, activation_id: str, count: int) -> None:
+        """Add ``count`` to the sessions invalidated during one activation."""
+        counter = self.keys.invalidated_sessions(activation_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incrby(counter, count)
+        pipe.expire(counter, _COUNTER_TTL)
         pipe.execute()
-        version = self._publish(actor, status, count, deleted, epoch, wait, reason)
-        result = InvalidationResult(
-            count=count,
-            deleted=deleted,
-            epoch=epoch,
-            seconds=time.perf_counter() - started,
-            server_side=store is not None,
-            status_version=version,
-        )
-        log.info(
-            "invalidated %d non-admin session(s) (%d server-side keys) by %s; epoch %d",
-            count,
-            deleted,
-            actor,
-            epoch,
-        )
-        events.emit(events.sessions_invalidated, self.service, count=count, actor=actor)
-        return result
 
     def _purge_in_redis(self, doomed_index: str) -> tuple[int, int]:
         # The session keys live on this server: delete them where they are, in
@@ -310,12 +258,11 @@ class SessionIndex:
             deleted += int(removed)
 
     def _purge_from_here(self, doomed_index: str, store: redis.Redis | None) -> tuple[int, int]:
-        client = self.service.redis
         if store is None:  # cookie sessions only: nothing to delete, just count
-            return int(client.zcard(doomed_index)), 0
+            return int(self.redis.zcard(doomed_index)), 0
         count = deleted = start = 0
         while True:
-            members = client.zrange(doomed_index, start, start + _BATCH - 1)
+            members = self.redis.zrange(doomed_index, start, start + _BATCH - 1)
             if not members:
                 return count, deleted
             start += len(members)
@@ -327,7 +274,7 @@ class SessionIndex:
             return self.store_client
         registered = self.registered_store()
         if registered is not None and registered[1]:
-            return self.service.redis
+            return self.redis
         return None
 
     @staticmethod
@@ -339,31 +286,6 @@ class SessionIndex:
         for i in range(0, len(names), 1000):
             pipe.unlink(*names[i : i + 1000])
         return sum(int(n) for n in pipe.execute())
-
-    def _publish(
-        self,
-        actor: str,
-        status: Any,
-        count: int,
-        deleted: int,
-        epoch: int,
-        wait: float | None,
-        reason: str | None,
-    ) -> int | None:
-        try:
-            result = self.service.update_status(
-                actor,
-                EVENT_KIND,
-                reason=reason,
-                details={"count": count, "deleted": deleted, "epoch": epoch},
-                wait=wait,
-                invalidated_sessions=status.invalidated_sessions + count,
-                extra_changes={"session_epoch": epoch},
-            )
-        except REDIS_ERRORS as exc:  # the epoch is set; nodes pick it up on their next poll
-            log.warning("session epoch %d set but not propagated: %s", epoch, exc)
-            return None
-        return result.status.version
 
 
 def same_server(a: redis.Redis, b: redis.Redis) -> bool:

@@ -6,7 +6,7 @@ import threading
 
 import click
 
-from ..domain.validation import parse_duration, validate_operations, validate_reason
+from ..domain.enable_request import EnableRequest
 from .context import CliContext, default_actor, json_option, mode_option, pass_ctx
 from .render import jsonable_events, render_history, render_nodes, render_result, render_status
 
@@ -76,26 +76,22 @@ def enable(
     expect_version: int | None,
 ) -> None:
     """Switch maintenance on (or change it while on)."""
-    # Validate everything before touching any store.
-    validate_reason(reason)
-    parse_duration(duration)
-    ops = validate_operations([p for b in block for p in b.split(",") if p.strip()] or None)
-    if wait is not None and wait < 0:
-        raise click.BadParameter("must be >= 0", param_hint="--wait")
-    result = ctx.service.enable_maintenance(
+    # Checked in full before any store is touched.
+    req = EnableRequest.validate(
         reason,
         duration,
-        mode=mode,
-        enabled_by=actor or default_actor(),
-        blocked_operations=ops,  # type: ignore[arg-type]
+        mode,
+        actor or default_actor(),
+        [p for b in block for p in b.split(",") if p.strip()] or None,
         wait=wait,
         expected_version=expect_version,
     )
+    result = ctx.service.enable(req)
     link = None
     if secret:
         from ..bypass_tokens import create_bypass_link
 
-        link = create_bypass_link(ctx.service, actor or default_actor())
+        link = create_bypass_link(ctx.service, req.actor)
     if ctx.as_json:
         ctx.emit({**result.to_dict(), **({"bypass_link": link} if link else {})})
     else:

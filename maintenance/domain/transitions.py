@@ -1,30 +1,22 @@
 """Pure state transitions: the status and event an enable or a disable produces.
 
-No I/O: the service validates, loads the current status, asks here for the
-next one, and writes it by compare-and-set. Tests can drive every rule here
-with plain values.
+No I/O: the service checks the request (``enable_request``), loads the current
+status, asks here for the next one, and writes it by compare-and-set. Tests can
+drive every rule here with plain values.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import ConflictError
+from .enable_request import EnableRequest
 from .history import MaintenanceEvent
-from .modes import MaintenanceMode, OperationType
-from .policy import blocked_set_for
+from .modes import MaintenanceMode
 from .status import MaintenanceStatus
-from .validation import (
-    parse_duration,
-    validate_actor,
-    validate_mode,
-    validate_operations,
-    validate_reason,
-)
 
 #: ``extra`` keys that outlive an activation (cookie sessions issued before an
 #: invalidation epoch stay invalid after maintenance ends).
@@ -33,46 +25,6 @@ CARRIED_EXTRA = ("session_epoch",)
 
 def _new_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-@dataclass(frozen=True)
-class EnableRequest:
-    """A validated request to switch maintenance on (or change it)."""
-
-    reason: str
-    actor: str
-    mode: MaintenanceMode
-    seconds: int | None
-    blocked: tuple[OperationType, ...]
-    critical_admin_only: bool = False
-    login_blocked: bool = True
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def validate(
-        cls,
-        reason: object,
-        duration: Any,
-        mode: Any,
-        enabled_by: object,
-        blocked_operations: Any,
-        *,
-        critical_admin_only: bool = False,
-        block_login: bool = True,
-        details: dict[str, Any] | None = None,
-    ) -> EnableRequest:
-        """Every input checked (``ValidationError`` names the field) before anything changes."""
-        chosen = validate_mode(mode)
-        return cls(
-            reason=validate_reason(reason),
-            actor=validate_actor(enabled_by, "enabled_by"),
-            mode=chosen,
-            seconds=parse_duration(duration),
-            blocked=blocked_set_for(chosen, validate_operations(blocked_operations)),
-            critical_admin_only=critical_admin_only,
-            login_blocked=block_login and chosen is not MaintenanceMode.TEST,
-            details=dict(details or {}),
-        )
 
 
 def check_expected_version(current: MaintenanceStatus, expected: int | None) -> None:

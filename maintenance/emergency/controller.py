@@ -43,7 +43,7 @@ from ..fencing import ActivationResult
 from ..job_flags import JobFlags
 from ..job_registry import JobRegistry
 from ..redisconn import REDIS_ERRORS
-from ..session_index import SessionIndex
+from ..session_invalidation import invalidator
 from ..store.jobs import KIND_TERMINATED, REQUEUED, TERMINATED, JobStore
 from . import phases, rounds
 from .deactivation import DeactivationCheck, check_deactivation, current_emergency
@@ -236,13 +236,13 @@ class EmergencyController:
             self.service.update_status(
                 actor, "login_blocked", reason=reason, wait=wait, login_blocked=True
             )
-        invalidate = SessionIndex(self.service).invalidate_non_admin
+        invalidate = invalidator(self.service)
         return dict(invalidate(actor, wait=wait, reason=reason).to_dict())
 
     def _sweep(
         self, invalidate: Invalidator | None, actor: str, wait: float | None, reason: str
     ) -> tuple[dict[str, Any] | None, str | None]:
-        chosen = invalidate or SessionIndex(self.service).invalidate_non_admin
+        chosen = invalidate or invalidator(self.service)
         try:
             result = chosen(actor, wait=wait, reason=f"emergency: {reason}")
         except Exception as exc:

@@ -17,6 +17,7 @@ from ..domain.modes import MaintenanceMode
 from ..domain.status import MaintenanceStatus
 from ..public_schedule import UpcomingWindow
 from .payloads import public_status
+from .state import WebState, state_of
 from .status_page import pages_of, span, status_page_url
 
 _TITLES = {
@@ -26,8 +27,8 @@ _TITLES = {
 }
 
 
-def _extension() -> Any:
-    return current_app.extensions["maintenance"]
+def _state() -> WebState:
+    return state_of(current_app)
 
 
 def banner_html(
@@ -66,20 +67,20 @@ def banner_html(
 
 def maintenance_banner() -> Markup:
     """Jinja global: the banner for the current request's user."""
-    ext = _extension()
-    status = ext.service.status
+    state = _state()
+    status = state.service.status
     pages = pages_of(current_app)
     announce = pages.announcement(status) if pages is not None else None
     if not status.is_active and announce is None:
         return Markup("")
-    admin = has_request_context() and ext.identity().is_admin
+    admin = has_request_context() and state.identity().is_admin
     page = status_page_url() if announce is not None and has_request_context() else None
     return banner_html(status, is_admin=admin, announce=announce, status_page=page)
 
 
 def maintenance_status() -> dict[str, Any]:
     """Jinja global: what a user may know about maintenance (see ``payloads.public_status``)."""
-    return public_status(_extension().service.status)
+    return public_status(_state().service.status)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -14,6 +14,7 @@ from ..cli import cli as core_cli
 from ..cli.context import CliContext, default_actor, json_option, pass_ctx
 from ..domain.validation import parse_duration
 from ..service import EnhancedMaintenanceModeService
+from .state import KEY, state_of
 
 
 class AppCliContext(CliContext):
@@ -33,7 +34,7 @@ class AppCliContext(CliContext):
         if self._service is None:
             from ..factory import build_service
 
-            settings = self.app.extensions["maintenance"].service.settings
+            settings = state_of(self.app).service.settings
             self._service = build_service(settings, kind="cli", register=False)
         return self._service
 
@@ -64,7 +65,7 @@ def flask_command() -> click.Group:
         # Logging belongs to the Flask app here: -v is accepted and left to it.
         info = ctx.find_object(ScriptInfo)
         app = info.load_app() if info is not None else None
-        if app is None or "maintenance" not in app.extensions:
+        if app is None or KEY not in app.extensions:
             ctx.obj = CliContext(as_json=as_json)
         else:
             ctx.obj = AppCliContext(app, as_json=as_json)
@@ -84,11 +85,12 @@ def _manager(ctx: CliContext) -> Any:
     from .session_manager import MaintenanceSessionManager
 
     if isinstance(ctx, AppCliContext):
-        ext = ctx.app.extensions["maintenance"]
+        sessions = state_of(ctx.app).sessions
         interface = getattr(ctx.app, "session_interface", None)
         return MaintenanceSessionManager(
             ctx.service,
-            store_client=getattr(interface, "client", None) or ext.sessions.index.store_client,
+            store_client=getattr(interface, "client", None)
+            or (sessions.index.store_client if sessions is not None else None),
         )
     return MaintenanceSessionManager(ctx.service)
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import Flask
 
+from ..bypass_tokens import LINK_TTL
+
 #: Every config key the Flask side reads, with its default (``app.config.setdefault``).
 DEFAULTS: dict[str, Any] = {
     # Which control plane to use.
@@ -32,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     # Bypass links and cookie.
     "MAINTENANCE_SECRET_KEY": None,
     "MAINTENANCE_BYPASS_PATH": "/_maintenance/bypass/<token>",
-    "MAINTENANCE_BYPASS_LINK_TTL": 3600,
+    "MAINTENANCE_BYPASS_LINK_TTL": LINK_TTL,
     "MAINTENANCE_BYPASS_COOKIE_NAME": "maintenance_bypass",
     "MAINTENANCE_BYPASS_COOKIE_MAX_AGE": 12 * 3600,
     "MAINTENANCE_BYPASS_COOKIE_SECURE": None,

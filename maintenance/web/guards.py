@@ -13,12 +13,16 @@ credentials to forge; they still need admin credentials.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Request, Response
 
 from ..errors import ApiError, ValidationError
+
+if TYPE_CHECKING:
+    from ..domain.enable_request import JsonField
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -60,8 +64,8 @@ def check_same_origin(request: Request, trusted: tuple[str, ...]) -> None:
         raise ApiError(403, "csrf", "referer is not this site")
 
 
-def json_body(request: Request, allowed: dict[str, tuple[type, ...]]) -> dict[str, Any]:
-    """The request's JSON object, with only ``allowed`` fields of the allowed types.
+def json_body(request: Request, allowed: Mapping[str, JsonField]) -> dict[str, Any]:
+    """The request's JSON object, with only ``allowed`` fields of their JSON types.
 
     ``application/json`` is required (415 otherwise); malformed JSON, a
     non-object, an unknown field or a wrong type is a 400 naming the field.
@@ -78,7 +82,7 @@ def json_body(request: Request, allowed: dict[str, tuple[type, ...]]) -> dict[st
     for key, value in data.items():
         if key not in allowed:
             raise ApiError(400, "validation_error", f"unknown field {key!r}", field=key)
-        types = allowed[key]
+        types = allowed[key].types
         # JSON Schema integers include 2.0; bool is an int in Python but not in JSON.
         if isinstance(value, float) and int in types and float not in types and value.is_integer():
             data[key] = value = int(value)

@@ -3,15 +3,17 @@ whatever the app plugs in, reduced to a ``WebIdentity`` the core's ``RoleResolve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, g, session
+from flask import current_app, g, request, session
+from flask.globals import request_ctx
 
 from ..roles import user_label
 
 if TYPE_CHECKING:
+    from ..roles import RoleResolver
     from .config import WebConfig
 
 _G_KEY = "_maintenance_identity"
@@ -36,6 +38,22 @@ class WebIdentity:
 
 
 ANONYMOUS = WebIdentity()
+
+
+def raw_session() -> Any:
+    """This request's session without marking it accessed (None outside a request).
+
+    Flask 3.1.3+ marks the session accessed (``Vary: Cookie``) whenever the
+    ``session`` proxy is touched, and offers no public way to look without
+    touching: a peek on every request must not change the caching headers of
+    responses that do not depend on the session, so this reads the request
+    context's private slot (``_session``; ``session`` before Flask 3.1.3).
+    """
+    try:
+        state = request_ctx._get_current_object().__dict__  # type: ignore[attr-defined]
+    except RuntimeError:  # outside a request
+        return None
+    return state.get("_session") or state.get("session")
 
 
 def flask_login_user() -> Any | None:
@@ -64,7 +82,7 @@ def session_user(config: WebConfig) -> Mapping[str, Any] | None:
 
 
 def default_current_user(config: WebConfig) -> Any | None:
-    """Flask-Login's user when someone is logged in through it, else the session role."""
+    """``MAINTENANCE_CURRENT_USER``, else Flask-Login's user, else the session role."""
     if config.current_user is not None:
         return config.current_user()
     return flask_login_user() or session_user(config)
@@ -95,6 +113,88 @@ def via_of(user: Any, config: WebConfig) -> str:
     if config.current_user is not None:
         return "custom"
     return "session" if isinstance(user, Mapping) else "flask-login"
+
+
+UserCheck = Callable[[Any], bool]
+
+
+class IdentityResolver:
+    """Who is asking, for one app: its user lookup and admin checks, decided once per request.
+
+    The checks are, first to last: an override given here (the extension's
+    subclass methods), the app's ``MAINTENANCE_*`` hooks, the core's ``roles``.
+    """
+
+    def __init__(
+        self,
+        config: WebConfig,
+        roles: RoleResolver,
+        *,
+        current_user: Callable[[], Any] | None = None,
+        is_admin: UserCheck | None = None,
+        is_critical_admin: UserCheck | None = None,
+    ) -> None:
+        self.config = config
+        #: The app's own rules: ``MAINTENANCE_IS_ADMIN`` / ``..._CRITICAL_ADMIN``, else ``roles``.
+        self.admin_check: UserCheck = config.is_admin or roles.is_admin
+        self.critical_check: UserCheck = config.is_critical_admin or roles.is_critical_admin
+        self._current_user = current_user
+        self._is_admin = is_admin or self.admin_check
+        self._is_critical = is_critical_admin or self.critical_check
+        # Without a way to find a user other than the session and Flask-Login, a
+        # request with neither is anonymous before anything is loaded.
+        self._custom_lookup = current_user is not None or config.current_user is not None
+
+    def current_user(self) -> Any | None:
+        """The app's user for this request, or None when anonymous."""
+        if self._current_user is not None:
+            return self._current_user()
+        return default_current_user(self.config)
+
+    def is_admin(self, user: Any) -> bool:
+        """Whether ``user`` is an administrator (None: no)."""
+        return user is not None and bool(self._is_admin(user))
+
+    def is_critical_admin(self, user: Any) -> bool:
+        """Whether ``user`` is an administrator flagged critical (None: no)."""
+        return user is not None and bool(self._is_critical(user))
+
+    def identity_of(self, user: Any) -> WebIdentity:
+        """A ``WebIdentity`` for any user object (None: anonymous)."""
+        if user is None:
+            return ANONYMOUS
+        return build_identity(
+            user,
+            is_admin=self.is_admin(user),
+            is_critical_admin=self.is_critical_admin(user),
+            via=via_of(user, self.config),
+        )
+
+    def identity(self) -> WebIdentity:
+        """The current request's identity (resolved once per request)."""
+        found = cached()
+        if found is None:
+            if self._surely_anonymous():
+                found = remember(ANONYMOUS)
+            else:
+                found = remember(self.identity_of(self.current_user()))
+        return found
+
+    def _surely_anonymous(self) -> bool:
+        # No session, no Flask-Login remember cookie or request loader, no custom
+        # user hook: nobody can be logged in, and nothing needs to be loaded.
+        if self._custom_lookup or raw_session():
+            return False
+        manager = getattr(current_app, "login_manager", None)
+        if manager is None:
+            return True
+        if getattr(manager, "_request_callback", None) or getattr(
+            manager, "_header_callback", None
+        ):
+            return False
+        return (
+            current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") not in request.cookies
+        )
 
 
 def cached() -> WebIdentity | None:

@@ -1,20 +1,23 @@
-"""``MaintenanceModeMiddleware``: the Flask extension and its ``before_request`` hook.
-
-A request it lets through costs one read of this process's status cache (no
-network); only while maintenance is on does it classify the endpoint, find out
-who is asking and decide, answering a refused request with a 503.
+"""``MaintenanceModeMiddleware``: the Flask extension. ``init_app`` wires one app (its
+``WebState``, the request gate of ``gate``, the bypass route, the APIs, metrics, Jinja
+helpers and the CLI); its public methods answer who is asking, whether an operation
+may run now (the gate's one decision), and what a refused request gets.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import weakref
-from contextvars import ContextVar
 from typing import Any
 
-from flask import Blueprint, Flask, Response, after_this_request, current_app, request
-from flask.globals import _cv_request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    has_app_context,
+    request,
+)
 
 from ..domain.modes import OperationType, parse_operation
 from ..domain.policy import Decision
@@ -24,20 +27,16 @@ from ..roles import user_label
 from ..service import EnhancedMaintenanceModeService
 from ..settings import Settings
 from . import identity as web_identity
-from .bypass_cookie import bypass_identity, read_cookie, redeem_view
+from .bypass_cookie import redeem_view
 from .config import WebConfig, apply_defaults
-from .identity import WebIdentity
-from .responses import build_response
-from .session_manager import MaintenanceSessionManager, raw_session
+from .gate import API_BLUEPRINT, BYPASS_ENDPOINT, METRICS_ENDPOINT, gate_hook
+from .identity import IdentityResolver, WebIdentity
+from .responses import app_response
+from .session_manager import MaintenanceSessionManager
+from .state import KEY, WebState, state_of
 
 blocked_log = logging.getLogger("maintenance.web.blocked")
 
-BYPASS_ENDPOINT = "maintenance_bypass"
-METRICS_ENDPOINT = "maintenance_metrics"
-API_BLUEPRINT = "maintenance_api"
-_OWN_ENDPOINTS = frozenset({BYPASS_ENDPOINT, METRICS_ENDPOINT})
-#: The admin bypass entered for the current request (left in teardown).
-_bypass_manager: ContextVar[Any] = ContextVar("maintenance_web_bypass", default=None)
 _MISSING: Any = object()
 
 
@@ -58,8 +57,10 @@ class MaintenanceModeMiddleware:
 
     ``MaintenanceModeMiddleware(app, service)`` or, with an app factory,
     ``ext = MaintenanceModeMiddleware(service=service)`` then ``ext.init_app(app)``.
-    Registered as ``app.extensions["maintenance"]``. Settings are read only from
-    ``app.config`` (every key gets its default via ``setdefault``):
+    Each app's state (service, settings, sessions, API) is a ``WebState`` in
+    ``app.extensions["maintenance"]``, so one extension may serve several apps.
+    Settings are read only from ``app.config`` (every key gets its default via
+    ``setdefault``):
 
     ``MAINTENANCE_SERVICE``              a built service (default: ``MAINTENANCE_SETTINGS`` / env)
     ``MAINTENANCE_SETTINGS``             dict of ``Settings`` overrides to build the service from
@@ -85,8 +86,8 @@ class MaintenanceModeMiddleware:
     ``MAINTENANCE_SESSION_ACTIVE_WINDOW`` a session seen this recently is active (1800)
     ``MAINTENANCE_LOGOUT_NON_ADMINS``    log non-admins out while logins are blocked (True)
     ``MAINTENANCE_INVALIDATE_ON_ENABLE`` API enable invalidates non-admin sessions (True)
-    ``MAINTENANCE_API_ENABLED``          register the status API blueprint (True)
-    ``MAINTENANCE_API_PREFIX``           its URL prefix (``/api/maintenance``)
+    ``MAINTENANCE_API_ENABLED``          register the status API blueprints (True)
+    ``MAINTENANCE_API_PREFIX``           their URL prefix (``/api/maintenance``)
     ``MAINTENANCE_TRUSTED_ORIGINS``      extra origins allowed to POST to the admin API (``()``)
     ``MAINTENANCE_SSE_HEARTBEAT``        seconds between stream heartbeats (15)
     ``MAINTENANCE_SSE_MAX_SECONDS``      a stream closes after this long; clients resume (300)
@@ -101,163 +102,135 @@ class MaintenanceModeMiddleware:
     def __init__(
         self, app: Flask | None = None, service: EnhancedMaintenanceModeService | None = None
     ) -> None:
-        self.service: EnhancedMaintenanceModeService | None = service
-        self.sessions: MaintenanceSessionManager | None = None
-        self.api: Any = None
-        self.metrics: Any = None
-        self._configs: weakref.WeakKeyDictionary[Flask, WebConfig] = weakref.WeakKeyDictionary()
+        self._service = service
+        # Where init_app ran, so code outside an app context finds a lone app's state.
+        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
 
     # -- wiring ------------------------------------------------------------------
     def init_app(self, app: Flask) -> None:
-        """Register hooks, routes, the API blueprint, metrics, Jinja globals and the CLI."""
+        """Register hooks, routes, the API blueprints, metrics, Jinja globals and the CLI."""
         apply_defaults(app)
-        if self.service is None:
-            self.service = resolve_service(app)
-        service = self.service
+        service = self._service or resolve_service(app)
         config = WebConfig.from_app(app, service.settings.secret_key)
-        self._configs[app] = config
-        app.extensions["maintenance"] = self
+        state = WebState(
+            extension=self,
+            service=service,
+            config=config,
+            identities=self._identities(config, service),
+        )
+        app.extensions[KEY] = state
+        self._apps.add(app)
         app.register_blueprint(
             Blueprint("maintenance_web", __name__, template_folder="templates"),
             name=f"maintenance_web_{id(self)}",
         )
         # Session checks run first (inside the gate hook), so a session turned away is
         # anonymous at the gate.
-        sessions = self.sessions = MaintenanceSessionManager(service, middleware=self)
+        sessions = state.sessions = MaintenanceSessionManager(service, web=state)
         sessions.init_app(app, hooks=not config.hook_enabled)
         if config.hook_enabled:
-            failing_closed = service.failing_closed
-            check_sessions = sessions.check_request
-            cache = service.cache  # the same object for the life of the process, forks too
-
-            def maintenance_gate() -> Response | None:
-                # The whole per-request cost while maintenance is off: a cache read
-                # and a peek at the session (see sessions.raw_session). No network.
-                if _bypass_manager.get() is not None:
-                    self._leave_bypass()  # left over by a request that died half-way
-                if not cache.started:
-                    cache.start()
-                status = cache.status
-                state = _cv_request.get().__dict__
-                sess = state.get("_session") or state.get("session")
-                if sess:
-                    check_sessions(config, status, sess)
-                if not status.is_active and not failing_closed():
-                    return None
-                return self._gate(config, status)
-
-            app.before_request(maintenance_gate)
+            app.before_request(gate_hook(state))
         app.add_url_rule(
             config.bypass_path,
             endpoint=BYPASS_ENDPOINT,
             view_func=lambda token: redeem_view(service, config, token),
         )
-        self._init_extras(app, config)
+        self._init_extras(app, state)
 
-    def _init_extras(self, app: Flask, config: WebConfig) -> None:
+    def _identities(
+        self, config: WebConfig, service: EnhancedMaintenanceModeService
+    ) -> IdentityResolver:
+        # A subclass's own user lookup and admin checks win over the app's settings.
+        cls, base = type(self), MaintenanceModeMiddleware
+        return IdentityResolver(
+            config,
+            service.roles,
+            current_user=self.current_user if cls.current_user is not base.current_user else None,
+            is_admin=self.is_admin_user if cls.is_admin_user is not base.is_admin_user else None,
+            is_critical_admin=self.is_critical_admin_user
+            if cls.is_critical_admin_user is not base.is_critical_admin_user
+            else None,
+        )
+
+    def _init_extras(self, app: Flask, state: WebState) -> None:
         from .banner import register_template_helpers
         from .metrics import WebMetrics
         from .status_page import init_public
 
-        assert self.service is not None
-        self.metrics = WebMetrics(self.service)
+        config = state.config
+        state.metrics = WebMetrics(state.service)
         if config.metrics_path:
             app.add_url_rule(
-                config.metrics_path, endpoint=METRICS_ENDPOINT, view_func=self.metrics.view
+                config.metrics_path, endpoint=METRICS_ENDPOINT, view_func=state.metrics.view
             )
         if config.api_enabled:
-            from .api import MaintenanceStatusAPI
+            from .api import ControlAPI, MaintenanceStatusAPI, api_blueprint
 
-            self.api = MaintenanceStatusAPI(self.service, middleware=self)
-            app.register_blueprint(self.api.blueprint(), url_prefix=config.api_prefix)
-        init_public(app, self.service)
-        self.service.notifier.start_delivery("web")
+            state.api = MaintenanceStatusAPI(state.service, web=state)
+            state.control = ControlAPI(state)
+            app.register_blueprint(
+                api_blueprint(API_BLUEPRINT, state.api, state.control),
+                url_prefix=config.api_prefix,
+            )
+        init_public(app, state.service)
+        state.service.notifier.start_delivery("web")
         register_template_helpers(app)
         if config.cli:
             from .cli import flask_command
 
             app.cli.add_command(flask_command(), "maintenance")
 
+    # -- per-app state -------------------------------------------------------------
+    def state(self, app: Flask | None = None) -> WebState:
+        """This extension's state on ``app``: by default the current app's, or outside an
+        app context the state of the only app it was set up on."""
+        if app is None:
+            if has_app_context():
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+            elif len(self._apps) == 1:
+                app = next(iter(self._apps))
+            else:
+                raise RuntimeError(
+                    "MaintenanceModeMiddleware serves several apps (or none yet): "
+                    "use it inside an app context or pass the app"
+                )
+        assert app is not None
+        return state_of(app)
+
     def config_for(self, app: Flask) -> WebConfig:
         """The ``MAINTENANCE_*`` settings ``init_app`` read for ``app``."""
-        return self._configs[app]
+        return self.state(app).config
 
     @property
     def config(self) -> WebConfig:
         """The settings of the current app."""
-        return self._configs[current_app._get_current_object()]  # type: ignore[attr-defined]
+        return self.state().config
 
-    def _service(self) -> EnhancedMaintenanceModeService:
-        if self.service is None:
-            raise RuntimeError("MaintenanceModeMiddleware.init_app(app) has not been called")
-        return self.service
+    @property
+    def service(self) -> EnhancedMaintenanceModeService:
+        """The service given to the extension, else the current (or only) app's."""
+        if self._service is not None:
+            return self._service
+        return self.state().service
 
-    # -- the gate ------------------------------------------------------------------
-    def _gate(self, config: WebConfig, status: MaintenanceStatus) -> Response | None:
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        rule = req.url_rule
-        if rule is None:  # no route: let Flask answer 404/405, nothing would run
-            return None
-        endpoint = req.endpoint or ""
-        if (
-            endpoint in _OWN_ENDPOINTS
-            or endpoint.startswith(API_BLUEPRINT + ".")
-            or config.is_exempt(endpoint, req.path)
-        ):
-            return None
-        service = self._service()
-        op = service.classifier.classify_operation(endpoint, req.method, path=rule.rule)
-        if op is OperationType.STATUS_CHECK:
-            return None
-        who = self.identity()
-        if not who.is_admin and config.bypass_cookie in req.cookies:
-            actor = read_cookie(req, config)
-            if actor is not None:
-                who = bypass_identity(actor)
-        if who.is_admin:
-            self._enter_bypass(who)
-        decision = service.decide(op, who)
-        if decision is Decision.ALLOW:
-            return None
-        if decision is Decision.WOULD_BLOCK:
-            if not who.is_admin:  # a real NORMAL maintenance would let admins through
-                self.log_blocked_attempt(op, who, would_block=True)
-            return None
-        self.log_blocked_attempt(op, who)
-        if not status.is_active:
-            # Failing closed (MAINTENANCE_FAIL_CLOSED, Redis and SQL both unreachable):
-            # say why rather than "operating normally".
-            status = service.fail_closed_status(status)
-        return self.create_maintenance_response(op, status)
+    @property
+    def sessions(self) -> MaintenanceSessionManager | None:
+        """The current (or only) app's ``MaintenanceSessionManager``."""
+        return self.state().sessions
 
-    def _enter_bypass(self, who: WebIdentity) -> None:
-        # Celery publishes made while handling an admin request pass the publish gate.
-        # It is left once the response is made (after_this_request runs on error
-        # responses too); should a request die before that, the next request on this
-        # thread leaves it before anything else runs. No teardown hook: that would
-        # cost every request, and only admin requests during maintenance need this.
-        if _bypass_manager.get() is None:
-            manager = self._service().bypass(who)
-            manager.__enter__()
-            _bypass_manager.set(manager)
-            after_this_request(self._leave_after)
+    @property
+    def api(self) -> Any:
+        """The current (or only) app's ``MaintenanceStatusAPI`` (None when it is off)."""
+        return self.state().api
 
-    @classmethod
-    def _leave_after(cls, response: Response) -> Response:
-        cls._leave_bypass()
-        return response
+    @property
+    def metrics(self) -> Any:
+        """The current (or only) app's ``WebMetrics``."""
+        return self.state().metrics
 
-    @staticmethod
-    def _leave_bypass() -> None:
-        manager = _bypass_manager.get()
-        if manager is not None:
-            _bypass_manager.set(None)
-            with contextlib.suppress(ValueError, RuntimeError):
-                manager.__exit__(None, None, None)
-
-    # -- who is asking -------------------------------------------------------------
+    # -- who is asking (rules in identity.IdentityResolver) ------------------------
     def current_user(self) -> Any:
         """The app's user for this request (``MAINTENANCE_CURRENT_USER``, Flask-Login,
         or a mapping built from the session role), or None when anonymous."""
@@ -267,85 +240,47 @@ class MaintenanceModeMiddleware:
         """Whether ``user`` (default: the current user) is an administrator."""
         if user is _MISSING:
             user = self.current_user()
-        return self._admin_check(user, self.config)
+        return user is not None and bool(self.state().identities.admin_check(user))
 
     def is_critical_admin_user(self, user: Any = _MISSING) -> bool:
         """Whether ``user`` (default: the current user) is an admin flagged critical."""
         if user is _MISSING:
             user = self.current_user()
-        return self._critical_check(user, self.config)
-
-    def _admin_check(self, user: Any, config: WebConfig) -> bool:
-        if user is None:
-            return False
-        hook = config.is_admin
-        return bool(hook(user)) if hook is not None else self._service().roles.is_admin(user)
-
-    def _critical_check(self, user: Any, config: WebConfig) -> bool:
-        if user is None:
-            return False
-        hook = config.is_critical_admin
-        if hook is not None:
-            return bool(hook(user))
-        return self._service().roles.is_critical_admin(user)
+        return user is not None and bool(self.state().identities.critical_check(user))
 
     def identity_of(self, user: Any) -> WebIdentity:
         """A ``WebIdentity`` for any user object (None: anonymous)."""
-        if user is None:
-            return web_identity.ANONYMOUS
-        config = self.config
-        cls = type(self)
-        # The settings are read once; a subclass's own admin checks are still asked.
-        if cls.is_critical_admin_user is MaintenanceModeMiddleware.is_critical_admin_user:
-            critical = self._critical_check(user, config)
-        else:
-            critical = self.is_critical_admin_user(user)
-        if cls.is_admin_user is MaintenanceModeMiddleware.is_admin_user:
-            admin = self._admin_check(user, config)
-        else:
-            admin = self.is_admin_user(user)
-        return web_identity.build_identity(
-            user,
-            is_admin=admin,
-            is_critical_admin=critical,
-            via=web_identity.via_of(user, config),
-        )
+        return self.state().identities.identity_of(user)
 
     def identity(self) -> WebIdentity:
         """The current request's identity (resolved once per request)."""
-        found = web_identity.cached()
-        if found is None:
-            if self._surely_anonymous():
-                found = web_identity.remember(web_identity.ANONYMOUS)
-            else:
-                found = web_identity.remember(self.identity_of(self.current_user()))
-        return found
-
-    def _surely_anonymous(self) -> bool:
-        # No session, no Flask-Login remember cookie or request loader, no custom
-        # user hook: nobody can be logged in, and nothing needs to be loaded.
-        if (
-            self.config.current_user is not None
-            or type(self).current_user is not MaintenanceModeMiddleware.current_user
-            or raw_session()
-        ):
-            return False
-        manager = getattr(current_app, "login_manager", None)
-        if manager is None:
-            return True
-        if getattr(manager, "_request_callback", None) or getattr(
-            manager, "_header_callback", None
-        ):
-            return False
-        return (
-            current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") not in request.cookies
-        )
+        return self.state().identity()
 
     # -- public helpers ------------------------------------------------------------
-    def is_allowed_operation(self, operation: OperationType | str, user: Any = _MISSING) -> bool:
-        """Whether ``operation`` may run now for ``user`` (default: the current request's)."""
-        who = self.identity() if user is _MISSING else self.identity_of(user)
-        return self._service().decide(parse_operation(operation), who) is not Decision.BLOCK
+    def is_allowed_operation(
+        self, operation: OperationType | str, user: Any = _MISSING, *, record: bool = False
+    ) -> bool:
+        """Whether ``operation`` may run now for ``user`` (default: the current request's
+        caller; a ``WebIdentity`` is taken as it is). The request gate decides here.
+
+        ``record=True`` also counts a refusal, and in TEST mode what a real
+        maintenance would have refused a non-admin (``log_blocked_attempt``).
+        """
+        state = self.state()
+        if user is _MISSING:
+            who = state.identity()
+        elif isinstance(user, WebIdentity):
+            who = user
+        else:
+            who = state.identities.identity_of(user)
+        op = parse_operation(operation)
+        decision = state.service.decide(op, who)
+        if record and decision is Decision.BLOCK:
+            self.log_blocked_attempt(op, who)
+        elif record and decision is Decision.WOULD_BLOCK and not who.is_admin:
+            # A real NORMAL maintenance would let admins through: not a would-block.
+            self.log_blocked_attempt(op, who, would_block=True)
+        return decision is not Decision.BLOCK
 
     def create_maintenance_response(
         self,
@@ -356,18 +291,9 @@ class MaintenanceModeMiddleware:
     ) -> Response:
         """The 503 for ``operation`` (JSON or HTML by ``Accept``), with ``Retry-After``
         when the end is known and ``Cache-Control: no-store``."""
-        config = self.config
+        state = self.state()
         op = parse_operation(operation) if operation is not None else OperationType.UNKNOWN
-        return build_response(
-            request._get_current_object(),  # type: ignore[attr-defined]
-            status or self._service().status,
-            op,
-            templates=config.messages,
-            template=config.template,
-            json_paths=config.json_paths,
-            status_url=f"{config.api_prefix}/status" if config.api_enabled else None,
-            code=code,
-        )
+        return app_response(state.config, status or state.service.status, op, code=code)
 
     def log_blocked_attempt(
         self, operation: OperationType | str, user: Any = None, *, would_block: bool = False
@@ -375,17 +301,18 @@ class MaintenanceModeMiddleware:
         """Count a refused (or TEST-mode would-be-refused) request: per-operation counters
         and per-minute rates in Redis (one pipelined write), a sampled row in SQL
         (written in the background), the process's Prometheus counters and a log line."""
+        state = self.state()
         op = parse_operation(operation)
-        who = user if user is not None else self.identity()
+        who = user if user is not None else state.identity()
         if isinstance(who, WebIdentity) and not who.authenticated:
             who = web_identity.former() or who  # logged out by this very request
         label = who.username if isinstance(who, WebIdentity) else user_label(who)
         endpoint = request.endpoint or request.path
-        self._service().record_blocked_attempt(
+        state.service.record_blocked_attempt(
             op, label, endpoint=endpoint, method=request.method, would_block=would_block
         )
-        if self.metrics is not None:
-            self.metrics.count_request(op, would_block=would_block)
+        if state.metrics is not None:
+            state.metrics.count_request(op, would_block=would_block)
         blocked_log.info(
             "%s %s %s (%s) by %s",
             "would block" if would_block else "blocked",

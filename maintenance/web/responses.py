@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Request, Response, render_template
+from flask import request as current_request
 
 from ..domain.messages import build_message
 from ..domain.modes import MaintenanceMode, OperationType
 from ..domain.status import MaintenanceStatus, utcnow
+
+if TYPE_CHECKING:
+    from .config import WebConfig
 
 Op = OperationType
 
@@ -144,3 +148,23 @@ def build_response(
         stream_url=f"{status_url.rsplit('/', 1)[0]}/stream" if status_url else None,
     )
     return Response(html, status=code, headers=headers, mimetype="text/html")
+
+
+def app_response(
+    config: WebConfig,
+    status: MaintenanceStatus,
+    operation: OperationType,
+    *,
+    code: int = 503,
+) -> Response:
+    """``build_response`` for the current request, with one app's templates and paths."""
+    return build_response(
+        current_request._get_current_object(),  # type: ignore[attr-defined]
+        status,
+        operation,
+        templates=config.messages,
+        template=config.template,
+        json_paths=config.json_paths,
+        status_url=f"{config.api_prefix}/status" if config.api_enabled else None,
+        code=code,
+    )

@@ -27,21 +27,15 @@ from flask import (
     request,
     session,
 )
-from flask.globals import _cv_request
 
 from ..domain.modes import MaintenanceMode, OperationType
 from ..domain.status import MaintenanceStatus
 from ..redisconn import REDIS_ERRORS
-from ..session_index import (
-    COOKIE_MEMBER,
-    ActiveSessions,
-    InvalidationResult,
-    SessionIndex,
-    same_server,
-)
+from ..session_index import COOKIE_MEMBER, ActiveSessions, SessionIndex, same_server
+from ..session_invalidation import InvalidationResult, current_epoch, invalidate_non_admin
 from . import identity as web_identity
-from .identity import WebIdentity
-from .responses import build_response
+from .identity import WebIdentity, raw_session
+from .responses import app_response, build_response
 
 if TYPE_CHECKING:
     import redis
@@ -49,7 +43,7 @@ if TYPE_CHECKING:
     from ..fencing import ActivationResult
     from ..service import EnhancedMaintenanceModeService
     from .config import WebConfig
-    from .middleware import MaintenanceModeMiddleware
+    from .state import WebState
 
 log = logging.getLogger("maintenance.web.sessions")
 
@@ -65,22 +59,23 @@ _EPOCH_RETRY = 5.0
 class MaintenanceSessionManager:
     """Invalidate non-admin sessions, block non-admin logins, report active sessions.
 
-    Built by ``MaintenanceModeMiddleware.init_app`` (``middleware.sessions``) for
-    an app; ``MaintenanceSessionManager(service=...)`` without an app works from
-    the CLI or a worker (index, epoch and server-side keys when the web app
-    registered that its sessions share the control plane's Redis).
+    Built by ``MaintenanceModeMiddleware.init_app`` for an app (``ext.sessions``,
+    bound to that app's ``WebState``); ``MaintenanceSessionManager(service)``
+    without an app works from the CLI or a worker (index, epoch and server-side
+    keys when the web app registered that its sessions share the control plane's
+    Redis).
     """
 
     def __init__(
         self,
         service: EnhancedMaintenanceModeService,
         *,
-        middleware: MaintenanceModeMiddleware | None = None,
+        web: WebState | None = None,
         store_client: redis.Redis | None = None,
     ) -> None:
         self.service = service
-        self.middleware = middleware
-        self.index = SessionIndex(service, store_client=store_client)
+        self.web = web
+        self.index = SessionIndex.of(service, store_client=store_client)
         self.epoch = 0
         self._epoch_known = False
         self._epoch_tried = 0.0
@@ -113,7 +108,7 @@ class MaintenanceSessionManager:
     def _load_epoch(self) -> None:
         self._epoch_tried = time.monotonic()
         try:
-            value = self.index.epoch()
+            value = current_epoch(self.index, self.service.events)
         except Exception as exc:  # Redis or SQL down: keep what we know, retry later
             log.debug("session epoch not readable yet: %s", exc)
             return
@@ -122,21 +117,19 @@ class MaintenanceSessionManager:
 
     @property
     def _config(self) -> WebConfig | None:
-        if self.middleware is None or self._app is None:
-            return None
-        return self.middleware.config_for(self._app)
+        return self.web.config if self.web is not None else None
 
     # -- identity ----------------------------------------------------------------
     def identity(self) -> WebIdentity:
-        """The current request's identity (the middleware's detection when bound)."""
-        if self.middleware is not None:
-            return self.middleware.identity()
+        """The current request's identity (the app's rules when bound to one)."""
+        if self.web is not None:
+            return self.web.identity()
         return web_identity.ANONYMOUS
 
     def identity_of(self, user: Any) -> WebIdentity:
         """Identity of an arbitrary user object (e.g. the one about to log in)."""
-        if self.middleware is not None and self._app is not None:
-            return self.middleware.identity_of(user)
+        if self.web is not None:
+            return self.web.identities.identity_of(user)
         roles = self.service.roles
         return web_identity.build_identity(
             user,
@@ -147,7 +140,7 @@ class MaintenanceSessionManager:
 
     # -- request hooks -----------------------------------------------------------
     def _before_request(self) -> None:
-        # Only used when no middleware owns this manager (it calls check_request itself).
+        # Only used when the gate does not run (it calls check_request itself).
         cache = self.service.cache
         if not cache.started:
             cache.start()
@@ -264,7 +257,7 @@ class MaintenanceSessionManager:
                 self.index.store_client = client
             with contextlib.suppress(*REDIS_ERRORS):
                 self.index.register_store(
-                    interface.key_prefix, same_server(client, self.service.redis)
+                    interface.key_prefix, same_server(client, self.index.redis)
                 )
         return interface
 
@@ -279,7 +272,9 @@ class MaintenanceSessionManager:
         """
         if self._app is not None:
             self._server_side()
-        result = self.index.invalidate_non_admin(actor or "system", wait=wait, reason=reason)
+        result = invalidate_non_admin(
+            self.service, self.index, actor or "system", wait=wait, reason=reason
+        )
         self.epoch = max(self.epoch, result.epoch)
         self._epoch_known = True
         return result
@@ -316,8 +311,8 @@ class MaintenanceSessionManager:
                 self.schedule_index()  # index the session the view is about to log in
             return None
         self._record(who, would_block=False)
-        if self.middleware is not None:
-            return self.middleware.create_maintenance_response(OperationType.AUTHENTICATION)
+        if self.web is not None:
+            return app_response(self.web.config, status, OperationType.AUTHENTICATION)
         return build_response(request, status, OperationType.AUTHENTICATION)
 
     def _record(self, who: WebIdentity, *, would_block: bool) -> None:
@@ -342,20 +337,6 @@ class MaintenanceSessionManager:
             config = self._config
             window = config.active_window if config else 1800
         return self.index.active_non_admin(window=window, sample=sample)
-
-
-def raw_session() -> Any:
-    """This request's session without marking it accessed.
-
-    Flask 3.1.3+ marks the session accessed (``Vary: Cookie``) whenever the
-    ``session`` proxy is touched; a peek on every request must not change the
-    caching headers of responses that do not depend on the session.
-    """
-    ctx = _cv_request.get(None)
-    if ctx is None:
-        return None
-    state = ctx.__dict__
-    return state.get("_session") or state.get("session")
 
 
 def _peek(sess: Any, key: str) -> Any:

@@ -7,12 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from maintenance import ConflictError, MaintenanceMode, MaintenanceStatus, OperationType
-from maintenance.domain.transitions import (
-    EnableRequest,
-    check_expected_version,
-    disabled,
-    enabled,
-)
+from maintenance.domain.enable_request import EnableRequest
+from maintenance.domain.transitions import check_expected_version, disabled, enabled
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 ids = iter(f"id{n}" for n in range(100))

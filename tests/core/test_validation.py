@@ -104,3 +104,86 @@ def test_an_optional_note_may_be_blank_but_not_too_long() -> None:
         validate_note("x" * 501)
     with pytest.raises(ValidationError, match="must be text"):
         validate_note(5)
+
+
+def test_the_api_duration_grammar_is_drawn_from_the_limit() -> None:
+    """One number and unit, every count from 1 up to the limit and none above (no leading
+    zeros, no compounds): the pattern is built from ``MAX_DURATION``, not written out."""
+    import re
+
+    from maintenance.domain.validation import (
+        DURATION_UNITS,
+        EXACT_DURATION_PATTERN,
+        EXACT_DURATION_UNITS,
+        MAX_DURATION,
+        exact_duration,
+    )
+
+    pattern = re.compile(EXACT_DURATION_PATTERN)
+    for unit in EXACT_DURATION_UNITS:
+        top = MAX_DURATION // DURATION_UNITS[unit]
+        counts = {*range(0, min(top, 3000) + 2), top - 1, top, top + 1, top * 10}
+        for count in counts:
+            assert bool(pattern.fullmatch(f"{count}{unit}")) is (1 <= count <= top), (count, unit)
+        assert exact_duration(f" {top}{unit} ") == top * DURATION_UNITS[unit]
+    for text in ("01m", "1h30m", "1.5h", "1w", "90", ""):
+        assert not pattern.fullmatch(text), text
+        with pytest.raises(ValidationError, match="one number and unit"):
+            exact_duration(text)
+
+
+def test_one_enable_model_reads_the_operators_and_the_apis_grammar() -> None:
+    """The same request from typed input and from exact JSON; what only operators may type
+    is refused by the API with the field named."""
+    from maintenance.domain.enable_request import EnableRequest
+
+    typed = EnableRequest.validate(
+        " upgrade ", "1h30m", "NORMAL", "alice", "caption_generation, image-processing", wait=45
+    )
+    assert (typed.reason, typed.seconds, typed.mode, typed.wait) == (
+        "upgrade",
+        5400,
+        MaintenanceMode.NORMAL,
+        45.0,
+    )
+    assert typed.blocked == (OperationType.CAPTION_GENERATION, OperationType.IMAGE_PROCESSING)
+    exact = EnableRequest.from_json(
+        {
+            "reason": "upgrade",
+            "duration": 5400,
+            "mode": "normal",
+            "blocked_operations": ["caption_generation", "image_processing"],
+            "wait": 5,
+        },
+        "alice",
+    )
+    assert (exact.seconds, exact.blocked, exact.wait) == (5400, typed.blocked, 5.0)
+    for field, value in (
+        ("duration", "1h30m"),
+        ("mode", "NORMAL"),
+        ("blocked_operations", ["image-processing"]),
+        ("blocked_operations", ["status_check"]),
+        ("wait", 45),
+        ("expected_version", -1),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            EnableRequest.from_json({"reason": "x", field: value}, "alice")
+        assert refused.value.field == field, (field, value)
+    with pytest.raises(ValidationError, match="longer than 500"):
+        EnableRequest.from_json({"reason": "x" * 500 + " "}, "alice")  # counted as sent
+    with pytest.raises(ValidationError, match="wait must be >= 0"):
+        EnableRequest.validate("x", enabled_by="alice", wait=-1)
+
+
+def test_the_model_reports_every_field_at_once_for_forms() -> None:
+    from maintenance.domain.enable_request import EnableRequest
+
+    req, errors = EnableRequest.check(
+        {"reason": " ", "duration": "8d", "mode": "panic", "blocked_operations": ["warp"]}, ""
+    )
+    assert req is None
+    assert set(errors) == {"reason", "duration", "mode", "blocked_operations", "enabled_by"}
+    req, errors = EnableRequest.check({"reason": "ok", "mode": "test"}, "alice")
+    assert errors == {} and req is not None
+    assert req.login_blocked is False  # a rehearsal never blocks logins
+    assert req.with_defaults(block_login=False).block_login is False

@@ -222,6 +222,43 @@ def test_admin_detection_is_pluggable_by_config_and_by_subclass(
     assert sub.test_client().post("/jobs", headers={"X-User": "boss"}).status_code == 503
 
 
+def test_the_gate_decides_through_is_allowed_operation(
+    web_service: EnhancedMaintenanceModeService, operator: EnhancedMaintenanceModeService
+) -> None:
+    """``is_allowed_operation`` is the gate's one decision: what it says for a request is
+    what the gate does, and an app that overrides it changes the gate."""
+    from flask import Flask as _Flask
+    from flask import jsonify
+
+    from maintenance.web import MaintenanceModeMiddleware
+
+    class OnlyJobs(MaintenanceModeMiddleware):
+        def is_allowed_operation(self, operation, user=None, *, record=False):  # type: ignore[no-untyped-def]
+            return operation is Op.JOB_CREATION
+
+    def build(ext: MaintenanceModeMiddleware) -> _Flask:
+        app = _Flask("decides")
+        app.config.update(SECRET_KEY="x", MAINTENANCE_CLI=False)
+        ext.init_app(app)
+        app.add_url_rule("/jobs", "create_job", lambda: "ok", methods=["POST"])
+        app.add_url_rule("/review/batch", "batch_review", lambda: "ok", methods=["POST"])
+
+        @app.get("/ask/<operation>")
+        def ask(operation: str) -> object:
+            return jsonify(allowed=ext.is_allowed_operation(operation))
+
+        return app
+
+    enable(operator)
+    plain = build(MaintenanceModeMiddleware(service=web_service)).test_client()
+    assert plain.get("/ask/job_creation").get_json() == {"allowed": False}
+    assert plain.get("/ask/read_operations").get_json() == {"allowed": True}
+    assert plain.post("/jobs").status_code == 503
+    overridden = build(OnlyJobs(service=web_service)).test_client()
+    assert overridden.post("/jobs").status_code == 200
+    assert overridden.post("/review/batch").status_code == 503
+
+
 def test_exempt_endpoints_and_paths_from_config(
     make_app, operator: EnhancedMaintenanceModeService
 ) -> None:  # type: ignore[no-untyped-def]

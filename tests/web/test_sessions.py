@@ -13,6 +13,7 @@ from flask import Flask
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.attempts import logged_attempts
 from maintenance.session_index import SessionIndex
+from maintenance.session_invalidation import current_epoch
 from maintenance.web.session_manager import MaintenanceSessionManager
 from tests.support import MAINTENANCE_CLI, session_keys, with_redis_sessions
 from tests.web.conftest import build_app, login
@@ -87,7 +88,7 @@ def test_the_epoch_is_rebuilt_from_sql_when_redis_loses_it(
 ) -> None:
     epoch = manager_of(app).invalidate_non_admin_sessions("ops").epoch
     redis.Redis.from_url(redis_url).delete(web_service.keys.session_epoch)
-    assert SessionIndex(web_service).epoch() == epoch
+    assert current_epoch(SessionIndex.of(web_service), web_service.events) == epoch
 
 
 def test_non_admin_logins_are_refused_while_blocked_and_admins_always_get_in(
@@ -225,7 +226,7 @@ def test_index_entries_of_expired_sessions_are_pruned(
 ) -> None:
     import time
 
-    index = SessionIndex(web_service)
+    index = SessionIndex.of(web_service)
     long_ago = time.time() - 40 * 24 * 3600
     index.touch("~cookie:old", "ghost", False, now=long_ago)
     index.touch("~cookie:new", "ann", False)

@@ -14,7 +14,7 @@ from ..guards import error_response
 
 if TYPE_CHECKING:
     from ..identity import WebIdentity
-    from ..middleware import MaintenanceModeMiddleware
+    from ..state import WebState
 
 #: Scripts, styles and requests only from this site; nothing inline, no framing.
 PANEL_CSP = (
@@ -44,11 +44,9 @@ def refuse(who: WebIdentity, login_url: str | None, endpoint: str) -> BaseRespon
     return Response(body, 403, mimetype="text/html")
 
 
-def require_admin(
-    middleware: MaintenanceModeMiddleware, login_url: str | None
-) -> tuple[WebIdentity, BaseResponse | None]:
+def require_admin(web: WebState, login_url: str | None) -> tuple[WebIdentity, BaseResponse | None]:
     """The caller, and the refusal to send instead of the view unless they are an admin."""
-    who = middleware.identity()
+    who = web.identity()
     endpoint = (request.endpoint or "").rpartition(".")[2]
     if who.authenticated and who.is_admin:
         return who, None

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..state import KEY, WebState
 from . import access
 from .config import AdminConfig, apply_defaults
 from .views import AdminViews
@@ -55,18 +56,17 @@ class MaintenanceAdmin:
 
     def init_app(self, app: Flask) -> None:
         """Register the panel blueprint (the middleware must be initialised first)."""
-        middleware: Any = app.extensions.get("maintenance")
-        if middleware is None:
+        web = app.extensions.get(KEY)
+        if not isinstance(web, WebState):
             raise RuntimeError(
                 "MaintenanceAdmin needs MaintenanceModeMiddleware: call its init_app(app) first"
             )
         apply_defaults(app)
         config = AdminConfig.from_app(app, self.url_prefix)
-        web_config = middleware.config_for(app)
-        secret = web_config.secret_key or app.secret_key
+        secret = web.config.secret_key or app.secret_key
         if not secret:
             raise RuntimeError("MaintenanceAdmin needs SECRET_KEY (sessions and CSRF tokens)")
-        views = AdminViews(self.service or middleware.service, middleware, config, str(secret))
+        views = AdminViews(self.service or web.service, web, config, str(secret))
         self.views[app] = views
         app.extensions["maintenance_admin"] = self
         app.register_blueprint(self.blueprint(views), url_prefix=config.url_prefix)
@@ -85,7 +85,7 @@ class MaintenanceAdmin:
         def admin_only() -> BaseResponse | None:
             if request.endpoint == f"{bp.name}.static":
                 return None
-            _who, refusal = access.require_admin(views.middleware, views.config.login_url)
+            _who, refusal = access.require_admin(views.web, views.config.login_url)
             return refusal
 
         bp.before_request(admin_only)

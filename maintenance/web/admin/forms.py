@@ -1,7 +1,8 @@
-"""The panel's forms, parsed and checked on the server with the core's validation rules.
+"""The panel's forms, read on the server by the core's enable-request model.
 
-Every field is checked independently so the page can show every mistake at once,
-each next to its field. The browser applies the same rules first (``validate.js``).
+Every field is checked on its own so the page can show every mistake at once,
+each next to its field. The browser applies the same rules first (``validate.js``,
+with the limits the page hands it from the same model).
 """
 
 from __future__ import annotations
@@ -13,15 +14,9 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from ...domain.enable_request import EnableRequest
 from ...domain.modes import MaintenanceMode, OperationType
-from ...domain.policy import blocked_set_for
-from ...domain.validation import (
-    MAX_REASON,
-    parse_duration,
-    validate_mode,
-    validate_note,
-    validate_reason,
-)
+from ...domain.validation import MAX_REASON, validate_note
 from ...errors import ValidationError
 
 #: Operation types an override may name, in display order, with their labels.
@@ -48,7 +43,6 @@ MODES: tuple[tuple[str, str], ...] = (
 )
 SCOPES = ("default", "custom")
 _VERSION = re.compile(r"[0-9]{1,18}")
-_OPERATIONS = {op.value: op for op in OperationType}
 
 
 #: ``request.form`` or ``request.args``.
@@ -59,30 +53,18 @@ def _checked(form: FormData, name: str) -> bool:
     return form.get(name) in ("on", "1", "true", "yes")
 
 
-@dataclass
-class EnableRequest:
-    """A checked "enable (or change) maintenance" form."""
+@dataclass(frozen=True)
+class EnableForm:
+    """A checked "enable (or change) maintenance" form: the core's request, and whether
+    the operator acknowledged the consistency check's warnings."""
 
-    reason: str
-    duration: int | None
-    mode: MaintenanceMode
-    blocked_operations: list[OperationType] | None  # None: the mode's default set
-    critical_admin_only: bool
-    block_login: bool
-    invalidate_sessions: bool
-    expected_version: int | None
+    request: EnableRequest
     acknowledged: bool
-    emergency_confirmed: bool
-
-    @property
-    def effective_blocked(self) -> tuple[OperationType, ...]:
-        """The set the activation will store."""
-        return blocked_set_for(self.mode, self.blocked_operations)
 
 
 @dataclass
 class FormResult:
-    """Values to re-render, errors by field, and the checked request when there are none."""
+    """Values to re-render, errors by field, and the checked form when there are none."""
 
     values: dict[str, Any]
     errors: dict[str, str] = field(default_factory=dict)
@@ -100,19 +82,6 @@ def _field(errors: dict[str, str], name: str, check: Callable[[], Any]) -> Any:
     except ValidationError as exc:
         errors[exc.field or name] = str(exc)
         return None
-
-
-def _operations(raw: list[str], scope: str) -> list[OperationType] | None:
-    if scope != "custom":
-        return None
-    out = []
-    for value in raw:
-        if value not in _OPERATIONS:
-            raise ValidationError(f"unknown operation type {value!r}", field="blocked_operations")
-        out.append(_OPERATIONS[value])
-    # The core refuses the never-blocked kinds (status checks, logins) in any mode.
-    blocked_set_for(MaintenanceMode.NORMAL, out)
-    return out
 
 
 def _version(raw: str | None) -> int | None:
@@ -145,39 +114,33 @@ def enable_values(form: FormData) -> dict[str, Any]:
     }
 
 
-def parse_enable(form: FormData, *, emergency_phrase: str) -> FormResult:
-    """Check an enable form; ``result.request`` is an ``EnableRequest`` when ``result.ok``."""
+def parse_enable(form: FormData, *, emergency_phrase: str, actor: str) -> FormResult:
+    """Check an enable form; ``result.request`` is an ``EnableForm`` when ``result.ok``."""
     values = enable_values(form)
     errors: dict[str, str] = {}
-    reason = _field(errors, "reason", lambda: validate_reason(form.get("reason")))
-    raw_duration = str(form.get("duration") or "").strip()
-    duration = _field(errors, "duration", lambda: parse_duration(raw_duration or None))
-    mode = _field(errors, "mode", lambda: validate_mode(form.get("mode") or "normal"))
     scope = _field(errors, "scope", lambda: _scope(form.get("scope")))
-    ops = _field(
-        errors, "blocked_operations", lambda: _operations(form.getlist("operations"), scope or "")
-    )
     version = _field(errors, "form", lambda: _version(form.get("expected_version")))
-    confirmed = str(form.get("confirm_emergency") or "").strip() == emergency_phrase
-    if mode is MaintenanceMode.EMERGENCY and not confirmed:
-        errors["confirm_emergency"] = f"type {emergency_phrase} to confirm emergency maintenance"
-    if errors:
-        return FormResult(values, errors)
-    return FormResult(
-        values,
-        request=EnableRequest(
-            reason=reason,
-            duration=duration,
-            mode=mode,
-            blocked_operations=ops,
-            critical_admin_only=values["critical_admin_only"],
-            block_login=values["block_login"],
-            invalidate_sessions=values["invalidate_sessions"],
-            expected_version=version,
-            acknowledged=values["acknowledge_warnings"],
-            emergency_confirmed=confirmed,
-        ),
+    req, invalid = EnableRequest.check(
+        {
+            "reason": form.get("reason"),
+            "duration": str(form.get("duration") or "").strip() or None,
+            "mode": form.get("mode") or MaintenanceMode.NORMAL.value,
+            "blocked_operations": form.getlist("operations") if scope == "custom" else None,
+            "critical_admin_only": values["critical_admin_only"],
+            "block_login": values["block_login"],
+            "invalidate_sessions": values["invalidate_sessions"],
+            "expected_version": version,
+            "details": {"via": "admin-ui"},
+        },
+        actor,
     )
+    errors = {**invalid, **errors}
+    confirmed = str(form.get("confirm_emergency") or "").strip() == emergency_phrase
+    if values["mode"].strip().lower() == MaintenanceMode.EMERGENCY and not confirmed:
+        errors["confirm_emergency"] = f"type {emergency_phrase} to confirm emergency maintenance"
+    if errors or req is None:
+        return FormResult(values, errors)
+    return FormResult(values, request=EnableForm(req, values["acknowledge_warnings"]))
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The settings the panel's scripts read from the page (a JSON ``<script>`` block): URLs
-of the JSON API and the panel's own data, timings, labels and the first snapshot."""
+of the JSON API and the panel's own data, timings, labels, the limits the forms are
+checked against (from the core's enable-request model) and the first snapshot."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import url_for
 
+from ...domain.enable_request import limits
 from ...domain.policy import DEFAULT_BLOCKED, ordered
 from .forms import BLOCKABLE, UNBLOCKABLE
 
@@ -34,6 +36,7 @@ def page_config(web: WebConfig, admin: AdminConfig, snapshot: dict[str, Any]) ->
         },
         "poll_ms": round(admin.poll_seconds * 1000),
         "emergency_phrase": admin.emergency_phrase,
+        "limits": limits(),
         "mode_defaults": {
             mode.value: [op.value for op in ordered(ops)] for mode, ops in DEFAULT_BLOCKED.items()
         },

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ...domain.enable_request import EnableRequest
 from ...domain.modes import MaintenanceMode, OperationType
 from ...domain.status import MaintenanceStatus, utcnow
 from ...errors import MaintenanceError
 from ...redisconn import REDIS_ERRORS
 from ...store.windows import WindowStore
-from .forms import EnableRequest
 from .jobs import of_kinds, running_jobs
 from .timefmt import human_seconds, iso_minutes
 
@@ -86,7 +86,7 @@ def duration_vs_running_jobs(ctx: CheckContext) -> list[Finding]:
     req = ctx.request
     if req.mode is MaintenanceMode.TEST:
         return []
-    jobs = of_kinds(running_jobs(ctx.service), req.effective_blocked)
+    jobs = of_kinds(running_jobs(ctx.service), req.blocked)
     if not jobs:
         return []
     oldest = jobs[0]
@@ -99,12 +99,12 @@ def duration_vs_running_jobs(ctx: CheckContext) -> list[Finding]:
             f"(the oldest, {oldest.name}, has run {human_seconds(age)}).",
         )
     ]
-    if req.duration is not None and req.duration < age:
+    if req.seconds is not None and req.seconds < age:
         found.append(
             Finding(
                 WARNING,
                 "duration_shorter_than_jobs",
-                f"The duration ({human_seconds(req.duration)}) is shorter than the "
+                f"The duration ({human_seconds(req.seconds)}) is shorter than the "
                 f"{human_seconds(age)} the oldest running {oldest.operation} job "
                 f"({oldest.name}) has already run: the drain may outlast the window.",
                 "duration",
@@ -155,9 +155,9 @@ def critical_admin_only(ctx: CheckContext) -> list[Finding]:
 def blocked_set(ctx: CheckContext) -> list[Finding]:
     """An override that blocks nothing, or blocks reads or admin work."""
     req = ctx.request
-    if req.blocked_operations is None:
+    if req.override is None:
         return []
-    chosen = set(req.effective_blocked)
+    chosen = set(req.blocked)
     if not chosen:
         return [
             Finding(
@@ -183,7 +183,7 @@ def blocked_set(ctx: CheckContext) -> list[Finding]:
 def scheduled_windows(ctx: CheckContext) -> list[Finding]:
     """Scheduled windows that open while this maintenance would still be on."""
     start = ctx.at
-    end = start + timedelta(seconds=ctx.request.duration) if ctx.request.duration else None
+    end = start + timedelta(seconds=ctx.request.seconds) if ctx.request.seconds else None
     found = []
     for row in WindowStore(ctx.service.db).list(OPEN_WINDOW_STATES):
         w_start, w_end = row.start_at, row.end_at
@@ -239,7 +239,7 @@ def current_state(ctx: CheckContext) -> list[Finding]:
 
 def duration_given(ctx: CheckContext) -> list[Finding]:
     """No duration: users get no expected end and no ``Retry-After``."""
-    if ctx.request.duration is not None:
+    if ctx.request.seconds is not None:
         return []
     return [
         Finding(

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ...domain.enable_request import EnableRequest, limits
 from ...domain.modes import MaintenanceMode
-from ...domain.validation import MAX_REASON
 from ...errors import ApiError, ConflictError, CsrfError, NotFound, ValidationError
 from ...fencing import ActivationResult
 from ...reports import load_report
@@ -26,7 +26,7 @@ from .forms import (
     BLOCKABLE,
     MODES,
     UNBLOCKABLE,
-    EnableRequest,
+    EnableForm,
     FormResult,
     parse_disable,
     parse_enable,
@@ -38,7 +38,7 @@ from .timefmt import human_seconds, iso_minutes
 
 if TYPE_CHECKING:
     from ...service import EnhancedMaintenanceModeService
-    from ..middleware import MaintenanceModeMiddleware
+    from ..state import WebState
     from .config import AdminConfig
 
 log = logging.getLogger("maintenance.web.admin")
@@ -46,35 +46,35 @@ REPORT_FORMATS = {"html": "text/html", "md": "text/markdown", "json": "applicati
 
 
 class AdminViews:
-    """The views of one app's panel, bound to its service, middleware and settings."""
+    """The views of one app's panel, bound to its service, maintenance state and settings."""
 
     def __init__(
         self,
         service: EnhancedMaintenanceModeService,
-        middleware: MaintenanceModeMiddleware,
+        web: WebState,
         config: AdminConfig,
         secret: str,
     ) -> None:
         self.service = service
-        self.middleware = middleware
+        self.web = web
         self.config = config
         self.csrf = CsrfProtect(secret, config.csrf_ttl)
 
     # -- helpers -------------------------------------------------------------------
     def who(self) -> WebIdentity:
         """The (already admin-checked) caller."""
-        return self.middleware.identity()
+        return self.web.identity()
 
     def _check_form_origin(self) -> None:
         try:
-            check_same_origin(request, self.middleware.config.trusted_origins)
+            check_same_origin(request, self.web.config.trusted_origins)
         except ApiError as exc:
             raise CsrfError(exc.body["message"]) from None
         self.csrf.check(request)
 
     def _defaults(self) -> dict[str, Any]:
         status = self.service.status
-        web = self.middleware.config
+        web = self.web.config
         return {
             "reason": (status.reason or "") if status.is_active else "",
             "duration": "",
@@ -97,9 +97,7 @@ class AdminViews:
     ) -> Response:
         """The panel page, optionally with a submitted form's values, errors and findings."""
         status = self.service.get_maintenance_status()
-        snapshot = build_snapshot(
-            self.service, self.config, self.middleware.sessions, status=status
-        )
+        snapshot = build_snapshot(self.service, self.config, self.web.sessions, status=status)
         findings = findings or []
         body = render_template(
             "maintenance_admin/panel.html",
@@ -118,9 +116,9 @@ class AdminViews:
             modes=MODES,
             csrf_field=CSRF_FIELD,
             csrf_token=self.csrf.token(),
-            page=page_config(self.middleware.config, self.config, snapshot),
+            page=page_config(self.web.config, self.config, snapshot),
             emergency_phrase=self.config.emergency_phrase,
-            max_reason=MAX_REASON,
+            limits=limits(),
             human_seconds=human_seconds,
             iso_minutes=iso_minutes,
         )
@@ -132,7 +130,7 @@ class AdminViews:
             request=req,
             who=self.who(),
             current=self.service.status,
-            sessions=self.middleware.sessions,
+            sessions=self.web.sessions,
         )
         return run_checks(ctx)
 
@@ -152,30 +150,21 @@ class AdminViews:
             self._check_form_origin()
         except CsrfError as exc:
             return self._refused(exc)
-        form = parse_enable(request.form, emergency_phrase=self.config.emergency_phrase)
+        who = self.who()
+        form = parse_enable(
+            request.form, emergency_phrase=self.config.emergency_phrase, actor=_actor(who)
+        )
         if not form.ok:
             flash("Nothing was changed: fix the fields marked below.", "error")
             return self.render_panel(enable=form, code=400)
-        req: EnableRequest = form.request
+        checked: EnableForm = form.request
+        req = checked.request
         findings = self._findings(req)
-        if warnings_of(findings) and not req.acknowledged:
+        if warnings_of(findings) and not checked.acknowledged:
             flash("Nothing was changed yet: read the warnings and confirm.", "warning")
             return self.render_panel(enable=form, findings=findings, code=409)
-        who = self.who()
         try:
-            result = self.service.enable_maintenance(
-                req.reason,
-                req.duration,
-                mode=req.mode,
-                enabled_by=who.username or "admin",
-                blocked_operations=list(req.blocked_operations)
-                if req.blocked_operations is not None
-                else None,
-                expected_version=req.expected_version,
-                critical_admin_only=req.critical_admin_only,
-                block_login=req.block_login,
-                details={"via": "admin-ui"},
-            )
+            result = self.service.enable(req)
         except ValidationError as exc:
             form.errors[exc.field or "form"] = str(exc)
             flash("Nothing was changed: fix the fields marked below.", "error")
@@ -188,7 +177,7 @@ class AdminViews:
             flash("Nothing was changed: the status moved on.", "error")
             return self.render_panel(enable=form, code=409)
         logged_out = None
-        manager = self.middleware.sessions
+        manager = self.web.sessions
         if req.invalidate_sessions and not result.status.test_mode and manager is not None:
             logged_out = manager.invalidate_non_admin_sessions(who.username).count
         return self._after_post([("success", _enabled_message(result, logged_out))])
@@ -205,7 +194,7 @@ class AdminViews:
             return self.render_panel(disable=form, code=400)
         try:
             result = self.service.disable_maintenance(
-                self.who().username or "admin",
+                _actor(self.who()),
                 requeue=form.request.requeue,
                 reason=form.request.note,
             )
@@ -235,22 +224,22 @@ class AdminViews:
         phrase = self.config.emergency_phrase
         args = request.args.copy()
         args["confirm_emergency"] = phrase
-        form = parse_enable(args, emergency_phrase=phrase)
+        form = parse_enable(args, emergency_phrase=phrase, actor=_actor(self.who()))
         if not form.ok:
             return json_response({"errors": form.errors, "findings": []})
-        req: EnableRequest = form.request
+        req: EnableRequest = form.request.request
         return json_response(
             {
                 "errors": {},
                 "findings": [f.to_dict() for f in self._findings(req)],
-                "duration_seconds": req.duration,
-                "blocked_operations": [op.value for op in req.effective_blocked],
+                "duration_seconds": req.seconds,
+                "blocked_operations": [op.value for op in req.blocked],
             }
         )
 
     def data(self) -> Response:
         """GET (JSON): everything the dashboard shows."""
-        return json_response(build_snapshot(self.service, self.config, self.middleware.sessions))
+        return json_response(build_snapshot(self.service, self.config, self.web.sessions))
 
     def status(self) -> Response:
         """GET (JSON): the admin status view (what the live stream sends)."""
@@ -271,6 +260,10 @@ class AdminViews:
             response.headers["Content-Security-Policy"] = REPORT_CSP
             response.headers["X-Frame-Options"] = "SAMEORIGIN"
         return response
+
+
+def _actor(who: WebIdentity) -> str:
+    return who.username or "admin"
 
 
 def _enabled_message(result: ActivationResult, logged_out: int | None) -> str:

@@ -29,7 +29,7 @@ function onStatus(status) {
 renderStatus(shown);
 renderSnapshot(config.snapshot, config);
 setupEnableForm(config);
-setupDisableForm();
+setupDisableForm(config);
 setupEmergency(config);
 
 let failing = false;

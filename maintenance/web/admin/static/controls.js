@@ -2,7 +2,7 @@
 // consistency check), the disable form, the emergency dialog and session logout.
 
 import { byId, el, flash, humanSeconds, postJson } from "./dom.js";
-import { checkNote, checkReason, enableErrors, parseDuration } from "./validate.js";
+import { rulesFor } from "./validate.js";
 
 function showError(id, message) {
   const node = byId(`${id}-error`);
@@ -56,6 +56,7 @@ function renderFindings(findings) {
 }
 
 export function setupEnableForm(config) {
+  const { enableErrors, length, parseDuration } = rulesFor(config.limits);
   const form = byId("enable-form");
   const reason = byId("reason");
   const duration = byId("duration");
@@ -66,7 +67,7 @@ export function setupEnableForm(config) {
   form.dataset.dirty = "no";
 
   const updateReasonCount = () => {
-    byId("reason-count").textContent = `${[...reason.value].length} / 500`;
+    byId("reason-count").textContent = `${length(reason.value)} / ${config.limits.max_reason}`;
   };
   const updateDuration = () => {
     const parsed = parseDuration(duration.value);
@@ -146,7 +147,8 @@ export function setupEnableForm(config) {
   updateScope();
 }
 
-export function setupDisableForm() {
+export function setupDisableForm(config) {
+  const { checkNote } = rulesFor(config.limits);
   const form = byId("disable-form");
   form.noValidate = true;
   form.addEventListener("submit", (event) => {
@@ -158,6 +160,7 @@ export function setupDisableForm() {
 
 // The emergency control: a modal that activates only once the phrase is typed.
 export function setupEmergency(config) {
+  const { checkReason, parseDuration } = rulesFor(config.limits);
   const dialog = byId("emergency-dialog");
   const open = byId("emergency-open");
   const activate = byId("em-activate");

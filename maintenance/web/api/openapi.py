@@ -1,52 +1,25 @@
-"""The OpenAPI 3.1 document of the status API (served at ``<prefix>/openapi.json``)."""
+"""The OpenAPI 3.1 document of the status API (served at ``<prefix>/openapi.json``).
+
+Request bodies and query limits come from ``bodies`` (and through it from the core's
+enable-request model), so the document states what the views check.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from ..domain.modes import MaintenanceMode, OperationType
-from ..domain.policy import NEVER_BLOCKED
-from ..domain.validation import MAX_DURATION, MAX_REASON
-
-#: Text durations the API accepts (kept in step with ``api.DURATION_PATTERN``).
-DURATION_PATTERN = r"^\s*([1-9][0-9]{0,3}[sm]|([1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|[1-7]d)\s*$"
+from ...domain.enable_request import JSON_REQUIRED, nullable
+from ...domain.modes import MaintenanceMode, OperationType
+from . import bodies
 
 _OPS = [op.value for op in OperationType]
 _MODES = [m.value for m in MaintenanceMode]
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
 _DATETIME = {"type": "string", "format": "date-time"}
 _OP = {"type": "string", "enum": _OPS}
-#: The operation types an override may name.
-_BLOCKABLE_OP = {
-    "type": "string",
-    "enum": [op.value for op in OperationType if op not in NEVER_BLOCKED],
-}
-#: A required reason (enable, emergency) and an optional note (disable, sessions...).
-_REASON = {"type": "string", "minLength": 1, "maxLength": MAX_REASON, "pattern": r"\S"}
-_NOTE = _nullable({"type": "string", "maxLength": MAX_REASON})
-#: Seconds to wait for every node to apply the change (``api.MAX_WAIT``).
-_WAIT = _nullable({"type": "number", "minimum": 0, "maximum": 30})
-_EXPECTED_VERSION = _nullable({"type": "integer", "minimum": 0})
-
-
-def _duration(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": MAX_DURATION},
-            {"type": "string", "pattern": DURATION_PATTERN},
-            {"type": "null"},
-        ],
-    }
 
 
 #: What every fenced switch answers (``ActivationResult.to_dict``).
@@ -78,14 +51,14 @@ _NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}
 _PUBLIC_PROPS: dict[str, Any] = {
     "view": {"type": "string", "enum": ["public", "admin"]},
     "is_active": _BOOL,
-    "mode": _nullable({"type": "string", "enum": _MODES}),
+    "mode": nullable({"type": "string", "enum": _MODES}),
     "test_mode": _BOOL,
-    "reason": _nullable(_STR),
+    "reason": nullable(_STR),
     "message": _STR,
-    "started_at": _nullable(_DATETIME),
-    "estimated_duration": _nullable({"type": "integer", "minimum": 1}),
-    "estimated_completion": _nullable(_DATETIME),
-    "retry_after": _nullable({"type": "integer", "minimum": 1}),
+    "started_at": nullable(_DATETIME),
+    "estimated_duration": nullable({"type": "integer", "minimum": 1}),
+    "estimated_completion": nullable(_DATETIME),
+    "retry_after": nullable({"type": "integer", "minimum": 1}),
     "overdue": _BOOL,
     "blocked_operations": {"type": "array", "items": _OP},
     "login_blocked": _BOOL,
@@ -122,7 +95,7 @@ _SCHEMAS: dict[str, Any] = {
                 ],
             },
             "message": _STR,
-            "field": _nullable(_STR),
+            "field": nullable(_STR),
             "current_version": _INT,
         },
     },
@@ -145,18 +118,18 @@ _SCHEMAS: dict[str, Any] = {
         "required": [*_PUBLIC_PROPS, "enabled_by", "nodes"],
         "properties": {
             **_PUBLIC_PROPS,
-            "enabled_by": _nullable(_STR),
-            "activation_id": _nullable(_STR),
-            "emergency_id": _nullable(_STR),
+            "enabled_by": nullable(_STR),
+            "activation_id": nullable(_STR),
+            "emergency_id": nullable(_STR),
             "critical_admin_only": _BOOL,
-            "emergency_phase": _nullable(_STR),
+            "emergency_phase": nullable(_STR),
             "active_jobs_count": _INT,
             "deferred_jobs_count": _INT,
             "invalidated_sessions": _INT,
             "recovery_pending": _BOOL,
             "degraded": _BOOL,
-            "degraded_reason": _nullable(_STR),
-            "updated_at": _nullable(_DATETIME),
+            "degraded_reason": nullable(_STR),
+            "updated_at": nullable(_DATETIME),
             "blocked_attempts": {"type": "object", "additionalProperties": _INT},
             "would_block_attempts": {"type": "object", "additionalProperties": _INT},
             "nodes": {"type": "array", "items": {"type": "object"}},
@@ -191,7 +164,7 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["is_active", "mode", "blocked_operations"],
         "properties": {
             "is_active": _BOOL,
-            "mode": _nullable({"type": "string", "enum": _MODES}),
+            "mode": nullable({"type": "string", "enum": _MODES}),
             "blocked_operations": {
                 "type": "array",
                 "items": {
@@ -214,11 +187,11 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["operation", "is_active", "blocked", "message", "retry_after"],
         "properties": {
-            "operation": _nullable(_OP),
+            "operation": nullable(_OP),
             "is_active": _BOOL,
             "blocked": _BOOL,
             "message": _STR,
-            "retry_after": _nullable({"type": "integer", "minimum": 1}),
+            "retry_after": nullable({"type": "integer", "minimum": 1}),
         },
     },
     "Maintenance503": {
@@ -229,74 +202,23 @@ _SCHEMAS: dict[str, Any] = {
             "error": {"type": "string", "const": "maintenance"},
             "operation": _OP,
             "title": _STR,
-            "reason": _nullable(_STR),
+            "reason": nullable(_STR),
             "mode": {"type": "string", "enum": _MODES},
-            "estimated_completion": _nullable(_DATETIME),
-            "retry_after": _nullable(_INT),
+            "estimated_completion": nullable(_DATETIME),
+            "retry_after": nullable(_INT),
             "message": _STR,
-            "status_url": _nullable(_STR),
+            "status_url": nullable(_STR),
         },
     },
-    "EnableRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["reason"],
-        "properties": {
-            "reason": _REASON,
-            "duration": _duration(
-                "Seconds, or one number and unit like 90s, 30m, 2h, 1d (at most 7 days)."
-            ),
-            "mode": {"type": "string", "enum": _MODES},
-            "blocked_operations": _nullable({"type": "array", "items": _BLOCKABLE_OP}),
-            "critical_admin_only": _BOOL,
-            "block_login": _nullable(_BOOL),
-            "invalidate_sessions": _nullable(_BOOL),
-            "wait": _WAIT,
-            "expected_version": _EXPECTED_VERSION,
-        },
-    },
-    "DisableRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "requeue": _BOOL,
-            "reason": _NOTE,
-            "wait": _WAIT,
-            "expected_version": _EXPECTED_VERSION,
-        },
-    },
+    "EnableRequest": bodies.schema(bodies.ENABLE, JSON_REQUIRED),
+    "DisableRequest": bodies.schema(bodies.DISABLE),
     "ActivationResult": {
         "type": "object",
         "required": _ACTIVATION_REQUIRED,
-        "properties": {**_ACTIVATION_PROPS, "sessions": _nullable(_ref("Invalidation"))},
+        "properties": {**_ACTIVATION_PROPS, "sessions": nullable(_ref("Invalidation"))},
     },
-    "EmergencyRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["reason"],
-        "properties": {
-            "reason": _REASON,
-            "duration": _duration("Expected length shown to users: seconds, or text like 30m, 2h."),
-            "critical_admin_only": _BOOL,
-            "grace_period": _nullable(
-                {"type": "number", "minimum": 0, "maximum": 3600, "description": "Default 30."}
-            ),
-            "kill_after": _nullable(
-                {"type": "number", "minimum": 0, "maximum": 600, "description": "Default 10."}
-            ),
-            "wait": _WAIT,
-        },
-    },
-    "EmergencyOffRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "requeue": _BOOL,
-            "force": _BOOL,
-            "reason": _NOTE,
-            "wait": _WAIT,
-        },
-    },
+    "EmergencyRequest": bodies.schema(bodies.EMERGENCY, ("reason",)),
+    "EmergencyOffRequest": bodies.schema(bodies.EMERGENCY_OFF),
     "EmergencyActivation": {
         "type": "object",
         "description": "The fenced switch (ActivationResult) plus the emergency's facts.",
@@ -325,8 +247,8 @@ _SCHEMAS: dict[str, Any] = {
             },
             "trigger": {"type": "string", "enum": ["person", "cli", "api", "automated"]},
             "triggered_by": _STR,
-            "sessions": _nullable(_ref("Invalidation")),
-            "sessions_error": _nullable(_STR),
+            "sessions": nullable(_ref("Invalidation")),
+            "sessions_error": nullable(_STR),
             "running_jobs": _INT,
         },
     },
@@ -337,7 +259,7 @@ _SCHEMAS: dict[str, Any] = {
             "status": {"type": "object"},
             "fenced": _BOOL,
             "propagation": _STR,
-            "emergency_id": _nullable(_STR),
+            "emergency_id": nullable(_STR),
             "check": {
                 "type": "object",
                 "required": ["ok", "problems", "notes"],
@@ -350,34 +272,34 @@ _SCHEMAS: dict[str, Any] = {
             "requeue": {"type": "string", "enum": ["done", "partial", "pending", "skipped"]},
             "requeued": {"type": "array", "items": {"type": "object"}},
             "not_rerun_safe": {"type": "array", "items": {"type": "object"}},
-            "report_id": _nullable(_STR),
+            "report_id": nullable(_STR),
         },
     },
     "EmergencyProgress": {
         "type": "object",
         "required": ["emergency_id", "active", "phase", "counts", "running", "workers"],
         "properties": {
-            "emergency_id": _nullable(_STR),
+            "emergency_id": nullable(_STR),
             "active": _BOOL,
-            "phase": _nullable({"type": "string", "enum": ["grace", "terminating", "terminated"]}),
-            "plan": _nullable({"type": "object"}),
+            "phase": nullable({"type": "string", "enum": ["grace", "terminating", "terminated"]}),
+            "plan": nullable({"type": "object"}),
             "counts": {"type": "object", "additionalProperties": _INT},
             "running": {"type": "array", "items": {"type": "object"}},
             "workers": {"type": "array", "items": {"type": "object"}},
-            "seconds_to_sigterm": _nullable({"type": "number", "minimum": 0}),
+            "seconds_to_sigterm": nullable({"type": "number", "minimum": 0}),
         },
     },
     "Event": {
         "type": "object",
         "required": ["id", "at", "kind"],
         "properties": {
-            "id": _nullable(_INT),
+            "id": nullable(_INT),
             "at": _DATETIME,
             "kind": _STR,
-            "actor": _nullable(_STR),
-            "reason": _nullable(_STR),
-            "version": _nullable(_INT),
-            "activation_id": _nullable(_STR),
+            "actor": nullable(_STR),
+            "reason": nullable(_STR),
+            "version": nullable(_INT),
+            "activation_id": nullable(_STR),
             "details": {"type": "object"},
         },
     },
@@ -394,7 +316,7 @@ _SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "required": ["user", "last_seen"],
                     "properties": {
-                        "user": _nullable(_STR),
+                        "user": nullable(_STR),
                         "last_seen": {"type": "number"},
                         "kind": {"type": "string", "enum": ["server", "cookie"]},
                     },
@@ -411,7 +333,7 @@ _SCHEMAS: dict[str, Any] = {
             "epoch": _INT,
             "seconds": {"type": "number"},
             "server_side": _BOOL,
-            "status_version": _nullable(_INT),
+            "status_version": nullable(_INT),
         },
     },
 }
@@ -531,11 +453,15 @@ def _document(prefix: str) -> dict[str, Any]:
                 "Events.",
             ),
             params=[
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most."),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": bodies.MAX_HISTORY},
+                    "At most.",
+                ),
                 _query("kind", _STR, "Only events of this kind (repeatable)."),
                 _query(
                     "before_id",
-                    {"type": "integer", "minimum": 0, "maximum": 2**62},
+                    {"type": "integer", "minimum": 0, "maximum": bodies.MAX_EVENT_ID},
                     "Page: ids below this.",
                 ),
                 _query("activation_id", _STR, "Only events of one activation."),
@@ -546,30 +472,24 @@ def _document(prefix: str) -> dict[str, Any]:
         "/sessions": _get(
             "Logged-in non-admin sessions seen recently: count and sample. Admins only.",
             _json(_ref("ActiveSessions"), "Active sessions."),
-            params=[_query("sample", {"type": "integer", "minimum": 0, "maximum": 100}, "Rows.")],
+            params=[
+                _query(
+                    "sample",
+                    {"type": "integer", "minimum": 0, "maximum": bodies.MAX_SAMPLE},
+                    "Rows.",
+                )
+            ],
             **_ADMIN_ERRORS,
             **{"400": _error("Bad query parameter.")},
         ),
         "/sessions/invalidate": _post(
             "Log every non-admin out now. Administrators only.",
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {"reason": _NOTE, "wait": _WAIT},
-            },
+            bodies.schema(bodies.INVALIDATE),
             _json(_ref("Invalidation"), "Invalidated."),
         ),
         "/login-block": _post(
             "Refuse (or allow again) non-admin logins. Administrators only.",
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["blocked"],
-                "properties": {
-                    "blocked": _BOOL,
-                    "reason": _NOTE,
-                },
-            },
+            bodies.schema(bodies.LOGIN_BLOCK, ("blocked",)),
             _json(
                 {
                     "type": "object",
@@ -581,13 +501,7 @@ def _document(prefix: str) -> dict[str, Any]:
         ),
         "/bypass-link": _post(
             "A one-time link that lets one browser through maintenance. Admins only.",
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "ttl": _nullable({"type": "integer", "minimum": 60, "maximum": 86400})
-                },
-            },
+            bodies.schema(bodies.BYPASS_LINK),
             _json(
                 {
                     "type": "object",

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from .domain.modes import OperationType
 from .errors import StoreUnavailable
 from .keys import Keys
-from .redisconn import REDIS_ERRORS
+from .redisconn import REDIS_ERRORS, describe_redis_error
 from .store import schema
 from .store.database import Database
 
@@ -50,7 +50,7 @@ def read_counters(
             blocked = {op: int(v) for op, v in zip(ops, results[2], strict=True) if v}
             would = {op: int(v) for op, v in zip(ops, results[3], strict=True) if v}
     except REDIS_ERRORS as exc:
-        errors.append(f"redis: {str(exc).splitlines()[0] if str(exc) else 'error'}")
+        errors.append(f"redis: {describe_redis_error(exc)}")
     deferred = 0
     try:
         with db.connect() as conn:

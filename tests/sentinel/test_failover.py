@@ -11,6 +11,8 @@ the deployment's own timeouts (``promotion_deadline``) and the settings.
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,8 @@ import redis
 
 from maintenance import EnhancedMaintenanceModeService, OperationType, Settings, build_service
 from maintenance.keys import Keys
+from tests.celery.app import make_app
+from tests.celery.conftest import close_fleet, delete_prefix, fleet_environment, open_fleet
 from tests.helpers import wait_for
 
 from .cluster import SentinelCluster
@@ -25,6 +29,8 @@ from .conftest import NodeProcess
 
 pytestmark = pytest.mark.slow
 USER = {"role": "user"}
+#: A caption job on an idle worker runs in milliseconds; generous for a busy machine.
+RUN_DEADLINE = 30.0
 
 
 def reconnect_deadline(settings: Settings) -> float:
@@ -183,3 +189,46 @@ def test_a_promoted_replica_that_missed_writes_is_rebuilt_from_sql(
     wait_for(lambda: web.cache.node_id in admin.nodes(), deadline, what="web re-registered")
     again = admin.enable_maintenance("third step", enabled_by="ops", wait=5)
     assert again.fenced and web.cache.node_id in again.applied_nodes
+
+
+def test_a_celery_worker_rides_out_the_failover(cluster: SentinelCluster, tmp_path: Path) -> None:
+    """A real prefork worker whose control plane is the Sentinel deployment (its broker
+    is the ordinary Redis): it survives the failover, is fenced again, and still defers
+    a straggler that maintenance blocks and runs it once when maintenance ends."""
+    env = fleet_environment(tmp_path, f"ts{uuid.uuid4().hex[:8]}")
+    env["REDIS_URL"] = cluster.url
+    fleet = open_fleet(env)
+    try:
+        worker = fleet.start_worker("w1", [fleet.default_queue])
+        service = fleet.service
+        on = service.enable_maintenance("failover drill", enabled_by="ops", wait=5)
+        assert on.fenced and any(n.startswith("worker@") for n in on.applied_nodes)
+
+        fail_over(cluster, service)
+        deadline = reconnect_deadline(service.settings)
+        wait_for(lambda: not service.get_maintenance_status().degraded, deadline, what="healthy")
+        wait_for(
+            lambda: any(n.kind == "worker" for n in service.nodes().values()),
+            deadline,
+            what="the worker re-registered on the new master",
+        )
+        assert worker.alive(), worker.tail()
+        again = service.enable_maintenance("failover drill, extended", enabled_by="ops", wait=5)
+        assert again.fenced and any(n.startswith("worker@") for n in again.applied_nodes)
+
+        # A publisher without the hooks: the worker-side gate is all that stands.
+        make_app(fleet.config).send_task(
+            "captions.generate_caption", ("straggler",), queue=fleet.default_queue
+        )
+        wait_for(
+            lambda: service.get_maintenance_status().deferred_jobs_count == 1,
+            RUN_DEADLINE,
+            what="the straggler deferred by the worker",
+        )
+        assert fleet.runs("straggler") == 0
+        service.disable_maintenance("ops", wait=5)
+        wait_for(lambda: fleet.runs("straggler") == 1, RUN_DEADLINE, what="requeued and run")
+        assert worker.alive(), worker.tail()
+    finally:
+        close_fleet(fleet)
+        delete_prefix(env["CELERY_BROKER_URL"], env["TEST_COUNTER_PREFIX"])

@@ -10,7 +10,10 @@ modules against a private Redis broker three ways:
 
 The control plane shares the broker's Redis under its own key prefix, with a
 SQLite file of its own per run. Prints per-run counts and every test whose
-outcome differs from the ``off`` run; exits 1 when any differs, 2 on bad usage.
+outcome differs from the ``off`` run. Each difference is re-run (``--confirm``
+times, in ``off`` and in the differing run): it *holds* when every re-run
+differs too; one agreeing re-run marks it as the timing of a busy machine.
+Exits 1 when any difference holds, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -54,13 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     source = fetch_suite(version, cache)
     deps = install_deps(source, cache)
     redis_url, stop_redis = start_private_redis(cache)
+    suite = Suite(source, deps, redis_url, cache, args.pytest)
     results: dict[str, dict[str, str]] = {}
+    confirmed: dict[str, dict[str, list[tuple[str, str]]]] = {}
     try:
+        targets = [MODULES[m] for m in modules]
         for mode in modes:
-            results[mode] = run_mode(mode, source, deps, redis_url, modules, cache, args.pytest)
+            kept = cache / "run" / f"{mode}.xml"
+            results[mode] = outcomes(kept) if args.reuse else suite.run(mode, mode, targets)
+        if "off" in results:
+            for mode in modes:
+                if mode != "off":
+                    confirmed[mode] = suite.confirm(mode, differences(results, mode), args.confirm)
     finally:
         stop_redis()
-    return report(version, modes, results)
+    return report(version, modes, results, confirmed)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--cache", default=str(ROOT / ".cache" / "celery-suite"), help="download/run directory"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="compare the last full runs kept in the cache instead of running them again",
+    )
+    parser.add_argument(
+        "--confirm",
+        type=int,
+        default=2,
+        help="re-run each differing test this many times in both runs (default 2)",
     )
     parser.add_argument("pytest", nargs="*", help="extra pytest arguments after --, e.g. -k chord")
     return parser
@@ -161,64 +183,98 @@ def _mkdir(path: Path) -> Path:
 
 
 # -- one run -------------------------------------------------------------------------
-def run_mode(
-    mode: str,
-    source: Path,
-    deps: Path,
-    redis_url: str,
-    modules: tuple[str, ...],
-    cache: Path,
-    extra: list[str],
-) -> dict[str, str]:
-    """Run the suite once in ``mode``; the outcome of each test by id."""
-    run_dir = _mkdir(cache / "run")
-    junit = run_dir / f"{mode}.xml"
-    log = run_dir / f"{mode}.log"
-    database = run_dir / f"{mode}.db"
-    for path in (junit, database):
-        path.unlink(missing_ok=True)
-    host_port = redis_url.split("//", 1)[1].split("/", 1)[0]
-    host, _, port = host_port.partition(":")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "MAINTENANCE_"))}
-    env.update(
-        TEST_BROKER=redis_url,
-        TEST_BACKEND=redis_url,
-        REDIS_HOST=host,
-        REDIS_PORT=port,
-        REDIS_URL=redis_url,
-        MAINTENANCE_REDIS_PREFIX=f"celery-suite-{mode}",
-        MAINTENANCE_DATABASE_URL=f"sqlite:///{database}",
-        MAINTENANCE_DATA_DIR=str(run_dir / "state"),
-        PYTHONPATH=os.pathsep.join([str(source), str(deps), str(HERE)]),
-    )
-    # Upstream CI gets Celery's fixtures from the pytest-celery package's entry point;
-    # loading the module it points at does the same without that package.
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "celery.contrib.pytest"]
-    cmd.append(f"--junitxml={junit}")
-    if mode != "off":
-        cmd += ["-p", "celery_suite_plugin"]
-    cmd += ["--timeout=600", "-q", *(MODULES[m] for m in modules), *extra]
-    admin = _control_plane(env) if mode == "test" else None
-    if admin is not None:
-        admin.enable_maintenance(
-            "Celery's integration suite in TEST mode",
-            duration="6h",
-            mode="test",
-            enabled_by="celery-suite",
-            wait=0,
-        )
-    print(f"== {mode}: {' '.join(cmd[3:])}  (log: {log})", flush=True)
-    try:
-        with log.open("w") as out:
-            subprocess.run(cmd, cwd=source, env=env, stdout=out, stderr=subprocess.STDOUT)
-    finally:
+class Suite:
+    """Runs (parts of) the extracted suite against the private Redis."""
+
+    def __init__(
+        self, source: Path, deps: Path, redis_url: str, cache: Path, extra: list[str]
+    ) -> None:
+        self.source = source
+        self.deps = deps
+        self.redis_url = redis_url
+        self.run_dir = _mkdir(cache / "run")
+        self.extra = extra
+
+    def run(self, mode: str, tag: str, targets: list[str]) -> dict[str, str]:
+        """Run ``targets`` once in ``mode`` (files named ``tag``); each test's outcome."""
+        junit = self.run_dir / f"{tag}.xml"
+        log = self.run_dir / f"{tag}.log"
+        database = self.run_dir / f"{tag}.db"
+        for path in (junit, database):
+            path.unlink(missing_ok=True)
+        env = self._environment(mode, database)
+        # Upstream CI gets Celery's fixtures from the pytest-celery package's entry
+        # point; loading the module it points at does the same without that package.
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+        cmd += ["-p", "celery.contrib.pytest", f"--junitxml={junit}"]
+        if mode != "off":
+            cmd += ["-p", "celery_suite_plugin"]
+        cmd += ["--timeout=600", "-q", *targets, *self.extra]
+        admin = _control_plane(env) if mode == "test" else None
         if admin is not None:
-            _say_what_the_hooks_saw(admin)
-            admin.disable_maintenance("celery-suite", requeue=False, wait=0)
-            admin.close()
-    tail = log.read_text(errors="replace").strip().splitlines()
-    print(f"   {tail[-1] if tail else '(no output)'}")
-    return outcomes(junit)
+            admin.enable_maintenance(
+                "Celery's integration suite in TEST mode",
+                duration="6h",
+                mode="test",
+                enabled_by="celery-suite",
+                wait=0,
+            )
+        shown = " ".join(cmd[3:]) if len(targets) <= len(MODULES) else f"{len(targets)} tests"
+        print(f"== {tag}: {shown}  (log: {log})", flush=True)
+        try:
+            with log.open("w") as out:
+                subprocess.run(cmd, cwd=self.source, env=env, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            if admin is not None:
+                _say_what_the_hooks_saw(admin)
+                admin.disable_maintenance("celery-suite", requeue=False, wait=0)
+                admin.close()
+        tail = log.read_text(errors="replace").strip().splitlines()
+        print(f"   {tail[-1] if tail else '(no output)'}")
+        return outcomes(junit)
+
+    def confirm(
+        self, mode: str, changed: list[str], rounds: int
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Re-run the tests whose outcome differed, in ``off`` and in ``mode``, ``rounds``
+        times: ``{test: [(off outcome, mode outcome), ...]}``. On a busy machine a
+        single run of a timing-sensitive test can fail either way."""
+        seen: dict[str, list[tuple[str, str]]] = {t: [] for t in changed}
+        if not changed or rounds <= 0:
+            return seen
+        targets = [node_id(t) for t in changed]
+        for round_ in range(1, rounds + 1):
+            baseline = self.run("off", f"off-confirm-{mode}-{round_}", targets)
+            current = self.run(mode, f"{mode}-confirm-{round_}", targets)
+            for test_id in changed:
+                seen[test_id].append(
+                    (baseline.get(test_id, "absent"), current.get(test_id, "absent"))
+                )
+        return seen
+
+    def _environment(self, mode: str, database: Path) -> dict[str, str]:
+        host_port = self.redis_url.split("//", 1)[1].split("/", 1)[0]
+        host, _, port = host_port.partition(":")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "MAINTENANCE_"))}
+        env.update(
+            TEST_BROKER=self.redis_url,
+            TEST_BACKEND=self.redis_url,
+            REDIS_HOST=host,
+            REDIS_PORT=port,
+            REDIS_URL=self.redis_url,
+            MAINTENANCE_REDIS_PREFIX=f"celery-suite-{mode}",
+            MAINTENANCE_DATABASE_URL=f"sqlite:///{database}",
+            MAINTENANCE_DATA_DIR=str(self.run_dir / "state"),
+            PYTHONPATH=os.pathsep.join([str(self.source), str(self.deps), str(HERE)]),
+        )
+        return env
+
+
+def node_id(test_id: str) -> str:
+    """``t.integration.test_canvas.test_chord::test_x[3]`` -> pytest's node id."""
+    classname, _, name = test_id.partition("::")
+    parts = classname.split(".")
+    return "::".join(["/".join(parts[:3]) + ".py", *parts[3:], name])
 
 
 def _control_plane(env: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -255,38 +311,61 @@ def outcomes(junit: Path) -> dict[str, str]:
 
 
 # -- the comparison ------------------------------------------------------------------
-def report(version: str, modes: tuple[str, ...], results: dict[str, dict[str, str]]) -> int:
+def differences(results: dict[str, dict[str, str]], mode: str) -> list[str]:
+    """Tests whose outcome in ``mode`` is not their outcome in the ``off`` run."""
+    baseline, current = results["off"], results[mode]
+    return sorted(
+        t
+        for t in set(baseline) | set(current)
+        if baseline.get(t, "absent") != current.get(t, "absent")
+    )
+
+
+def report(
+    version: str,
+    modes: tuple[str, ...],
+    results: dict[str, dict[str, str]],
+    confirmed: dict[str, dict[str, list[tuple[str, str]]]],
+) -> int:
+    """Print counts and differences; 1 when a difference held in every re-run."""
     today = dt.date.today().isoformat()
     print(f"\nCelery {version}, {today}, Redis broker and backend")
     print(f"{'run':<7}" + "".join(f"{o:>9}" for o in OUTCOMES))
     for mode in modes:
         counts = Counter(results[mode].values())
         print(f"{mode:<7}" + "".join(f"{counts[o]:>9}" for o in OUTCOMES))
-    baseline = results.get("off")
-    if baseline is None:
+    if "off" not in results:
         print("\n(no 'off' run to compare with)")
         return 0
-    differing = 0
+    held = 0
     for mode in modes:
         if mode == "off":
             continue
-        current = results[mode]
-        changed = sorted(
-            t
-            for t in set(baseline) | set(current)
-            if baseline.get(t, "absent") != current.get(t, "absent")
-        )
-        differing += len(changed)
+        changed = differences(results, mode)
         print(f"\n{mode}: {len(changed)} test(s) whose outcome differs from 'off'")
         for test_id in changed:
-            before, after = baseline.get(test_id, "absent"), current.get(test_id, "absent")
-            print(f"  {test_id}: {before} -> {after}")
-    failing = sorted(t for t, o in baseline.items() if o in ("failed", "error"))
+            before, after = (
+                results["off"].get(test_id, "absent"),
+                results[mode].get(test_id, "absent"),
+            )
+            reruns = confirmed.get(mode, {}).get(test_id, [])
+            verdict = ""
+            # A difference holds when every re-run shows one too; one agreeing re-run
+            # makes it the timing of a busy machine, not the hooks.
+            holds = all(b != a for b, a in reruns)
+            if reruns:
+                verdict = (
+                    "  re-runs (off/" + mode + "): " + ", ".join(f"{b}/{a}" for b, a in reruns)
+                )
+                verdict += " -> HOLDS" if holds else " -> not reproduced (flaky)"
+            held += holds
+            print(f"  {test_id}: {before} -> {after}{verdict}")
+    failing = sorted(t for t, o in results["off"].items() if o in ("failed", "error"))
     if failing:
         print(f"\noff: the suite's own failures and errors ({len(failing)})")
         for test_id in failing:
-            print(f"  {test_id}: {baseline[test_id]}")
-    return 1 if differing else 0
+            print(f"  {test_id}: {results['off'][test_id]}")
+    return 1 if held else 0
 
 
 if __name__ == "__main__":

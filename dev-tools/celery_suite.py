@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from importlib import metadata
@@ -202,7 +203,7 @@ class Suite:
         database = self.run_dir / f"{tag}.db"
         for path in (junit, database):
             path.unlink(missing_ok=True)
-        env = self._environment(mode, database)
+        env = self._environment(tag, database)
         # Upstream CI gets Celery's fixtures from the pytest-celery package's entry
         # point; loading the module it points at does the same without that package.
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
@@ -252,7 +253,9 @@ class Suite:
                 )
         return seen
 
-    def _environment(self, mode: str, database: Path) -> dict[str, str]:
+    def _environment(self, tag: str, database: Path) -> dict[str, str]:
+        # A fresh SQLite file starts at version 0: a key prefix of its own too, or the
+        # status a previous run left in Redis (a higher version) would shadow it.
         host_port = self.redis_url.split("//", 1)[1].split("/", 1)[0]
         host, _, port = host_port.partition(":")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "MAINTENANCE_"))}
@@ -262,7 +265,7 @@ class Suite:
             REDIS_HOST=host,
             REDIS_PORT=port,
             REDIS_URL=self.redis_url,
-            MAINTENANCE_REDIS_PREFIX=f"celery-suite-{mode}",
+            MAINTENANCE_REDIS_PREFIX=f"celery-suite-{tag}-{uuid.uuid4().hex[:6]}",
             MAINTENANCE_DATABASE_URL=f"sqlite:///{database}",
             MAINTENANCE_DATA_DIR=str(self.run_dir / "state"),
             PYTHONPATH=os.pathsep.join([str(self.source), str(self.deps), str(HERE)]),

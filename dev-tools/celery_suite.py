@@ -31,8 +31,13 @@ import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maintenance import EnhancedMaintenanceModeService
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -161,7 +166,7 @@ def _pins(requirements: Path) -> dict[str, str]:
     return pins
 
 
-def start_private_redis(cache: Path) -> tuple[str, object]:
+def start_private_redis(cache: Path) -> tuple[str, Callable[[], None]]:
     """A redis-server of this run's own: the suite counts server-wide pub/sub channels
     and expects exactly one worker to answer a broadcast."""
     from maintenance.embedded import redis_server_binary, start_redis_server
@@ -280,13 +285,13 @@ def node_id(test_id: str) -> str:
     return "::".join(["/".join(parts[:3]) + ".py", *parts[3:], name])
 
 
-def _control_plane(env: dict[str, str]):  # type: ignore[no-untyped-def]
+def _control_plane(env: dict[str, str]) -> EnhancedMaintenanceModeService:
     from maintenance import Settings, build_service
 
     return build_service(Settings.from_env(env), kind="cli", register=False)
 
 
-def _say_what_the_hooks_saw(admin) -> None:  # type: ignore[no-untyped-def]
+def _say_what_the_hooks_saw(admin: EnhancedMaintenanceModeService) -> None:
     # Proof the hooks were live: publishes they would have refused were counted.
     extra = admin.get_maintenance_status().extra
     would = extra.get("would_block_attempts") or {}

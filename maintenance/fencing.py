@@ -57,14 +57,29 @@ class AckWaiter:
 
     Kept open between activations (a fresh SUBSCRIBE costs a connection and a
     round trip); acks left over from earlier versions are skipped by version.
+    An ack can be missed: redis-py silently reconnects a broken subscription
+    (a Redis restart, a Sentinel failover), and a node whose pub/sub is down
+    acknowledges from its re-validation timer. Every ack is also written to
+    the registry, so whenever the channel is quiet for ``RECHECK`` seconds,
+    or breaks, the registry is read again.
     """
+
+    #: Seconds of silence before the registry is read again (acks normally
+    #: arrive within milliseconds, so the common path never pays for it).
+    RECHECK = 0.25
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(keys.acks)
+        self.client = client
+        self.keys = keys
         self.broken = False
+        self.pubsub = self._subscribe()
+
+    def _subscribe(self) -> redis.client.PubSub:
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.keys.acks)
+        return pubsub
 
     def wait(
         self,
@@ -84,8 +99,23 @@ class AckWaiter:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break
-            message = self.pubsub.get_message(timeout=remaining)
-            if message is None or message.get("type") != "message":
+            try:
+                message = self.pubsub.get_message(timeout=min(remaining, self.RECHECK))
+            except REDIS_ERRORS:
+                # Subscribe again first, then read the registry: no ack falls between.
+                self.close()
+                self.pubsub = self._subscribe()
+                message = None
+            if message is None:
+                caught_up = {
+                    n
+                    for n, info in registry.live_nodes(node_ttl).items()
+                    if n in pending and info.applied_version >= version
+                }
+                pending -= caught_up
+                applied |= caught_up
+                continue
+            if message.get("type") != "message":
                 continue
             data = message["data"]
             node_id, _, raw_version = (

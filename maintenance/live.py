@@ -14,7 +14,7 @@ import redis
 from .domain.modes import OperationType
 from .errors import StoreUnavailable
 from .keys import Keys
-from .redisconn import REDIS_ERRORS
+from .redisconn import REDIS_ERRORS, describe_redis_error
 from .store.database import Database
 from .store.jobs import DEFERRED, JobStore
 
@@ -54,7 +54,7 @@ def read_counters(
             blocked = {op: int(v) for op, v in zip(ops, results[2], strict=True) if v}
             would = {op: int(v) for op, v in zip(ops, results[3], strict=True) if v}
     except REDIS_ERRORS as exc:
-        errors.append(f"redis: {str(exc).splitlines()[0] if str(exc) else 'error'}")
+        errors.append(f"redis: {describe_redis_error(exc)}")
     deferred = 0
     try:
         deferred = JobStore(db).count(DEFERRED)

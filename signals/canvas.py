@@ -7,6 +7,16 @@ So ``group``, ``chain`` and ``chord`` ``apply_async`` are gated once, up front,
 for apps with the hooks installed: every member (with its links, chain and
 chord body) is judged before anything is sent. The members' own
 ``send_task`` calls then skip the decision already taken.
+
+A group or chord header built from a generator is lazy: Celery publishes each
+member as the generator yields it (``celery.utils.functional.regen``; the
+generator may wait for earlier members, Celery issue #3021). Whether a member
+is refused depends on its task, known only once yielded, so all-or-nothing
+refusal and incremental publishing exclude each other. While nothing can be
+refused (TEST mode, an admin's bypass, a continuation in NORMAL mode) the
+members are judged as they are yielded and the generator stays lazy; while
+something could be, the header is unrolled before the first publish (see
+``docs/celery.md``).
 """
 
 from __future__ import annotations
@@ -14,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
+
+from celery.utils.functional import _regen
 
 from workers.binding import binding_of
 
@@ -23,13 +35,23 @@ canvas_admitted: ContextVar[bool] = ContextVar("maintenance_canvas_admitted", de
 _MEMBER_OPTIONS = ("link", "link_error", "chain", "chord")
 
 
-def iter_members(signature: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every task a (possibly nested) signature would publish: ``(name, options)``."""
+#: Replaces a lazy header (``regen``) by one judging each member as it is yielded.
+LazyJudge = Callable[[Any], Any]
+
+
+def iter_members(
+    signature: Any, lazy: LazyJudge | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every task a (possibly nested) signature would publish: ``(name, options)``.
+
+    With ``lazy``, a group or chord header built from a generator is not walked:
+    it is replaced in place by ``lazy(header)``, which Celery then iterates.
+    """
     if signature is None:
         return
     if isinstance(signature, list | tuple):
         for item in signature:
-            yield from iter_members(item)
+            yield from iter_members(item, lazy)
         return
     if not isinstance(signature, dict):
         return  # a Signature is a dict; anything else publishes nothing we can see
@@ -37,13 +59,23 @@ def iter_members(signature: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     kwargs = signature.get("kwargs") or {}
     options = signature.get("options") or {}
     if kind in ("group", "chain"):
-        yield from iter_members(kwargs.get("tasks"))
+        yield from _walk(kwargs, "tasks", lazy)
     elif kind == "chord":
-        yield from iter_members(kwargs.get("header"))
-        yield from iter_members(kwargs.get("body") or options.get("body"))
+        yield from _walk(kwargs, "header", lazy)
+        yield from iter_members(kwargs.get("body") or options.get("body"), lazy)
     elif signature.get("task"):
         yield str(signature["task"]), options
     yield from iter_option_members(options)
+
+
+def _walk(
+    container: dict[str, Any], key: str, lazy: LazyJudge | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    value = container.get(key)
+    if lazy is not None and isinstance(value, _regen):
+        container[key] = lazy(value)
+        return
+    yield from iter_members(value, lazy)
 
 
 def iter_option_members(options: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

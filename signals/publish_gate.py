@@ -15,9 +15,11 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from typing import Any
+
+from celery.utils.functional import regen
 
 from maintenance import Decision, EnhancedMaintenanceModeService, MaintenanceStatus, OperationType
 from maintenance.job_registry import QUEUED, ActiveJob, JobRegistry
@@ -181,10 +183,18 @@ class PublishGate:
             override=options.get(OPTION) or (options.get("headers") or {}).get(OPTION),
         )
 
-    def _judge(self, name: str, operation: OperationType, continuation: bool, status: Any) -> None:
+    def _judge(
+        self,
+        name: str,
+        operation: OperationType,
+        continuation: bool,
+        status: Any,
+        *,
+        refuse: bool = True,
+    ) -> None:
         service = self.binding.service
         decision = service.decide(operation, None, continuation=continuation)
-        if decision is Decision.ALLOW:
+        if decision is Decision.ALLOW or (decision is Decision.BLOCK and not refuse):
             return
         bypass = current_bypass_user()
         if decision is Decision.WOULD_BLOCK:
@@ -205,7 +215,12 @@ class PublishGate:
         )
 
     def check_canvas(self, signature: Any, call_options: dict[str, Any]) -> None:
-        """Judge every member of a canvas before its first publish (raises ``PublishRefused``)."""
+        """Judge every member of a canvas before its first publish (raises ``PublishRefused``).
+
+        Generator-built headers stay lazy while nothing could be refused: their
+        members are judged (and TEST mode's would-be refusals counted) as Celery
+        pulls them. Otherwise they are unrolled here, before anything is sent.
+        """
         if INTERNAL_PUBLISH.get() is not None:
             return
         service = self.binding.service
@@ -213,11 +228,38 @@ class PublishGate:
         if not status.is_active and not service.settings.fail_closed:
             return
         continuation = self._continuation(status)
-        for name, options in canvas.iter_members(signature):
+        lazy = None
+        if not self._could_refuse(continuation):
+            lazy = self._lazy_judge(continuation, status, call_options)
+        for name, options in canvas.iter_members(signature, lazy):
             merged = {**options, **call_options} if call_options else options
             self._judge(name, self._member_operation(name, merged), continuation, status)
         for name, options in canvas.iter_option_members(call_options):
             self._judge(name, self._member_operation(name, options), continuation, status)
+
+    def _could_refuse(self, continuation: bool) -> bool:
+        service = self.binding.service
+        return any(
+            service.decide(op, None, continuation=continuation) is Decision.BLOCK
+            for op in OperationType
+        )
+
+    def _lazy_judge(
+        self, continuation: bool, status: Any, call_options: dict[str, Any]
+    ) -> canvas.LazyJudge:
+        def judged(header: Any) -> Iterator[Any]:
+            lazy = self._lazy_judge(continuation, status, call_options)
+            for member in header:
+                for name, options in canvas.iter_members(member, lazy):
+                    # Admitted as a whole when nothing could be refused: a status
+                    # change midway does not cut the canvas (the worker gate judges
+                    # each message again when it arrives).
+                    merged = {**options, **call_options} if call_options else options
+                    operation = self._member_operation(name, merged)
+                    self._judge(name, operation, continuation, status, refuse=False)
+                yield member
+
+        return lambda header: regen(judged(header))
 
     # -- continuations in flight -------------------------------------------------
     def _track_queued(

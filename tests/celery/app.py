@@ -23,7 +23,9 @@ def counters() -> redis.Redis:
     """A Redis client for side-effect counters (per process; redis-py is fork-aware)."""
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        # Counters live beside the broker (the control plane's Redis may be Sentinel's).
+        url = os.environ.get("CELERY_BROKER_URL") or os.environ["REDIS_URL"]
+        _client = redis.Redis.from_url(url)
     return _client
 
 

@@ -310,7 +310,7 @@ def open_fleet(fleet_env: dict[str, str], **fields: Any) -> Fleet:
         service=service,
         app=app,
         tasks=tasks,
-        client=redis.Redis.from_url(fleet_env["REDIS_URL"]),
+        client=redis.Redis.from_url(fleet_env["CELERY_BROKER_URL"]),
         directory=Path(fleet_env["TEST_FLEET_DIR"]),
         **fields,
     )

@@ -121,16 +121,27 @@ class EnableRequest:
         mode: Any = MaintenanceMode.NORMAL,
         enabled_by: object = None,
         blocked_operations: Any = None,
-        **options: Any,
+        *,
+        critical_admin_only: bool = False,
+        block_login: bool | None = None,
+        invalidate_sessions: bool | None = None,
+        wait: float | None = None,
+        expected_version: int | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> EnableRequest:
         """The operator's grammar; the first problem raises ``ValidationError`` (naming
-        the field) before anything changes. ``options``: the other fields by name."""
+        the field) before anything changes."""
         values = {
             "reason": reason,
             "duration": duration,
             "mode": mode,
             "blocked_operations": blocked_operations,
-            **options,
+            "critical_admin_only": critical_admin_only,
+            "block_login": block_login,
+            "invalidate_sessions": invalidate_sessions,
+            "wait": wait,
+            "expected_version": expected_version,
+            "details": details,
         }
         return _first(cls.check(values, enabled_by))
 

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ..roles import RoleResolver
     from .config import WebConfig
 
+#: The current request context, through Flask's public proxy (looked up once: the gate
+#: calls it on every request).
+_request_context: Callable[[], Any] = request_ctx._get_current_object  # type: ignore[attr-defined]
 _G_KEY = "_maintenance_identity"
 _G_FORMER = "_maintenance_former_identity"
 
@@ -50,7 +53,7 @@ def raw_session() -> Any:
     context's private slot (``_session``; ``session`` before Flask 3.1.3).
     """
     try:
-        state = request_ctx._get_current_object().__dict__  # type: ignore[attr-defined]
+        state = _request_context().__dict__
     except RuntimeError:  # outside a request
         return None
     return state.get("_session") or state.get("session")

@@ -6,7 +6,9 @@ on the app being configured and on every worker and beat app
 (``signals.autoinstall``). Environment:
 
 ``CELERY_BROKER_URL``          broker; else ``REDIS_URL``; else the embedded Redis
-``CELERY_RESULT_BACKEND``      result backend (default: the broker URL)
+``CELERY_RESULT_BACKEND``      result backend (default: the broker URL, when Celery can use
+                               it as one: a ``pyamqp://`` broker needs it set, e.g. ``rpc://``;
+                               one Celery cannot build stops the import with an error)
                                (a ``redis+sentinel://`` URL becomes Celery's ``sentinel://``
                                spelling with the ``master_name`` transport option)
 ``CELERY_BROKER_KEYPREFIX``    prefix of every broker/backend key (to share one Redis)
@@ -30,6 +32,7 @@ from maintenance.redisconn import resolve_redis_url
 from maintenance.redisurl import SENTINEL_SCHEME, parse_sentinel_url
 from signals.autoinstall import from_config
 from workers.beat import schedule_entry
+from workers.result_backend import check_result_backend
 
 
 def _broker_url() -> str:
@@ -62,9 +65,9 @@ def _transport_options() -> dict[str, object]:
 
 _broker = _broker_url()
 broker_url, _broker_sentinel = _celery_spelling(_broker)
-result_backend, _backend_sentinel = _celery_spelling(
-    os.environ.get("CELERY_RESULT_BACKEND") or _broker
-)
+_backend = os.environ.get("CELERY_RESULT_BACKEND")
+result_backend, _backend_sentinel = _celery_spelling(_backend or _broker)
+check_result_backend(result_backend, defaulted=not _backend)
 broker_transport_options = {**_transport_options(), **_broker_sentinel}
 result_backend_transport_options = {
     **{k: v for k, v in broker_transport_options.items() if k == "global_keyprefix"},

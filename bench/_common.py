@@ -7,12 +7,16 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import gc
 import math
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,12 +88,15 @@ def summary(samples: list[float], unit: float = 1000.0) -> str:
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
     """An argument parser with the options every bench has: ``--short`` (small sizes, a few
-    seconds, nothing judged: CI runs each bench so) and ``--check`` (exit 1 on a missed goal)."""
+    seconds, no timing judged -- counts that must be 0 are: CI runs each bench so) and
+    ``--check`` (exit 1 on a missed goal)."""
     out = argparse.ArgumentParser(
         description=(doc or "").strip().splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    out.add_argument("--short", action="store_true", help="small sizes; print, judge nothing")
+    out.add_argument(
+        "--short", action="store_true", help="small sizes; judge only counts that must be 0"
+    )
     out.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     return out
 
@@ -136,7 +143,7 @@ class Report:
         else:
             noise_text = f"noise +/-{_fmt(noise, goal.unit)}"
         verdict, over = judge(goal, value, noise)
-        if self.short:
+        if self.short and not goal.exact:  # counts of what must not happen: judged always
             verdict = NOT_JUDGED
             said = "not judged (short run)"
         elif verdict == MET:
@@ -168,6 +175,8 @@ class Report:
         print(f"result {self.bench}: {len(self.results)} goals: {tally}", flush=True)
         if self.check and counts[MISSED]:
             sys.exit(1)
+        if self.short and any(BY_KEY[k].exact and v == MISSED for k, v in self.results.items()):
+            sys.exit(1)  # a correctness goal (a count that must be 0) failed
 
 
 def aa_noise(control_ratio: float, limit: float) -> float:
@@ -203,3 +212,123 @@ def _cpu_of(pid: int) -> float:
         with contextlib.suppress(OSError):  # a thread that just ended
             total += int((task / "schedstat").read_text().split()[0])
     return total / 1e9
+
+
+# -- instruction counts (deterministic, whatever else the machine runs) -----------------
+
+#: The C function a phase boundary calls (``os.getppid``): callgrind dumps its counters
+#: on entering it, so each phase's instructions land in a file of their own.
+_MARK_SYMBOL = "os_getppid"
+INSTRUCTIONS_CHILD = "--instructions-child"
+
+
+def valgrind() -> str | None:
+    """The ``valgrind`` executable, unless absent or ``BENCH_INSTRUCTIONS=0``."""
+    if os.environ.get("BENCH_INSTRUCTIONS", "1") == "0":
+        return None
+    return shutil.which("valgrind")
+
+
+def freeze_heap() -> None:
+    """In a child run by ``count_instructions``, once warmed up: collect, then move every
+    object alive now out of the collector's view (``gc.freeze``). A full collection walks
+    the whole heap -- imports, the app, the service -- and when one falls in a phase its
+    cost says how big the heap is, not what the phase ran; young collections (what the
+    measured code's own allocations cause) still run and are counted."""
+    gc.collect()
+    gc.freeze()
+
+
+def phase(label: str) -> None:
+    """In a child run by ``count_instructions``: end the phase before, start ``label``.
+    Call ``phase("end")`` after the last one."""
+    print(f"phase {label}", flush=True)
+    os.getppid()  # callgrind dumps (and zeroes) its counters here
+
+
+def count_instructions(script: str, argv: Sequence[str], timeout: float = 1200) -> dict[str, int]:
+    """Run ``script --instructions-child argv`` under callgrind; instructions its main
+    thread executed in each phase (summed over phases of the same label).
+
+    Instruction counts do not depend on what else the machine runs (no other process's
+    work, no frequency scaling, no cache contention is counted), so two code paths
+    measured in one such run differ by what they execute. Background threads (the status
+    cache's) are counted apart and left out."""
+    tool = valgrind()
+    if tool is None:
+        raise RuntimeError("valgrind is not installed")
+    out = Path(tempfile.mkdtemp(prefix="bench-callgrind-")) / "cg"
+    done = subprocess.run(
+        [
+            tool,
+            "--tool=callgrind",
+            f"--dump-before={_MARK_SYMBOL}",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            script,
+            INSTRUCTIONS_CHILD,
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{script} under callgrind exited {done.returncode}: {done.stderr[-2000:]}"
+        )
+    labels = [line[6:] for line in done.stdout.splitlines() if line.startswith("phase ")]
+    totals: dict[str, int] = {}
+    # Dump 1 is everything before the first mark; dump i + 2 is the phase labelled i.
+    for i, label in enumerate(labels[:-1]):
+        text = Path(f"{out}.{i + 2}-01").read_text()
+        found = re.search(r"^totals: (\d+)", text, re.M)
+        if found is None:
+            raise RuntimeError(f"no totals in callgrind dump {out}.{i + 2}-01")
+        totals[label] = totals.get(label, 0) + int(found.group(1))
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return totals
+
+
+def instruction_ratios(
+    script: str,
+    argv: Sequence[str],
+    units: int,
+    *,
+    unit: str,
+    subject: str,
+    baseline: str,
+    control: str,
+    shape: str,
+) -> tuple[float, float] | None:
+    """``subject / baseline`` and the A/A ``control / baseline`` in instructions per
+    ``unit``, counted by ``count_instructions(script, argv)`` over ``units`` units per
+    phase label, printed as they are (None: valgrind not installed or switched off)."""
+    if valgrind() is None:
+        print("  instructions: not counted (valgrind not installed, or BENCH_INSTRUCTIONS=0)")
+        return None
+    counts = count_instructions(script, argv)
+    per = {name: count / units for name, count in counts.items()}
+    ratio, aa = per[subject] / per[baseline], per[control] / per[baseline]
+    print(
+        f"  instructions per {unit} (callgrind, {shape}): "
+        + "   ".join(f"{name} {value:,.0f}" for name, value in per.items())
+    )
+    print(f"  A/A control: {control} / {baseline} (instructions) = {aa:.4f}")
+    print(
+        f"  {subject} / {baseline} (instructions)   = {ratio:.4f}"
+        f"   (+{per[subject] - per[baseline]:,.0f} per {unit})"
+    )
+    return ratio, aa
+
+
+def wait(predicate: Callable[[], object], timeout: float, what: str, step: float = 0.01) -> float:
+    """Poll until true; the time it became true (``time.perf_counter``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.perf_counter()
+        time.sleep(step)
+    raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")

@@ -35,7 +35,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from bench._common import (
 )
 from bench.goals import BY_KEY
 from maintenance import build_service
+from maintenance.embedded import free_port
 from maintenance.redisconn import make_client, resolve_redis_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,12 +84,6 @@ class Round:
     #: CPU seconds the web instances had used at: baseline start, change start, enable
     #: called, disable returned, end
     cpu: list[float]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get_json(port: int, path: str) -> Any:

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,7 +37,7 @@ import redis
 from celery import Celery
 
 import signals
-from bench._common import Report, bench_redis_url, delete_keys, parser
+from bench._common import Report, bench_redis_url, delete_keys, parser, wait
 from maintenance import Settings, build_service
 from maintenance import events as maintenance_events
 from maintenance.emergency import DeactivationRefused, fleet
@@ -49,16 +48,6 @@ from workers import EmergencyMaintenanceHandler
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AFTER = 5.0
-
-
-def wait(predicate: Callable[[], object], timeout: float, what: str, step: float = 0.01) -> float:
-    """Poll until true; the time it became true (``time.perf_counter``)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.perf_counter()
-        time.sleep(step)
-    raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def database() -> str:

@@ -14,6 +14,7 @@ from .errors import (
     NotAuthorized,
     NotFound,
     OperationBlocked,
+    StoreMismatch,
     StoreUnavailable,
     ValidationError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "RoleResolver",
     "Rule",
     "Settings",
+    "StoreMismatch",
     "StoreUnavailable",
     "ValidationError",
     "build_service",

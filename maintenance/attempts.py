@@ -2,9 +2,13 @@
 
 Owner of ``{p}:blocked:*``, ``{p}:wouldblock:*`` and ``maintenance_blocked_attempts``.
 
-The caller's cost is one pipelined Redis write; the SQL rows are written by a
-background thread in batches, so a slow or absent database never delays a
-request or a publish.
+The caller's cost is a dictionary update under a lock: no network. A background
+thread adds the pending counts to Redis in one pipeline a few milliseconds later
+(``INCRBY`` per counter touched, however many attempts it sums), and writes the
+sampled SQL rows in batches, so neither Redis nor the database delays a request or
+a publish. Counts are never lost to a failed write: they stay pending and go with
+the next flush. Readers in this process flush first (``flush_counts``), so what they
+read includes every attempt this process counted.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from sqlalchemy import delete, func, insert, select, text
 
+from . import rehearsal_log
 from .domain.modes import OperationType
 from .domain.status import utcnow
 from .errors import StoreUnavailable
@@ -35,7 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("maintenance.attempts")
 COUNTER_TTL = 30 * 24 * 3600
 RATE_TTL = 2 * 3600
-_OPS = tuple(op.value for op in OperationType)
+#: Seconds between the SQL log writer's looks at its queue.
+SQL_LOG_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,43 +58,133 @@ class BlockedAttempt:
     would_block: bool = False
     activation_id: str | None = None
     at: datetime = field(default_factory=utcnow)
+    node: str | None = None  # the node whose gate judged it (rehearsals count per node)
+    unjudged: tuple[str, str | None] | None = None  # (problem, publisher origin): no gate judged it
+
+
+#: (would_block, activation, operation, minute, rehearsal detail) -> attempts not yet
+#: added to Redis; the detail (``rehearsal_log.Detail``) only for would-be-blocked ones.
+PendingKey = tuple[bool, str, str, int, rehearsal_log.Detail | None]
 
 
 class AttemptRecorder:
-    """Counts attempts in Redis now and logs a sample of them to SQL soon."""
+    """Counts attempts in memory now, in Redis within milliseconds, and logs a sample
+    of them to SQL soon."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, db: Database, sample: int = 1) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        db: Database,
+        sample: int = 1,
+        flush_delay: float = 0.005,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.db = db
         self.sample = max(1, sample)
+        #: How long the flusher waits after the first pending attempt, to sum the next ones.
+        self.flush_delay = flush_delay
         self._seq = itertools.count()
         self._queue: queue.Queue[BlockedAttempt] = queue.Queue(maxsize=10_000)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._pending: dict[PendingKey, int] = {}
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
         self.dropped = 0
 
     def record(self, attempt: BlockedAttempt) -> None:
-        """Count ``attempt`` (one pipelined write) and queue it for the SQL log."""
-        keys = self.keys
-        activation = attempt.activation_id or "none"
-        op = attempt.operation.value
-        minute = int(time.time() // 60)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            if attempt.would_block:
-                pipe.incr(keys.would_block_counter(activation, op))
-                pipe.expire(keys.would_block_counter(activation, op), COUNTER_TTL)
-            else:
-                pipe.incr(keys.blocked_counter(activation, op))
-                pipe.expire(keys.blocked_counter(activation, op), COUNTER_TTL)
-                pipe.incr(keys.blocked_rate(op, minute))
-                pipe.expire(keys.blocked_rate(op, minute), RATE_TTL)
-            pipe.execute()
-        except REDIS_ERRORS as exc:
-            log.debug("blocked-attempt counter not written: %s", exc)
+        """Count ``attempt`` (in memory; Redis within ``flush_delay`` plus a round trip)
+        and queue a sample of them for the SQL log."""
+        key = (
+            attempt.would_block,
+            attempt.activation_id or "none",
+            attempt.operation.value,
+            int(time.time() // 60),
+            rehearsal_log.detail(attempt) if attempt.would_block else None,
+        )
+        with self._pending_lock:
+            self._pending[key] = self._pending.get(key, 0) + 1
+        flusher = self._flusher
+        if flusher is None or not flusher.is_alive():
+            self._start_flusher()
+        self._wake.set()
         if next(self._seq) % self.sample == 0:
             self._enqueue(attempt)
+
+    def _start_flusher(self) -> None:
+        with self._lock:
+            if self._flusher is None or not self._flusher.is_alive():
+                self._stop.clear()
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name="maintenance-attempt-counts", daemon=True
+                )
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.wait(self.flush_delay):  # let a burst add up into one write
+                break
+            if not self.flush_counts():
+                self._stop.wait(0.5)  # Redis unreachable: the counts wait for the next try
+                self._wake.set()
+        self.flush_counts()
+
+    def pending(self) -> int:
+        """Attempts counted here and not yet in Redis."""
+        with self._pending_lock:
+            return sum(self._pending.values())
+
+    def flush_counts(self) -> bool:
+        """Add every pending count to Redis now (one pipeline); False when Redis failed
+        (the counts stay pending). Readers call it before reading the counters."""
+        with self._flush_lock:
+            with self._pending_lock:
+                batch, self._pending = self._pending, {}
+            if not batch:
+                return True
+            keys = self.keys
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for (would_block, activation, op, minute, detail), n in batch.items():
+                    if would_block:
+                        name = keys.would_block_counter(activation, op)
+                        pipe.incrby(name, n)
+                        pipe.expire(name, COUNTER_TTL)
+                        if detail is not None:
+                            rehearsal_log.count(pipe, keys, activation, op, detail, n)
+                    else:
+                        name = keys.blocked_counter(activation, op)
+                        pipe.incrby(name, n)
+                        pipe.expire(name, COUNTER_TTL)
+                        rate = keys.blocked_rate(op, minute)
+                        pipe.incrby(rate, n)
+                        pipe.expire(rate, RATE_TTL)
+                pipe.execute()
+                return True
+            except REDIS_ERRORS as exc:
+                # A pipeline without MULTI can fail part-way: a retry may count some twice.
+                # Losing counts is worse for "how many were refused"; retrying is the choice.
+                log.debug("blocked-attempt counters not written yet: %s", exc)
+                with self._pending_lock:
+                    for key, n in batch.items():
+                        self._pending[key] = self._pending.get(key, 0) + n
+                return False
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush what is pending and stop the flusher."""
+        self._stop.set()
+        self._wake.set()
+        flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(timeout)
+        self.flush_counts()
 
     def _enqueue(self, attempt: BlockedAttempt) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -103,14 +200,20 @@ class AttemptRecorder:
             self.dropped += 1
 
     def _drain(self) -> None:
+        # Polls instead of blocking in ``get``: a thread waiting on the queue would be
+        # woken (a thread switch) by every ``put`` on the request path.
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < 500:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
+            time.sleep(SQL_LOG_INTERVAL)
+            while True:
+                batch: list[BlockedAttempt] = []
+                while len(batch) < 500:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not batch:
                     break
-            self._write(batch)
+                self._write(batch)
 
     def _write(self, batch: list[BlockedAttempt]) -> None:
         rows = [
@@ -137,7 +240,9 @@ class AttemptRecorder:
                 self._queue.task_done()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued attempt is in SQL (tests, shutdown)."""
+        """Add the pending counts to Redis, and wait until every queued attempt is in
+        SQL (tests, shutdown)."""
+        self.flush_counts()
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -146,8 +251,9 @@ class AttemptRecorder:
 
 def rates(service: EnhancedMaintenanceModeService, minutes: int = 10) -> dict[str, list[int]]:
     """Blocked attempts per operation for each of the last ``minutes`` minutes (oldest first)."""
+    service.attempts.flush_counts()
     now = int(time.time() // 60)
-    ops = [op.value for op in OperationType]
+    ops = service.operations.names()
     buckets = list(range(now - minutes + 1, now + 1))
     pipe = service.redis.pipeline(transaction=False)
     for op in ops:
@@ -174,24 +280,31 @@ def logged_attempts(
         return [{**row._mapping, "at": row.at.isoformat()} for row in conn.execute(query).all()]
 
 
-def blocked_counters(client: redis.Redis, keys: Keys, activation_id: str) -> dict[str, int]:
-    """Blocked attempts of one activation per operation (Redis counters: every attempt)."""
-    return _counters(client, [keys.blocked_counter(activation_id, op) for op in _OPS])
+def blocked_counters(
+    client: redis.Redis, keys: Keys, activation_id: str, ops: Sequence[str]
+) -> dict[str, int]:
+    """Blocked attempts of one activation per operation of ``ops`` (Redis counters: every
+    attempt)."""
+    return _counters(client, ops, [keys.blocked_counter(activation_id, op) for op in ops])
 
 
-def would_block_counters(client: redis.Redis, keys: Keys, activation_id: str) -> dict[str, int]:
+def would_block_counters(
+    client: redis.Redis, keys: Keys, activation_id: str, ops: Sequence[str]
+) -> dict[str, int]:
     """TEST-mode attempts of one activation that would have been blocked, per operation."""
-    return _counters(client, [keys.would_block_counter(activation_id, op) for op in _OPS])
+    return _counters(client, ops, [keys.would_block_counter(activation_id, op) for op in ops])
 
 
-def clear_would_block(client: redis.Redis, keys: Keys, activation_id: str) -> None:
+def clear_would_block(
+    client: redis.Redis, keys: Keys, activation_id: str, ops: Sequence[str]
+) -> None:
     """Forget the would-block counts of one activation (a rehearsal starting over)."""
-    client.delete(*[keys.would_block_counter(activation_id, op) for op in _OPS])
+    client.delete(*[keys.would_block_counter(activation_id, op) for op in ops])
 
 
-def _counters(client: redis.Redis, names: list[str]) -> dict[str, int]:
+def _counters(client: redis.Redis, ops: Sequence[str], names: list[str]) -> dict[str, int]:
     values = client.mget(names)
-    return {op: int(v) for op, v in zip(_OPS, values, strict=True) if v}
+    return {op: int(v) for op, v in zip(ops, values, strict=True) if v}
 
 
 def counts_by_operation(

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from .acks import AckSender
 from .bus import StatusBus
 from .domain.status import MaintenanceStatus
 from .errors import StoreUnavailable
@@ -108,8 +109,13 @@ class StatusCache:
         self.health = Health()
         self.node_id = new_node_id(kind)
         self.started = False
+        #: Start again right after a fork when started before it (web servers that fork
+        #: their workers from a loaded app: each worker registers before its first request).
+        self.start_after_fork = False
         self._listeners: dict[int, Listener] = {}
         self._next_listener = 0
+        #: Called after each heartbeat of a registered node (errors logged, never raised).
+        self.heartbeat_hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._init_clients()
@@ -120,6 +126,7 @@ class StatusCache:
         self.client = make_client(self.redis_url, timeout=self.redis_timeout)
         self.bus = StatusBus(self.client, self.keys)
         self.registry = NodeRegistry(self.client, self.keys)
+        self.acks = AckSender(self.client, self.keys, self.registry)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loaded = threading.Event()
@@ -146,17 +153,26 @@ class StatusCache:
         if self.register:
             with contextlib.suppress(*REDIS_ERRORS):
                 self.registry.deregister(self.node_id)
+        self.acks.close()
         self.started = False
 
     def _after_fork(self) -> None:
-        # Threads do not survive fork(): become a fresh node of the same kind,
-        # started lazily by the first reader (see EnhancedMaintenanceModeService).
+        # Threads do not survive fork(): become a fresh node of the same kind, started
+        # lazily by the first reader (see EnhancedMaintenanceModeService), or at once
+        # when ``start_after_fork`` asks for it.
+        restart = self.started and self.start_after_fork
         self.node_id = new_node_id(self.kind)
         self.started = False
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._init_clients()
         self.state.db.after_fork()
+        if restart:
+            try:
+                self.start()
+            except Exception as exc:  # the first reader tries again
+                self.started = False
+                log.warning("maintenance: status cache not started after fork: %s", exc)
 
     # -- listeners -------------------------------------------------------------
     def add_listener(self, callback: Listener) -> int:
@@ -189,7 +205,7 @@ class StatusCache:
 
     def _report(self, version: int) -> None:
         if self.register:
-            self.registry.report_applied(self.node_id, version)
+            self.acks.send(self.node_id, version)
 
     # -- re-validation -----------------------------------------------------------
     def refresh(self) -> MaintenanceStatus:
@@ -286,6 +302,7 @@ class StatusCache:
             now = time.monotonic()
             try:
                 if pubsub is None:
+                    self.acks.close()  # made again to wherever the client connects now
                     pubsub = self._subscribe()
                     self._refresh_from_redis()  # catch anything published meanwhile
                     self._heartbeat()
@@ -330,10 +347,34 @@ class StatusCache:
         pubsub.subscribe(self.keys.changes)
         return pubsub
 
+    def _announce(self) -> None:
+        """Write this node's registry record (raises what Redis raises)."""
+        info = {"kind": self.kind, "pid": os.getpid(), **self.info}
+        self.registry.heartbeat(self.node_id, self.status.version, info)
+
     def _heartbeat(self) -> None:
         if self.register:
-            info = {"kind": self.kind, "pid": os.getpid(), **self.info}
-            self.registry.heartbeat(self.node_id, self.status.version, info)
+            self._announce()
+            for hook in self.heartbeat_hooks:
+                try:
+                    hook()
+                except REDIS_ERRORS:
+                    raise
+                except Exception:
+                    log.exception("heartbeat hook %r failed", hook)
+
+    def declare_hook(self, name: str) -> None:
+        """Announce in this node's registry record that hook ``name`` is installed
+        (``http``, ``publish``, ``worker``): a rehearsal names nodes lacking one."""
+        hooks = self.info.setdefault("hooks", [])
+        if name not in hooks:
+            hooks.append(name)
+            hooks.sort()
+            if self.started and self.register:
+                # At once, not at the next heartbeat: a rehearsal report built meanwhile
+                # would name this node as one that cannot refuse.
+                with contextlib.suppress(*REDIS_ERRORS):
+                    self._announce()
 
 
 def _close(pubsub: redis.client.PubSub | None) -> None:

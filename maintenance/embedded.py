@@ -44,6 +44,25 @@ def _alive(url: str) -> bool:
         return False
 
 
+def redis_server_command(binary: str, port: int, directory: Path, *extra: str) -> list[str]:
+    """The command line of a loopback redis-server on ``port`` that keeps nothing on
+    disk (its working files in ``directory``), with ``extra`` options appended."""
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        *extra,
+    ]
+
+
 def start_redis_server(
     directory: Path, port: int | None = None, *, binary: str | None = None
 ) -> tuple[str, int]:
@@ -53,25 +72,17 @@ def start_redis_server(
     pidfile = directory / "redis.pid"
     with contextlib.suppress(FileNotFoundError):
         pidfile.unlink()
-    cmd = [
+    cmd = redis_server_command(
         binary or redis_server_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
+        port,
+        directory,
         "--daemonize",
         "yes",
         "--pidfile",
         str(pidfile),
-        "--dir",
-        str(directory),
         "--logfile",
         str(directory / "redis.log"),
-    ]
+    )
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10

@@ -52,6 +52,16 @@ class StoreUnavailable(MaintenanceError):
     """The SQL system of record cannot be reached; nothing was changed."""
 
 
+class StoreMismatch(StoreUnavailable):
+    """The SQL store is not the fleet's system of record (empty, another store, or
+    rolled back to an older version): nothing was written; the message says what to do."""
+
+
+class RedisUnavailable(StoreUnavailable):
+    """Redis (the bus, the registries, the session index) cannot be reached; the
+    message says what was and was not changed."""
+
+
 class NotFound(MaintenanceError):
     """A record (report, job, emergency) that was asked for does not exist."""
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from .service import EnhancedMaintenanceModeService
 from .settings import Settings
 from .store.database import Database
-from .store.migrations import upgrade
+from .store.migrations import current_schema_version, upgrade
+
+log = logging.getLogger("maintenance")
 
 
 def build_service(
@@ -29,16 +34,54 @@ def build_service(
 
     settings = settings or Settings.from_env()
     db = Database(settings.database_url)
+    redis_url = resolve_redis_url(settings)
     if settings.auto_migrate if migrate is None else migrate:
-        upgrade(db.engine)
+        auto_migrate(db, redis_url, settings)
     return EnhancedMaintenanceModeService(
         settings,
         db=db,
-        redis_url=resolve_redis_url(settings),
+        redis_url=redis_url,
         kind=kind,
         register=register,
         **kwargs,
     )
+
+
+def auto_migrate(db: Database, redis_url: str, settings: Settings) -> list[int]:
+    """Upgrade an existing store's schema; create a store only where no deployment runs.
+
+    An empty database under a fleet Redis knows (or cannot be asked about) is left
+    alone: the store was lost or replaced, and creating it is ``maintenance db
+    upgrade``'s job, on request. SQL unreachable: nothing to do now (the service
+    reports it). Returns the migrations applied.
+    """
+    from .keys import Keys
+    from .record import fleet_exists
+    from .redisconn import make_client
+
+    try:
+        if current_schema_version(db.engine) == 0:
+            client = make_client(redis_url, timeout=settings.redis_socket_timeout)
+            try:
+                running = fleet_exists(client, Keys(settings.redis_prefix))
+            finally:
+                client.close()
+            if running is not False:
+                log.warning(
+                    "maintenance: the SQL store is empty and %s; not creating one "
+                    "(run `maintenance db upgrade`, then `maintenance db adopt`)",
+                    "a deployment runs on Redis" if running else "Redis cannot be asked",
+                )
+                return []
+        return upgrade(db.engine)
+    except SQLAlchemyError as exc:
+        log.warning("maintenance: schema not checked: SQL store unavailable (%s)", _first_line(exc))
+        return []
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 _default: EnhancedMaintenanceModeService | None = None

@@ -33,6 +33,9 @@ RUNNING = "running"
 QUEUED = "queued"
 #: Queued entries older than this are forgotten (their message was lost or revoked).
 QUEUED_MAX_AGE = 3600.0
+#: How long the registry remembers that a job ended (a worker's main process may report a
+#: job running for a moment after its pool child said it ended).
+ENDED_TTL = 600.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class JobRegistry:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.key = keys.active_jobs
+        self.ended_key = keys.ended_jobs
 
     def add(self, job: ActiveJob) -> None:
         """Record that ``job`` runs (or, ``QUEUED``, is about to)."""
@@ -103,6 +107,27 @@ class JobRegistry:
     def remove(self, *task_ids: str) -> int:
         """Forget ``task_ids``; how many were there."""
         return int(self.client.hdel(self.key, *task_ids)) if task_ids else 0
+
+    def end(self, task_id: str) -> None:
+        """``task_id`` ended: forget it and remember, for ``ENDED_TTL``, that it ended
+        (one transaction, so no reader sees it neither listed nor ended)."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(self.key, task_id)
+        pipe.zadd(self.ended_key, {task_id: now})
+        pipe.zremrangebyscore(self.ended_key, "-inf", now - ENDED_TTL)
+        pipe.execute()
+
+    def ended(self, task_ids: Iterable[str]) -> set[str]:
+        """Those of ``task_ids`` that ended within ``ENDED_TTL`` (one round trip)."""
+        ids = list(task_ids)
+        if not ids:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.zscore(self.ended_key, task_id)  # ZMSCORE needs Redis 6.2
+        scores = pipe.execute()
+        return {task_id for task_id, score in zip(ids, scores, strict=True) if score is not None}
 
     def count(self) -> int:
         """Number of entries (what status shows as ``active_jobs_count``)."""

@@ -40,6 +40,12 @@ class Keys:
         """CHANNEL: ``node_id version`` once a node applied a status."""
         return self._k("acks")
 
+    @property
+    def store(self) -> str:
+        """STRING: JSON identity (id, created_at) of the SQL store the fleet uses; set by the
+        first check against a new deployment's store, replaced only by ``maintenance db adopt``."""
+        return self._k("store")
+
     # Node registry.
     @property
     def nodes(self) -> str:
@@ -61,6 +67,11 @@ class Keys:
     def active_jobs(self) -> str:
         """HASH: task id -> JSON (name, operation, worker, pid, started)."""
         return self._k("jobs:active")
+
+    @property
+    def ended_jobs(self) -> str:
+        """ZSET: task id -> unix time it left the registry by ending (kept ``ENDED_TTL``)."""
+        return self._k("jobs:ended")
 
     @property
     def completion_allowed(self) -> str:
@@ -120,6 +131,24 @@ class Keys:
         """STRING (TTL): TEST-mode attempts that would have been blocked."""
         return self._k(f"wouldblock:count:{activation_id}:{operation}")
 
+    def allowlisted(self, activation_id: str) -> str:
+        """HASH (TTL): allowlisted passes of one activation, ``kind:rule`` -> count."""
+        return self._k(f"allowlisted:{activation_id}")
+
+    # Rehearsals (TEST mode): what each node saw and how its gates performed.
+    def rehearsal_seen(self, activation_id: str) -> str:
+        """HASH (TTL): ``node<TAB>channel<TAB>operation`` -> would-be-blocked attempts."""
+        return self._k(f"rehearsal:{activation_id}:seen")
+
+    def rehearsal_unjudged(self, activation_id: str) -> str:
+        """HASH (TTL): ``problem<TAB>origin<TAB>operation<TAB>worker node`` -> messages
+        of a would-be-blocked type that no publish gate judged."""
+        return self._k(f"rehearsal:{activation_id}:unjudged")
+
+    def rehearsal_timings(self, activation_id: str) -> str:
+        """HASH (TTL): node id -> JSON of its gates' decision timings, per channel."""
+        return self._k(f"rehearsal:{activation_id}:timings")
+
     def invalidated_sessions(self, activation_id: str) -> str:
         """STRING (TTL): sessions invalidated in one activation."""
         return self._k(f"sessions:invalidated:{activation_id}")
@@ -136,6 +165,12 @@ class Keys:
     def session_users(self, role: str) -> str:
         """HASH: session member -> user label, per role (samples of active sessions)."""
         return self._k(f"sessions:users:{role}")
+
+    @property
+    def session_purges(self) -> str:
+        """SET: tokens of detached non-admin indexes whose session keys are still being
+        deleted (``sessions:index:user:purge:<token>``; a crashed clean-up resumes)."""
+        return self._k("sessions:purging")
 
     @property
     def session_store(self) -> str:

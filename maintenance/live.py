@@ -1,17 +1,19 @@
-"""Live counters shown in status: running jobs, deferred jobs, sessions, blocked attempts.
+"""Live counters shown in status: running jobs, deferred jobs, stopped jobs needing an
+operator, sessions, blocked attempts.
 
 A reader only: the Redis counts come in one pipelined round trip from structures
 their owners write (``job_registry``, ``session_index``, ``attempts``); the
-deferred jobs are counted by ``JobStore``.
+deferred and needing-action jobs are counted by ``JobStore``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis
 
-from .domain.modes import OperationType
+from .domain.operations import SEED_REGISTRY
 from .errors import StoreUnavailable
 from .keys import Keys
 from .redisconn import REDIS_ERRORS, describe_redis_error
@@ -25,6 +27,7 @@ class LiveCounters:
 
     active_jobs_count: int = 0
     deferred_jobs_count: int = 0
+    jobs_needing_action_count: int = 0
     invalidated_sessions: int = 0
     blocked_attempts: dict[str, int] = field(default_factory=dict)
     would_block_attempts: dict[str, int] = field(default_factory=dict)
@@ -32,14 +35,18 @@ class LiveCounters:
 
 
 def read_counters(
-    client: redis.Redis, keys: Keys, db: Database, activation_id: str | None
+    client: redis.Redis,
+    keys: Keys,
+    db: Database,
+    activation_id: str | None,
+    ops: Sequence[str] = SEED_REGISTRY.names(),
 ) -> LiveCounters:
-    """Read every live counter; unreachable sources count as zero and are named in ``errors``."""
+    """Read every live counter (attempts per operation of ``ops``, the app's vocabulary);
+    unreachable sources count as zero and are named in ``errors``."""
     errors: list[str] = []
     active = invalidated = 0
     blocked: dict[str, int] = {}
     would: dict[str, int] = {}
-    ops = [op.value for op in OperationType]
     try:
         pipe = client.pipeline(transaction=False)
         pipe.hlen(keys.active_jobs)
@@ -55,14 +62,17 @@ def read_counters(
             would = {op: int(v) for op, v in zip(ops, results[3], strict=True) if v}
     except REDIS_ERRORS as exc:
         errors.append(f"redis: {describe_redis_error(exc)}")
-    deferred = 0
+    deferred = needing = 0
     try:
-        deferred = JobStore(db).count(DEFERRED)
+        store = JobStore(db)
+        deferred = store.count(DEFERRED)
+        needing = store.count_needing_action()
     except StoreUnavailable as exc:
         errors.append(f"sql: {exc}")
     return LiveCounters(
         active_jobs_count=active,
         deferred_jobs_count=deferred,
+        jobs_needing_action_count=needing,
         invalidated_sessions=invalidated,
         blocked_attempts=blocked,
         would_block_attempts=would,

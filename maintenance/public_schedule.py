@@ -158,7 +158,9 @@ class PublicScheduleCache:
         self.history = history
         self._schedule: PublicSchedule | None = None
         self._version = -1
-        self._loaded_at = 0.0
+        self._loaded_at = float(
+            "-inf"
+        )  # stale whatever the clock reads (monotonic may start near 0)
         self._lock = threading.Lock()
 
     def get(self, status: MaintenanceStatus) -> PublicSchedule:
@@ -189,4 +191,6 @@ class PublicScheduleCache:
 
     def invalidate(self) -> None:
         """Reload on the next ``get`` (a window was added or cancelled in this process)."""
-        self._loaded_at = 0.0
+        self._loaded_at = float(
+            "-inf"
+        )  # stale whatever the clock reads (monotonic may start near 0)

@@ -3,19 +3,22 @@
 ``build_test_report`` inspects the current (or a given) TEST activation;
 ``disable_maintenance`` stores one automatically when a rehearsal ends;
 ``reset_rehearsal`` clears the counters so a rehearsal can start over.
+
+The fleet section comes from the nodes themselves (``rehearsal_fleet``): what each
+web process, worker and publisher would have refused, which nodes could not have
+refused (missing hook, stale version, unreachable, not registered) -- any of them
+fails the verdict -- and the decision timings each node's own gates recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
-import timeit
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from . import attempts
-from .domain.modes import MaintenanceMode, OperationType
+from . import attempts, rehearsal_fleet
+from .domain.modes import MaintenanceMode
 from .domain.status import utcnow
 from .job_registry import JobRegistry
 from .redisconn import REDIS_ERRORS
@@ -24,7 +27,9 @@ from .reports import md_table, register_renderer
 if TYPE_CHECKING:
     from .service import EnhancedMaintenanceModeService
 
-HOT_PATH_BUDGET_US = 50.0
+#: A gate's median decision during a rehearsal, counting a would-be refusal included
+#: (one pipelined Redis write): above it the performance check warns.
+GATE_BUDGET_US = 1000.0
 
 
 def _activation(
@@ -47,6 +52,8 @@ def _activation(
         "ended_at": ended.at.isoformat() if ended else None,
         "would_block": started.details.get("blocked_operations", []) if started else [],
         "propagation": propagation.details if propagation else None,
+        "version": (propagation.details.get("version") if propagation else None)
+        or (status.version if status.activation_id == activation_id else 0),
     }
 
 
@@ -54,7 +61,10 @@ def _would_blocks(service: EnhancedMaintenanceModeService, activation_id: str) -
     logged = attempts.would_block_log(service.db, activation_id)
     counted: dict[str, int] = {}
     with contextlib.suppress(*REDIS_ERRORS):
-        counted = attempts.would_block_counters(service.redis, service.keys, activation_id)
+        service.attempts.flush_counts()
+        counted = attempts.would_block_counters(
+            service.redis, service.keys, activation_id, service.operations.names()
+        )
     by_channel: Counter[str] = Counter()
     by_operation: Counter[str] = Counter()
     for op, channel, n in logged.by_operation_and_channel:
@@ -71,30 +81,36 @@ def _would_blocks(service: EnhancedMaintenanceModeService, activation_id: str) -
     }
 
 
-def _fleet(service: EnhancedMaintenanceModeService) -> dict[str, Any]:
-    version = service.status.version
+def _fleet(
+    service: EnhancedMaintenanceModeService, activation: dict[str, Any], *, probe: bool
+) -> dict[str, Any]:
+    prop = activation["propagation"] or {}
+    fleet = rehearsal_fleet.examine(
+        service,
+        activation["activation_id"] or "none",
+        version=int(activation["version"] or 0),
+        lagging=list(prop.get("lagging", [])),
+        would_block=frozenset(activation["would_block"]),
+        probe=probe and bool(activation["activation_id"]),
+    )
     try:
-        nodes = service.nodes()
-        running = JobRegistry(service.redis, service.keys).all().values()
-    except REDIS_ERRORS as exc:
-        return {"error": str(exc)}
-    kinds = Counter(n.kind for n in nodes.values())
-    behind = sorted(n.node_id for n in nodes.values() if n.applied_version < version)
+        running = list(JobRegistry(service.redis, service.keys).all().values())
+    except REDIS_ERRORS:
+        running = []
     by_op = Counter(job.operation for job in running)
-    return {
-        "live_nodes": len(nodes),
-        "nodes_by_kind": dict(kinds),
-        "nodes_behind": behind,
-        "running_jobs": sum(by_op.values()),
-        "running_jobs_by_operation": dict(by_op),
-    }
+    fleet["live_nodes"] = sum(1 for row in fleet["nodes"] if row["live"])
+    fleet["running_jobs"] = sum(by_op.values())
+    fleet["running_jobs_by_operation"] = dict(by_op)
+    return fleet
 
 
-def _performance(service: EnhancedMaintenanceModeService) -> dict[str, float]:
-    op = OperationType.CAPTION_GENERATION
-    user = {"role": "user"}
-    rounds = timeit.repeat(lambda: service.decide(op, user), number=2000, repeat=5)
-    hot_us = statistics.median(rounds) / 2000 * 1e6
+def _performance(service: EnhancedMaintenanceModeService, fleet: dict[str, Any]) -> dict[str, Any]:
+    kinds = {row["node"]: row["kind"] for row in fleet["nodes"]}
+    gates = [
+        {"node": node, "kind": kinds.get(node, node.split("@", 1)[0]), "gate": gate, **stats}
+        for node, channels in sorted(fleet.pop("timings", {}).items())
+        for gate, stats in sorted(channels.items())
+    ]
     redis_ms = sql_ms = float("nan")
     try:
         start = time.perf_counter()
@@ -109,7 +125,8 @@ def _performance(service: EnhancedMaintenanceModeService) -> dict[str, float]:
     except Exception:  # reported as NaN: the report must still be written
         pass
     return {
-        "hot_path_check_us": round(hot_us, 3),
+        "gates": gates,
+        "gate_budget_us": GATE_BUDGET_US,
         "redis_rtt_ms": round(redis_ms, 3),
         "sql_read_ms": round(sql_ms, 3),
     }
@@ -119,12 +136,28 @@ def _check(name: str, outcome: str, detail: str) -> dict[str, str]:
     return {"check": name, "result": outcome, "detail": detail}
 
 
+def _seen_by_channel(fleet: dict[str, Any], channel: str) -> tuple[int, int]:
+    """(attempts, nodes) of would-be-blocked ``channel`` traffic the nodes recorded."""
+    counts = [row["would_block_seen"].get(channel, 0) for row in fleet["nodes"]]
+    return sum(counts), sum(1 for n in counts if n)
+
+
 def _checks(report: dict[str, Any], degraded: str | None) -> list[dict[str, str]]:
     prop = report["activation"]["propagation"] or {}
-    would = report["would_block"]
     fleet = report["fleet"]
-    channels = would["logged_by_channel"]
-    checks = [
+    cannot = fleet.get("cannot_refuse", [])
+    failing = [c for c in cannot if c["fails"]]
+    http, http_nodes = _seen_by_channel(fleet, "http")
+    published, publishers = _seen_by_channel(fleet, "celery")
+    queued, _ = _seen_by_channel(fleet, "worker")
+    workers = [
+        row
+        for row in fleet["nodes"]
+        if row["live"] and row["kind"] == "worker" and "worker" in row["hooks"]
+    ]
+    gates = report["performance"]["gates"]
+    slow = [g for g in gates if g["p50_us"] > GATE_BUDGET_US]
+    return [
         _check(
             "every live node applied the rehearsal",
             "pass" if prop.get("fenced") else ("fail" if prop else "warn"),
@@ -137,45 +170,75 @@ def _checks(report: dict[str, Any], degraded: str | None) -> list[dict[str, str]
         ),
         _check("Redis and SQL healthy", "fail" if degraded else "pass", degraded or "ok"),
         _check(
-            "web hook recorded would-be-blocked requests",
-            "pass" if channels.get("http") else "warn",
-            f"{channels.get('http', 0)} request(s)"
-            if channels.get("http")
+            "every node could refuse",
+            "fail" if failing else ("warn" if cannot or fleet.get("error") else "pass"),
+            "; ".join(f"{c['node']}: {c['problem']}" for c in cannot)
+            or fleet.get("error")
+            or f"{fleet.get('live_nodes', 0)} live node(s), each with its hooks and the "
+            "rehearsal applied",
+        ),
+        _check(
+            "web gates recorded would-be-blocked requests",
+            "pass" if http else "warn",
+            f"{http} request(s) on {http_nodes} web node(s)"
+            if http
             else "no blocked-kind request was seen during the rehearsal",
         ),
         _check(
-            "publish gate recorded would-be-blocked jobs",
-            "pass" if channels.get("celery") or channels.get("worker") else "warn",
-            f"{channels.get('celery', 0)} publish(es), {channels.get('worker', 0)} queued job(s)",
+            "publish gates recorded would-be-blocked jobs",
+            "pass" if published else "warn",
+            f"{published} publish(es) on {publishers} node(s); {queued} unjudged message(s) "
+            "caught by worker gates",
         ),
         _check(
             "workers follow the control plane",
-            "pass" if fleet.get("nodes_by_kind", {}).get("worker") else "warn",
-            f"{fleet.get('nodes_by_kind', {}).get('worker', 0)} worker node(s) live",
+            "pass" if workers else "warn",
+            f"{len(workers)} worker node(s) live with the worker gate; broker census: "
+            + (
+                "; ".join(fleet.get("probe_errors", []))
+                or ("ran" if fleet.get("probes_run") else "none (no Celery app in this process)")
+            ),
         ),
         _check(
-            "hot-path check within budget",
-            "pass" if report["performance"]["hot_path_check_us"] <= HOT_PATH_BUDGET_US else "fail",
-            f"{report['performance']['hot_path_check_us']} us per check "
-            f"(budget {HOT_PATH_BUDGET_US:.0f} us)",
+            "gate decisions within budget",
+            "warn" if slow or not gates else "pass",
+            (
+                "; ".join(f"{g['node']} {g['gate']}: p50 {g['p50_us']} us" for g in slow)
+                + f" (budget {GATE_BUDGET_US:.0f} us)"
+            )
+            if slow
+            else (
+                f"{sum(g['decisions'] for g in gates)} decision(s) timed on "
+                f"{len({g['node'] for g in gates})} node(s), every median within "
+                f"{GATE_BUDGET_US:.0f} us"
+                if gates
+                else "no gate decision was timed during the rehearsal"
+            ),
         ),
     ]
-    return checks
 
 
 def build_test_report(
-    service: EnhancedMaintenanceModeService, activation_id: str | None = None
+    service: EnhancedMaintenanceModeService,
+    activation_id: str | None = None,
+    *,
+    probe: bool = True,
 ) -> dict[str, Any]:
-    """A validation report for a TEST activation (the current one by default)."""
+    """A validation report for a TEST activation (the current one by default).
+
+    ``probe=False`` skips the fleet probes (the broker census waits for workers to answer).
+    """
     activation = _activation(service, activation_id)
     aid = activation["activation_id"] or "none"
     status = service.get_maintenance_status()
+    service.attempts.flush_counts()  # this process's counts, per node too, before reading
+    fleet = _fleet(service, activation, probe=probe)
     report: dict[str, Any] = {
         "generated_at": utcnow().isoformat(),
         "activation": activation,
         "would_block": _would_blocks(service, aid),
-        "fleet": _fleet(service),
-        "performance": _performance(service),
+        "fleet": fleet,
+        "performance": _performance(service, fleet),
     }
     report["checks"] = _checks(report, status.degraded_reason if status.degraded else None)
     results = {c["result"] for c in report["checks"]}
@@ -194,7 +257,8 @@ def reset_rehearsal(service: EnhancedMaintenanceModeService, actor: str) -> int:
         raise ConflictError("no rehearsal (TEST maintenance) is running", status.version)
     aid = status.activation_id
     with contextlib.suppress(*REDIS_ERRORS):
-        attempts.clear_would_block(service.redis, service.keys, aid)
+        attempts.clear_would_block(service.redis, service.keys, aid, service.operations.names())
+    rehearsal_fleet.clear(service, aid)
     removed = attempts.delete_would_block_log(service.db, aid)
     service.record_event("rehearsal_reset", actor=actor, details={"samples_removed": removed})
     return removed
@@ -210,6 +274,7 @@ def render_markdown(body: dict[str, Any]) -> str:
         body["performance"],
     )
     channels = ", ".join(f"{k} {v}" for k, v in would["logged_by_channel"].items()) or "none"
+    cannot = fleet.get("cannot_refuse", [])
     lines = [
         "# Maintenance rehearsal report",
         "",
@@ -226,6 +291,17 @@ def render_markdown(body: dict[str, Any]) -> str:
             [[c["check"], c["result"].upper(), c["detail"]] for c in body["checks"]],
         ),
         "",
+        "## Nodes that could not refuse",
+        "",
+        *(
+            md_table(
+                ["node", "kind", "problem", "detail"],
+                [[c["node"], c["kind"], c["problem"], c["detail"]] for c in cannot],
+            )
+            if cannot
+            else ["None found."]
+        ),
+        "",
         "## What would have been blocked",
         "",
         *md_table(
@@ -237,13 +313,43 @@ def render_markdown(body: dict[str, Any]) -> str:
         "",
         "## Fleet",
         "",
-        f"* Live nodes: {fleet.get('live_nodes', '?')} "
-        f"({', '.join(f'{k} {v}' for k, v in fleet.get('nodes_by_kind', {}).items()) or 'none'})",
+        *md_table(
+            ["node", "kind", "hooks", "applied", "would-be-blocked seen"],
+            [
+                [
+                    row["node"] + ("" if row["live"] else " (gone)"),
+                    row["kind"],
+                    ", ".join(row["hooks"]) or "-",
+                    "-" if row["applied_version"] is None else f"v{row['applied_version']}",
+                    ", ".join(f"{k} {v}" for k, v in sorted(row["would_block_seen"].items()))
+                    or "-",
+                ]
+                for row in fleet.get("nodes", [])
+            ]
+            or [["-", "-", "-", "-", "-"]],
+        ),
+        "",
         f"* Running jobs that a real maintenance would let finish: {fleet.get('running_jobs', 0)}",
         "",
-        "## Performance",
+        "## Performance (each node's own gates)",
         "",
-        f"* Hot-path check: {perf['hot_path_check_us']} us",
+        *md_table(
+            ["node", "gate", "decisions", "mean us", "p50 us", "p99 us", "max us"],
+            [
+                [
+                    g["node"],
+                    g["gate"],
+                    g["decisions"],
+                    g["mean_us"],
+                    g["p50_us"],
+                    g["p99_us"],
+                    g["max_us"],
+                ]
+                for g in perf["gates"]
+            ]
+            or [["-", "-", 0, "-", "-", "-", "-"]],
+        ),
+        "",
         f"* Redis round trip: {perf['redis_rtt_ms']} ms; SQL read: {perf['sql_read_ms']} ms",
     ]
     if act.get("propagation"):

@@ -7,6 +7,7 @@ A report kind registers a Markdown renderer; HTML is produced from that Markdown
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import uuid
 from collections.abc import Callable
@@ -113,16 +114,43 @@ def render(report: dict[str, Any], fmt: str = "json") -> str:
         raise ValidationError(f"unknown format {fmt!r} (use {', '.join(FORMATS)})", field="format")
     if fmt == "json":
         return json.dumps(report, indent=2, sort_keys=True, default=str)
-    renderer = _markdown_renderers.get(report["kind"], _generic_markdown)
+    renderer = _renderer(report["kind"])
     markdown = renderer(report["body"])
     if fmt == "md":
         return markdown
     return _page(f"{report['kind'].title()} report {report['id']}", markdown_to_html(markdown))
 
 
+#: The module registering the renderer of each kind this package stores.
+_BUILT_IN = {"test": "maintenance.rehearsal", "emergency": "maintenance.emergency.report"}
+
+
+def _renderer(kind: str) -> Callable[[dict[str, Any]], str]:
+    """The Markdown renderer of ``kind`` (a built-in kind's module is imported on demand:
+    ``maintenance report ID`` must not depend on what else the process happened to load)."""
+    if kind not in _markdown_renderers and kind in _BUILT_IN:
+        importlib.import_module(_BUILT_IN[kind])
+    return _markdown_renderers.get(kind, _generic_markdown)
+
+
+def plain(value: Any) -> str:
+    """A stored value as a reader would write it: ``{"ms": 1.5, "node": "w1"}`` becomes
+    ``ms 1.5, node w1``, lists are comma-separated, nothing is ``-`` (never a Python
+    ``repr`` of a dict or list in a report)."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def _generic_markdown(body: dict[str, Any]) -> str:
     lines = ["# Report", ""]
-    lines += [f"* **{k}**: {v}" for k, v in body.items()]
+    lines += [f"* **{k}**: {plain(v)}" for k, v in body.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +158,7 @@ def md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     """Markdown table lines."""
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        out.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+        out.append("| " + " | ".join(plain(c).replace("|", "\\|") for c in row) + " |")
     return out
 
 

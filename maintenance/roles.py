@@ -10,6 +10,8 @@ from typing import Any
 from .errors import NotAuthorized
 
 _bypass_user: ContextVar[Any | None] = ContextVar("maintenance_bypass_user", default=None)
+#: The context variable behind ``current_bypass_user`` (hot paths read it directly).
+BYPASS_USER = _bypass_user
 
 
 def _roles(user: Any) -> set[str]:
@@ -72,6 +74,10 @@ class RoleResolver:
         """True for administrators flagged critical."""
         if user is None or type(user) is str:
             return False
+        if type(user) is dict and "is_critical_admin" not in user and "roles" not in user:
+            # The common shape (a session dict with one role), without ABC checks.
+            role = user.get("role")
+            return type(role) is str and role.lower() in self.critical_roles
         flag = _flag(user, "is_critical_admin")
         if flag is not None:
             return flag

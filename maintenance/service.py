@@ -20,14 +20,18 @@ from .cache import StatusCache
 from .domain import transitions
 from .domain.classifier import MaintenanceOperationClassifier
 from .domain.enable_request import EnableRequest
+from .domain.history import EventPage
 from .domain.messages import build_message
-from .domain.modes import WORK_OPERATIONS, MaintenanceMode, OperationType, parse_operation
+from .domain.modes import MaintenanceMode, OperationType
+from .domain.operations import OperationRegistry
 from .domain.policy import Decision, decide
 from .domain.status import MaintenanceStatus, utcnow
 from .domain.transitions import check_expected_version
 from .domain.validation import (
+    exact_version,
     validate_actor,
     validate_note,
+    validate_wait,
 )
 from .errors import ConflictError, MaintenanceError, OperationBlocked, ValidationError
 from .fencing import AckWaiter, ActivationResult, publish_fenced
@@ -36,7 +40,9 @@ from .keys import Keys
 from .live import read_counters
 from .nodes import NodeInfo
 from .notify.notifier import Notifier
+from .record import RecordGuard
 from .redisconn import REDIS_ERRORS, make_client
+from .rehearsal_log import GateTimings
 from .roles import RoleResolver, _bypass_user, bypass_context, user_label
 from .settings import Settings
 from .store.database import Database
@@ -73,7 +79,11 @@ class EnhancedMaintenanceModeService:
         self.state = StateStore(db)
         self.events = EventLog(db)
         self.redis = make_client(redis_url, timeout=settings.redis_socket_timeout)
-        self.classifier = classifier or MaintenanceOperationClassifier(settings.rules)
+        #: The app's vocabulary of operation types (``Settings.operations``).
+        self.operations: OperationRegistry = settings.operations
+        self.classifier = classifier or MaintenanceOperationClassifier(
+            settings.rules, operations=self.operations
+        )
         self.roles = roles or RoleResolver(settings.admin_roles, settings.critical_roles)
         self.cache = StatusCache(
             redis_url=redis_url,
@@ -86,9 +96,20 @@ class EnhancedMaintenanceModeService:
             heartbeat_interval=settings.heartbeat_interval,
             redis_timeout=settings.redis_socket_timeout,
         )
+        # Which kinds of work this process knows: an enable checks the fleet agrees.
+        self.cache.info["operations"] = self.operations.fingerprint()
         self.cache.add_listener(
             lambda status: events.emit(events.status_changed, self, status=status)
         )
+        # Every write to SQL first asks whether the store is the fleet's system of record.
+        self.record = RecordGuard(
+            db,
+            self.redis,
+            self.keys,
+            local_version=lambda: self.cache.status.version,
+            max_age=settings.sql_check_interval,
+        )
+        db.write_guard = self.record
         self._fail_closed = settings.fail_closed
         self._waiter: AckWaiter | None = None
         self._waiter_lock = threading.Lock()
@@ -98,6 +119,12 @@ class EnhancedMaintenanceModeService:
             self.redis, self.keys, db, sample=settings.blocked_log_sample
         )
         self.notifier = Notifier(db, settings)
+        #: Gate decision times while a rehearsal runs; the heartbeat writes them out.
+        self.gate_timings = GateTimings()
+        self.cache.heartbeat_hooks.append(self._flush_gate_timings)
+
+    def _flush_gate_timings(self) -> None:
+        self.gate_timings.flush(self.cache.client, self.keys, self.cache.node_id)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> EnhancedMaintenanceModeService:
@@ -108,6 +135,7 @@ class EnhancedMaintenanceModeService:
     def close(self) -> None:
         """Stop following changes and leave the node registry."""
         self.cache.stop()
+        self.attempts.close()
         self.notifier.stop_delivery()
         with self._waiter_lock:
             if self._waiter is not None:
@@ -134,7 +162,9 @@ class EnhancedMaintenanceModeService:
         """What ``status`` means while failing closed: the mutating work kinds blocked."""
         return status.with_changes(
             is_active=True,
-            blocked_operations=tuple(WORK_OPERATIONS | {OperationType.UNKNOWN}),
+            blocked_operations=self.operations.ordered(
+                self.operations.default_blocked(MaintenanceMode.NORMAL)
+            ),
             reason=status.reason or FAIL_CLOSED_REASON,
         )
 
@@ -158,7 +188,7 @@ class EnhancedMaintenanceModeService:
             if not self.failing_closed():
                 return Decision.ALLOW
             status = self.fail_closed_status(status)
-        op = operation if type(operation) is OperationType else parse_operation(operation)
+        op = self.parse_operation(operation)
         roles = self.roles
         bypass = _bypass_user.get()
         return decide(
@@ -190,18 +220,33 @@ class EnhancedMaintenanceModeService:
         """Like ``decide`` but raises ``OperationBlocked`` instead of returning BLOCK."""
         decision = self.decide(operation, user, continuation=continuation)
         if decision is Decision.BLOCK:
-            op = parse_operation(operation)
+            op = self.parse_operation(operation)
             status = self.cache.status
             raise OperationBlocked(
                 op, status, status.retry_after(), self.get_maintenance_message(op)
             )
         return decision
 
+    def parse_operation(self, operation: OperationType | str) -> OperationType:
+        """The app's operation type named ``operation``; ``ValidationError`` listing the
+        known ones when it is not one of them."""
+        if type(operation) is OperationType and operation in self.operations:
+            return operation
+        try:
+            return self.operations.parse(operation)
+        except ValueError as exc:
+            raise ValidationError(str(exc), field="operation") from None
+
     @contextmanager
     def bypass(self, user: Any) -> Iterator[Any]:
         """Run the block as admin ``user``: checks (and Celery publishes) get through."""
         with bypass_context(user, self.roles.is_admin) as who:
             yield who
+
+    def declare_hook(self, name: str) -> None:
+        """Say in this node's registry record that hook ``name`` (``http``, ``publish``,
+        ``worker``) is installed; a rehearsal names the nodes that lack one."""
+        self.cache.declare_hook(name)
 
     def is_admin(self, user: Any) -> bool:
         """Whether ``user`` is an administrator (pluggable via ``roles``)."""
@@ -238,6 +283,7 @@ class EnhancedMaintenanceModeService:
                 critical_admin_only=critical_admin_only,
                 block_login=block_login,
                 details=details,
+                operations=self.operations,
             )
         )
 
@@ -250,6 +296,13 @@ class EnhancedMaintenanceModeService:
         ``req.wait`` seconds with ``lagging_nodes`` listed.
         """
         req = req.with_defaults(block_login=self.settings.block_login)
+        if req.operations is not self.operations:
+            # Read elsewhere: its names must be this app's, its defaults this app's.
+            for op in req.override or ():
+                self.parse_operation(op)
+            req = replace(req, operations=self.operations)
+        self._check_same_vocabulary()
+        self.record(fresh=True)
         current = self.state.load()
         check_expected_version(current, req.expected_version)
         new, event = transitions.enabled(current, req, utcnow())
@@ -268,6 +321,29 @@ class EnhancedMaintenanceModeService:
         events.emit(events.maintenance_enabled, self, status=stored, actor=req.actor)
         return result
 
+    def _check_same_vocabulary(self) -> None:
+        """Refuse to enable from a process whose operation types are not the fleet's: its
+        default blocked set would name kinds the fleet does not have (e.g. the plain
+        ``maintenance`` CLI next to an app that declares its types in code)."""
+        mine = self.operations.fingerprint()
+        try:
+            nodes = self.nodes()
+        except REDIS_ERRORS:
+            return  # the fenced publish says what Redis being down costs
+        others = {
+            n.node_id: n.info["operations"]
+            for n in nodes.values()
+            if n.info.get("operations") not in (None, mine)
+        }
+        if others:
+            node, theirs = next(iter(sorted(others.items())))
+            raise ValidationError(
+                f"this process knows the operation types {mine or '(seed)'} but live node "
+                f"{node} knows {theirs or '(seed)'}: every process must read the same "
+                "declaration (use `flask maintenance`, or MAINTENANCE_OPERATIONS_FILE)",
+                field="operations",
+            )
+
     def disable_maintenance(
         self,
         disabled_by: str | None = None,
@@ -281,6 +357,9 @@ class EnhancedMaintenanceModeService:
         by the Celery side (``maintenance_disabled`` event) unless ``requeue`` is False."""
         actor = validate_actor(disabled_by, "disabled_by")
         reason = validate_note(reason)
+        wait = validate_wait(wait)
+        expected_version = exact_version(expected_version)
+        self.record(fresh=True)
         current = self.state.load()
         check_expected_version(current, expected_version)
         new, event = transitions.disabled(current, actor, requeue=requeue, reason=reason)
@@ -315,6 +394,7 @@ class EnhancedMaintenanceModeService:
         ``expect(current)`` is False nothing is written (``ConflictError``).
         """
         last: ConflictError | None = None
+        self.record(fresh=True)
         for _ in range(attempts):
             current = self.state.load()
             if expect is not None and not expect(current):
@@ -426,6 +506,20 @@ class EnhancedMaintenanceModeService:
             waiter = self._waiter = AckWaiter(self.redis, self.keys)
         return waiter
 
+    def adopt_store(
+        self,
+        actor: str,
+        reason: str | None = None,
+        *,
+        use: str = "fleet",
+        wait: float | None = None,
+    ) -> ActivationResult | None:
+        """Make the fleet use this process's SQL store on purpose (a new or restored one);
+        None when it already does. See ``maintenance.adoption``."""
+        from .adoption import adopt_store
+
+        return adopt_store(self, actor, reason, use=use, wait=wait)
+
     # -- reading -----------------------------------------------------------------
     def get_maintenance_status(self, *, live: bool = True) -> MaintenanceStatus:
         """The current status with health and, if ``live``, the live counters
@@ -433,13 +527,17 @@ class EnhancedMaintenanceModeService:
         the counters cost a Redis pipeline and a SQL count."""
         status = self.status
         health = self.cache.health
+        reasons = [r for r in (self.record.problem(), health.reason) if r]
         changes: dict[str, Any] = {
-            "degraded": health.degraded,
-            "degraded_reason": health.reason,
+            "degraded": bool(reasons),
+            "degraded_reason": "; ".join(reasons) or None,
             "overdue": status.is_overdue(),
         }
         if live:
-            counters = read_counters(self.redis, self.keys, self.db, status.activation_id)
+            self.attempts.flush_counts()  # this process's refusals count too
+            counters = read_counters(
+                self.redis, self.keys, self.db, status.activation_id, self.operations.names()
+            )
             extra = dict(status.extra)
             extra["blocked_attempts"] = counters.blocked_attempts
             if status.test_mode:
@@ -447,12 +545,13 @@ class EnhancedMaintenanceModeService:
             changes.update(
                 active_jobs_count=counters.active_jobs_count,
                 deferred_jobs_count=counters.deferred_jobs_count,
+                jobs_needing_action_count=counters.jobs_needing_action_count,
                 invalidated_sessions=max(
                     status.invalidated_sessions, counters.invalidated_sessions
                 ),
                 extra=extra,
             )
-            if counters.errors and not health.degraded:
+            if counters.errors and not changes["degraded"]:
                 changes["degraded"] = True
                 changes["degraded_reason"] = "; ".join(counters.errors)
         return status.with_changes(**changes)
@@ -466,14 +565,23 @@ class EnhancedMaintenanceModeService:
 
     def get_maintenance_message(self, operation: OperationType | str | None = None) -> str:
         """User-facing text: what is unavailable, why, and until when."""
-        op = parse_operation(operation) if operation is not None else None
-        return build_message(self.status, op)
+        op = self.parse_operation(operation) if operation is not None else None
+        return build_message(self.status, op, registry=self.operations)
 
     def history(self, limit: int = 50, **filters: Any) -> list[MaintenanceEvent]:
         """Event log, newest first."""
         if limit <= 0 or limit > 10_000:
             raise ValidationError("limit must be between 1 and 10000", field="limit")
         return self.events.history(limit, **filters)
+
+    def history_page(self, limit: int = 50, offset: int = 0, **filters: Any) -> EventPage:
+        """One page of the event log, newest first, with how many entries match the
+        filters (``activation_id``, ``kinds``, ``before_id``) in all."""
+        if limit <= 0 or limit > 10_000:
+            raise ValidationError("limit must be between 1 and 10000", field="limit")
+        if offset < 0:
+            raise ValidationError("offset must not be negative", field="offset")
+        return self.events.page(limit, offset=offset, **filters)
 
     def nodes(self) -> dict[str, NodeInfo]:
         """Live nodes and the version each applied."""
@@ -511,12 +619,21 @@ class EnhancedMaintenanceModeService:
         method: str | None = None,
         channel: str = "http",
         would_block: bool = False,
+        unjudged: tuple[str, str | None] | None = None,
     ) -> None:
-        """Count a refused (or TEST-mode would-be-refused) attempt; never raises."""
+        """Count a refused (or TEST-mode would-be-refused) attempt; never raises.
+
+        ``unjudged`` -- (problem, publisher origin) of a message no publish gate judged
+        (``rehearsal_log.NO_HOOKS``/``NOT_JUDGED``), seen by a worker during a rehearsal.
+        """
         from .attempts import BlockedAttempt
 
         status = self.cache.status
-        op = parse_operation(operation)
+        try:
+            op = self.parse_operation(operation)
+        except ValidationError:
+            log.warning("blocked attempt of unknown operation type %r not recorded", operation)
+            return
         attempt = BlockedAttempt(
             operation=op,
             user=user_label(user),
@@ -526,6 +643,8 @@ class EnhancedMaintenanceModeService:
             channel=channel,
             would_block=would_block,
             activation_id=status.activation_id,
+            node=self.cache.node_id,
+            unjudged=unjudged,
         )
         self.attempts.record(attempt)
         events.emit(

@@ -31,7 +31,9 @@ ADMIN, USER = "admin", "user"
 #: Index members naming a signed-cookie session (nothing to delete server-side).
 COOKIE_MEMBER = "~cookie:"
 _BATCH = 10_000
-_SCRIPT_BATCH = 5_000
+#: Session keys one script call deletes: it holds Redis for about a millisecond, so
+#: requests loading sessions meanwhile wait little (bench/sessions.py prints it).
+_SCRIPT_BATCH = 500
 
 # Pop up to ARGV[1] members off the doomed index and unlink the session keys they
 # name (cookie members have none). Session keys are not declared in KEYS: this runs
@@ -210,30 +212,50 @@ class SessionIndex:
         return epoch
 
     # -- removing non-admin sessions ---------------------------------------------
-    def purge_non_admin(self) -> tuple[int, int, bool]:
-        """Empty the non-admin index, deleting the server-side session keys it names.
+    def detach_non_admin(self) -> tuple[str, int]:
+        """Move the non-admin index away in one step (O(1), whatever its size):
+        ``(token, sessions in it)``. Sessions logging in afterwards land in a fresh
+        index; ``purge_detached(token)`` deletes the session keys the detached one names."""
+        token = uuid.uuid4().hex[:8]
+        index, users = self.keys.session_index(USER), self.keys.session_users(USER)
+        # A missing key fails only its own RENAME (nothing to move).
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.rename(index, f"{index}:purge:{token}")
+        pipe.rename(users, f"{users}:purge:{token}")
+        pipe.zcard(f"{index}:purge:{token}")
+        pipe.sadd(self.keys.session_purges, token)
+        results = pipe.execute(raise_on_error=False)
+        return token, int(results[2])
+
+    def purge_detached(self, token: str) -> tuple[int, int, bool]:
+        """Delete the server-side session keys a detached index names, then the index.
 
         Returns ``(sessions, keys deleted, whether a session store was reachable)``:
         keys are deleted with ``store_client``, or on this Redis when the web app
         registered that its sessions live here.
         """
         store = self._store_client()
-        token = uuid.uuid4().hex[:8]
-        index, users = self.keys.session_index(USER), self.keys.session_users(USER)
-        doomed_index, doomed_users = f"{index}:purge:{token}", f"{users}:purge:{token}"
-        # Move the set away atomically: sessions logging in meanwhile land in a
-        # fresh set and are not lost from the index. A missing key fails only its
-        # own RENAME (nothing to move).
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.rename(index, doomed_index)
-        pipe.rename(users, doomed_users)
-        pipe.execute(raise_on_error=False)
+        doomed_index = f"{self.keys.session_index(USER)}:purge:{token}"
+        doomed_users = f"{self.keys.session_users(USER)}:purge:{token}"
         if store is not None and same_server(store, self.redis):
             count, deleted = self._purge_in_redis(doomed_index)
         else:
             count, deleted = self._purge_from_here(doomed_index, store)
-        self.redis.delete(doomed_index, doomed_users)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.unlink(doomed_index, doomed_users)
+        pipe.srem(self.keys.session_purges, token)
+        pipe.execute()
         return count, deleted, store is not None
+
+    def unfinished_purges(self) -> list[str]:
+        """Tokens of detached indexes whose clean-up has not finished (or died)."""
+        return sorted(_text(t) for t in self.redis.smembers(self.keys.session_purges))
+
+    def purge_non_admin(self) -> tuple[int, int, bool]:
+        """Empty the non-admin index, deleting the server-side session keys it names
+        (``detach_non_admin`` then ``purge_detached``)."""
+        token, _ = self.detach_non_admin()
+        return self.purge_detached(token)
 
     def count_invalidated(self, activation_id: str, count: int) -> None:
         """Add ``count`` to the sessions invalidated during one activation."""
@@ -268,6 +290,13 @@ class SessionIndex:
             start += len(members)
             count += len(members)
             deleted += self._delete(store, members)
+
+    def store_known(self) -> bool:
+        """Whether server-side session keys can be deleted from here."""
+        try:
+            return self._store_client() is not None
+        except Exception:
+            return False
 
     def _store_client(self) -> redis.Redis | None:
         if self.store_client is not None:

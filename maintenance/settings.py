@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .domain.operations import SEED_REGISTRY, OperationRegistry
 from .domain.validation import parse_duration
 from .errors import ValidationError
 from .redisurl import redact
@@ -75,6 +76,8 @@ class Settings:
     ``MAINTENANCE_ADMIN_ROLES``          comma-separated roles that count as admin (``admin``)
     ``MAINTENANCE_CRITICAL_ROLES``       roles that count as critical admin (``critical``)
     ``MAINTENANCE_RULES_FILE``           JSON list of classifier rules (before the defaults)
+    ``MAINTENANCE_OPERATIONS_FILE``      JSON list (or name -> spec mapping) of the app's own
+                                         operation types (unset: the seed vocabulary)
     ``MAINTENANCE_SECRET_KEY``           signs bypass links (unset: bypass links disabled)
     ``MAINTENANCE_BLOCKED_LOG_SAMPLE``   1 in N blocked attempts is written to SQL (default 1)
     ``MAINTENANCE_BASE_URL``             public URL of the web app, for bypass links
@@ -89,6 +92,12 @@ class Settings:
     ``MAINTENANCE_WEBHOOK_POLL_INTERVAL`` seconds between looks for due notifications (2)
     ``MAINTENANCE_WEBHOOK_FAILING_AFTER`` failing this long makes notifications degraded (300)
     ``MAINTENANCE_ANNOUNCE_BEFORE``      banner lead time before a scheduled window (24h; 0: off)
+    ``MAINTENANCE_HOLD_QUEUES``          ``off`` (default), ``auto``, or queue names
+                                         (``exports,reports``): while every task routed to
+                                         such a queue is blocked, workers stop consuming it
+                                         and its messages wait in the broker (docs/celery.md)
+    ``MAINTENANCE_EXPECTED_NODES``       the fleet a rehearsal expects, ``web=4,worker=2,beat=1``:
+                                         fewer hooked nodes of a kind fail its verdict
     """
 
     redis_url: str | None = None
@@ -104,13 +113,16 @@ class Settings:
     enable_wait: float = 2.0
     fail_closed: bool = False
     block_login: bool = True
+    #: ``enable`` logs non-admins out (every entry point; a request may say otherwise).
+    invalidate_on_enable: bool = True
     admin_roles: tuple[str, ...] = ("admin",)
     critical_roles: tuple[str, ...] = ("critical",)
     rules: tuple[Mapping[str, Any], ...] = ()
     secret_key: str | None = field(default=None, repr=False)
     blocked_log_sample: int = 1
     redis_socket_timeout: float = 1.0
-    base_url: str = "http://127.0.0.1:5000"
+    #: The web app's public URL (bypass links are built from it only); None: not set.
+    base_url: str | None = None
     auto_migrate: bool = True
     webhook_urls: tuple[str, ...] = field(default=(), repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
@@ -122,6 +134,19 @@ class Settings:
     webhook_poll_interval: float = 2.0
     webhook_failing_after: float = 300.0
     announce_before: float = 24 * 3600.0
+    expected_nodes: tuple[tuple[str, int], ...] = ()
+    #: Queues held in the broker while all their tasks are blocked: ``()`` off,
+    #: ``("*",)`` every queue a worker consumes (``auto``), else these names.
+    hold_queues: tuple[str, ...] = ()
+    #: The app's operation types: a registry, a list of specs or a name -> spec mapping.
+    operations: OperationRegistry = field(default=SEED_REGISTRY, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            registry = OperationRegistry.coerce(self.operations)
+        except ValueError as exc:
+            raise ValidationError(str(exc), field="operations") from None
+        object.__setattr__(self, "operations", registry)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -135,6 +160,15 @@ class Settings:
             except (OSError, ValueError) as exc:
                 raise ValidationError(
                     f"MAINTENANCE_RULES_FILE {rules_file!r} is unreadable: {exc}"
+                ) from None
+        operations: Any = None
+        operations_file = env.get("MAINTENANCE_OPERATIONS_FILE")
+        if operations_file:
+            try:
+                operations = json.loads(Path(operations_file).read_text())
+            except (OSError, ValueError) as exc:
+                raise ValidationError(
+                    f"MAINTENANCE_OPERATIONS_FILE {operations_file!r} is unreadable: {exc}"
                 ) from None
         sample = int(_float(env, "MAINTENANCE_BLOCKED_LOG_SAMPLE", 1))
         values: dict[str, Any] = dict(
@@ -151,6 +185,7 @@ class Settings:
             enable_wait=_float(env, "MAINTENANCE_ENABLE_WAIT", 2.0),
             fail_closed=_flag(env.get("MAINTENANCE_FAIL_CLOSED"), False),
             block_login=_flag(env.get("MAINTENANCE_BLOCK_LOGIN"), True),
+            invalidate_on_enable=_flag(env.get("MAINTENANCE_INVALIDATE_ON_ENABLE"), True),
             admin_roles=tuple(
                 r.strip() for r in env.get("MAINTENANCE_ADMIN_ROLES", "admin").split(",") if r
             ),
@@ -160,7 +195,7 @@ class Settings:
             rules=rules,
             secret_key=env.get("MAINTENANCE_SECRET_KEY") or None,
             blocked_log_sample=max(1, sample),
-            base_url=(env.get("MAINTENANCE_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            base_url=(env.get("MAINTENANCE_BASE_URL") or "").strip().rstrip("/") or None,
             auto_migrate=_flag(env.get("MAINTENANCE_AUTO_MIGRATE"), True),
             webhook_urls=_list(env.get("MAINTENANCE_WEBHOOK_URLS")),
             webhook_secret=env.get("MAINTENANCE_WEBHOOK_SECRET") or None,
@@ -172,6 +207,9 @@ class Settings:
             webhook_poll_interval=_float(env, "MAINTENANCE_WEBHOOK_POLL_INTERVAL", 2.0),
             webhook_failing_after=_float(env, "MAINTENANCE_WEBHOOK_FAILING_AFTER", 300.0),
             announce_before=_lead_time(env, "MAINTENANCE_ANNOUNCE_BEFORE", 24 * 3600.0),
+            operations=operations,
+            expected_nodes=_expected_nodes(env.get("MAINTENANCE_EXPECTED_NODES")),
+            hold_queues=_hold_queues(env.get("MAINTENANCE_HOLD_QUEUES")),
         )
         values.update(overrides)
         return cls(**values)
@@ -179,3 +217,35 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes``."""
         return replace(self, **changes)
+
+
+def _hold_queues(raw: str | None) -> tuple[str, ...]:
+    """``off``/unset -> ``()``; ``auto`` -> ``("*",)``; ``a,b`` -> ``("a", "b")``."""
+    value = (raw or "").strip()
+    if value.lower() in ("", "off", "false", "0", "no"):
+        return ()
+    if value.lower() in ("auto", "on", "true", "1", "yes", "*"):
+        return ("*",)
+    names = _list(value)
+    if not names or any("*" in n or any(c.isspace() for c in n) for n in names):
+        raise ValidationError(
+            f"MAINTENANCE_HOLD_QUEUES: {value!r} is not off, auto or comma-separated queue names"
+        )
+    return names
+
+
+def _expected_nodes(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """``web=4,worker=2`` -> ``(("web", 4), ("worker", 2))``."""
+    out: list[tuple[str, int]] = []
+    for part in _list(raw):
+        kind, sep, count = part.partition("=")
+        try:
+            number = int(count)
+        except ValueError:
+            number = -1
+        if not sep or not kind.strip() or number < 0:
+            raise ValidationError(
+                f"MAINTENANCE_EXPECTED_NODES: {part!r} is not kind=count (e.g. web=4,worker=2)"
+            )
+        out.append((kind.strip(), number))
+    return tuple(out)

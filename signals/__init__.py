@@ -14,9 +14,12 @@ from workers.binding import Binding, binding_of
 from workers.internal_publish import internal_publish
 from workers.operations import resolve_operation
 
+from . import census
 from .errors import EXIT_REFUSED, PublishRefused
 from .install import install
 from .publish_gate import PublishGate
+
+census.connect()  # the rehearsal report's broker census
 
 __all__ = [
     "EXIT_REFUSED",

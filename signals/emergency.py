@@ -1,5 +1,6 @@
 """Wiring the emergency into a Celery app: the worker's termination bootstep, the job-side
-``task_postrun`` receiver, and the emergency controller of a given service."""
+``task_postrun`` receiver, stop-aware tasks in workers (``worker_init``), and the emergency
+controller of a given service."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import logging
 from typing import Any
 
 from celery import bootsteps
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_init
 
 from workers.binding import Binding, binding_of
-from workers.emergency import abort
+from workers.emergency import abort, stopped
 from workers.emergency.handler import EmergencyMaintenanceHandler
 from workers.emergency.terminator import WorkerTerminator
 
@@ -44,10 +45,20 @@ class EmergencyStep(bootsteps.StartStopStep):
             setattr(c, ATTRIBUTE, None)
 
 
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """Worker main process, tasks imported, pool not yet started (its children inherit
+    the wrapped tasks; Celery builds each task's tracer after this): jobs that maintenance
+    stops end ``STOPPED`` (``workers.emergency.stopped``)."""
+    app = getattr(sender, "app", None)
+    if app is not None and binding_of(app) is not None:
+        stopped.wrap_tasks(app)
+
+
 def install(app: Any, binding: Binding) -> None:
     """Add the bootstep and the pool-child receiver (once per process); with a given service,
     make the Celery-side ``EmergencyMaintenanceHandler`` its emergency controller."""
     app.steps["consumer"].add(EmergencyStep)
     task_postrun.connect(abort.on_postrun, weak=False, dispatch_uid="maintenance-emergency-postrun")
+    worker_init.connect(_on_worker_init, weak=False, dispatch_uid="maintenance-emergency-init")
     if binding.has_service():
         EmergencyMaintenanceHandler(binding.service, app)

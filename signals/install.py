@@ -7,13 +7,18 @@ import threading
 import weakref
 from typing import Any
 
-from maintenance import EnhancedMaintenanceModeService
+from maintenance import EnhancedMaintenanceModeService, Settings
 from maintenance import events as maintenance_events
-from workers.beat import STATUS_CHECK_OPERATION, STATUS_CHECK_TASK, status_check
+from workers.beat import (
+    STATUS_CHECK_OPERATION,
+    STATUS_CHECK_TASK,
+    status_check,
+    status_check_base,
+)
 from workers.binding import ATTRIBUTE, Binding, binding_of
 from workers.requeue import requeue_jobs
 
-from . import canvas, emergency, lifecycle, stamping, tracking
+from . import canvas, emergency, lifecycle, tracking
 from .publish_gate import PublishGate
 from .worker_gate import WorkerGateStep
 
@@ -22,14 +27,21 @@ _install_lock = threading.Lock()
 _bindings: weakref.WeakSet[Binding] = weakref.WeakSet()
 
 
-def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> Binding:
+def install(
+    app: Any,
+    service: EnhancedMaintenanceModeService | None = None,
+    *,
+    settings: Settings | None = None,
+) -> Binding:
     """Install every maintenance hook on ``app``; idempotent. Returns the binding.
 
-    ``service`` defaults to ``maintenance.default_service()`` built (lazily)
-    from the environment for the kind of process this turns out to be. Wires:
+    ``service`` defaults to one built lazily, in each process, for the kind of
+    process this turns out to be: from ``settings`` (an app's own, e.g. with its
+    operation types) or else ``maintenance.default_service()`` from the
+    environment. Wires:
 
-    * the publish gate (``app.send_task`` and group/chain/chord ``apply_async``);
-    * header stamping (``before_task_publish``);
+    * the publish gate (``app.send_task`` and group/chain/chord ``apply_async``),
+      which also stamps each publish's headers (``signals.stamping``);
     * job tracking (``task_prerun``/``postrun``/``failure``/``revoked``);
     * the worker-side gate (a consumer bootstep) and process lifecycle
       (``worker_init``, ``worker_process_init``, ``worker_shutdown``, ``beat_init``);
@@ -43,12 +55,14 @@ def install(app: Any, service: EnhancedMaintenanceModeService | None = None) -> 
         if binding is not None:
             if service is not None and not binding.has_service():
                 binding._service = service
+                service.declare_hook("publish")
             return binding
-        binding = Binding(app, service)
+        binding = Binding(app, service, settings)
+        if service is not None:
+            service.declare_hook("publish")  # its node record says the publish gate is here
         setattr(app, ATTRIBUTE, binding)
         binding.gate = PublishGate(binding).attach()
         canvas.gate_canvas_classes()
-        stamping.connect()
         tracking.connect()
         lifecycle.connect()
         app.steps["consumer"].add(WorkerGateStep)
@@ -71,10 +85,15 @@ def _register_status_check(app: Any, binding: Binding) -> None:
     run_status_check.__doc__ = "Maintenance beat check: windows, overdue, reaping, drain, requeue."
     app.task(
         name=STATUS_CHECK_TASK,
+        base=status_check_base(app),
         bind=True,
         shared=False,
         ignore_result=True,
         acks_late=False,
+        # The control plane's own periodic check: no received/started/succeeded events,
+        # and (its base) no task-sent, so Flower's task list shows the app's jobs, not one
+        # check every 10 s.
+        send_events=False,
         operation_type=STATUS_CHECK_OPERATION,
     )(run_status_check)
 

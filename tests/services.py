@@ -23,7 +23,7 @@ from typing import Any, Self
 
 import redis
 
-from maintenance.embedded import free_port
+from maintenance.embedded import free_port, redis_server_command
 
 MACHINE_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MACHINE_POSTGRES = os.environ.get(
@@ -75,19 +75,7 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         self.proc = subprocess.Popen(
-            [
-                redis_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
+            redis_server_command(redis_binary(), self.port, self.dir),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -205,12 +193,14 @@ class TcpProxy:
 class LiveServer:
     """A real WSGI server (waitress) on loopback, serving ``app`` from threads of this process."""
 
-    def __init__(self, app: Any, threads: int = 16, name: str = "live-server") -> None:
+    def __init__(
+        self, app: Any, threads: int = 16, name: str = "live-server", **options: Any
+    ) -> None:
         from waitress import create_server
 
         self.port = free_port()
         self.server = create_server(
-            app, host="127.0.0.1", port=self.port, threads=threads, channel_timeout=30
+            app, host="127.0.0.1", port=self.port, threads=threads, channel_timeout=30, **options
         )
         self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
 

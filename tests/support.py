@@ -31,6 +31,7 @@ def fast_settings(redis_url: str, database_url: str, prefix: str, **overrides: A
         "node_ttl": 3.0,
         "enable_wait": 2.0,
         "secret_key": "test-secret",
+        "base_url": "http://localhost",
         **overrides,
     }
     return Settings(redis_url=redis_url, database_url=database_url, redis_prefix=prefix, **values)

@@ -10,12 +10,15 @@ active-job registry itself is in the core (``maintenance.job_registry``).
 from .drain import announce_if_drained, blocked_jobs_running, wait_for_drain
 from .emergency import EmergencyMaintenanceHandler, request_abort, should_abort
 from .requeue import RequeueReport, requeue_jobs
+from .result_link import current_id, current_result
 
 __all__ = [
     "EmergencyMaintenanceHandler",
     "RequeueReport",
     "announce_if_drained",
     "blocked_jobs_running",
+    "current_id",
+    "current_result",
     "request_abort",
     "requeue_jobs",
     "should_abort",

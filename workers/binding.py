@@ -16,7 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from maintenance import EnhancedMaintenanceModeService, default_service, factory
+from maintenance import EnhancedMaintenanceModeService, Settings, default_service, factory
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -33,13 +33,25 @@ class CanvasGate(Protocol):
         """Judge every member of a canvas before its first publish (raises if refused)."""
         ...
 
+    def internal(self, name: str, options: dict[str, Any], task: Any = None) -> None:
+        """Stamp a control-plane publish made without ``send_task`` (the recovery requeue)
+        into ``options["headers"]``."""
+        ...
+
 
 class Binding:
     """The link between one Celery app and the service its hooks consult."""
 
-    def __init__(self, app: Celery, service: EnhancedMaintenanceModeService | None) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        service: EnhancedMaintenanceModeService | None,
+        settings: Settings | None = None,
+    ) -> None:
         self.app = app
         self._service = service
+        #: Settings to build this app's own service from (None: the process default).
+        self.settings = settings
         self.kind = "app"
         self._lock = threading.Lock()
         #: Node id and pid of this worker's main process (inherited by its pool children).
@@ -55,12 +67,17 @@ class Binding:
 
     @property
     def service(self) -> EnhancedMaintenanceModeService:
-        """The service, built from the environment on first use unless one was given."""
+        """The service, built on first use (from ``settings``, else the environment's
+        process default) unless one was given."""
         service = self._service
         if service is None:
             with self._lock:
                 if self._service is None:
-                    self._service = default_service(kind=self.kind)
+                    if self.settings is not None:
+                        self._service = factory.build_service(self.settings, kind=self.kind)
+                    else:
+                        self._service = default_service(kind=self.kind)
+                    self._service.declare_hook("publish")
                     atexit.register(_close_quietly, self._service)
                 service = self._service
         return service
@@ -92,7 +109,7 @@ class Binding:
         if self._service is not None:
             return self._service is service
         # Not built yet: it will be the process default, if that is ``service``.
-        return service is factory._default
+        return self.settings is None and service is factory._default
 
 
 def _close_quietly(service: EnhancedMaintenanceModeService) -> None:

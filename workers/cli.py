@@ -16,9 +16,15 @@ import click
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.cli.context import CliContext, default_actor, json_option, mode_option, pass_ctx
-from maintenance.cli.render import render_table
+from maintenance.cli.params import ACTOR, Count, Seconds
+from maintenance.cli.render import render_table, terminal_safe
 from maintenance.domain.status import utcnow
-from maintenance.domain.validation import MAX_DURATION, parse_duration, validate_reason
+from maintenance.domain.validation import (
+    MAX_DURATION,
+    parse_duration,
+    validate_actor,
+    validate_reason,
+)
 from maintenance.errors import ValidationError
 from maintenance.job_registry import ActiveJob, JobRegistry, reap_dead_workers
 from maintenance.store import jobs as job_states
@@ -62,7 +68,7 @@ def _render_active(jobs: list[ActiveJob]) -> str:
     default=None,
     help="Only jobs in this state; 'active' lists running jobs (default: every held-back job).",
 )
-@click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.option("--limit", type=Count(1, 100_000), default=200, show_default=True)
 @pass_ctx
 def jobs(ctx: CliContext, state: str | None, limit: int) -> None:
     """List deferred / terminated / requeued jobs, or running ones (--state active)."""
@@ -82,7 +88,7 @@ def jobs(ctx: CliContext, state: str | None, limit: int) -> None:
 @json_option
 @click.option("--wait", is_flag=True, help="Wait (with a progress bar) until drained.")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True, help="Seconds."
+    "--timeout", type=Seconds(MAX_DURATION), default=600.0, show_default=True, help="Seconds."
 )
 @pass_ctx
 def drain(ctx: CliContext, wait: bool, timeout: float) -> None:
@@ -154,10 +160,13 @@ def parse_when(
     if text.startswith("+"):
         seconds = parse_duration(text[1:], field=field)
         assert seconds is not None
-        return (base or now) + timedelta(seconds=seconds)
+        try:
+            return (base or now) + timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValidationError(f"{field} {value!r} is out of range", field=field) from None
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValidationError(
             f"{field} {value!r} is not a time (use ISO 8601 like 2025-06-01T22:00, now, or +30m)",
             field=field,
@@ -172,7 +181,7 @@ def _render_windows(windows: list[Window]) -> str:
         f"{'id':>4}  {'state':<9} {'mode':<9} {'start (UTC)':<19}  {'end (UTC)':<19}  reason",
         lambda w: (
             f"{w.id:>4}  {w.state:<9} {w.mode:<9} {w.start_at:%Y-%m-%d %H:%M:%S}  "
-            f"{w.end_at:%Y-%m-%d %H:%M:%S}  {w.reason}"
+            f"{w.end_at:%Y-%m-%d %H:%M:%S}  {terminal_safe(w.reason)}"
         ),
     )
 
@@ -184,8 +193,10 @@ def _render_windows(windows: list[Window]) -> str:
 @click.option("--reason", default=None, help="Shown to users while it runs.")
 @mode_option
 @click.option("--list", "list_windows", is_flag=True, help="List windows instead.")
-@click.option("--cancel", type=int, default=None, help="Cancel the scheduled window with this id.")
-@click.option("--by", "actor", default=None, help="Who schedules it (default: $USER).")
+@click.option(
+    "--cancel", type=Count(1), default=None, help="Cancel the scheduled window with this id."
+)
+@click.option("--by", "actor", type=ACTOR, default=None, help="Who schedules it (default: $USER).")
 @pass_ctx
 def schedule(
     ctx: CliContext,
@@ -202,8 +213,9 @@ def schedule(
         found = WindowStore(ctx.service.db).list()
         ctx.emit([w.to_dict() for w in found], None if ctx.as_json else _render_windows(found))
         return
+    who = validate_actor(actor or default_actor(), "by")
     if cancel is not None:
-        _cancel(ctx, cancel, actor or default_actor())
+        _cancel(ctx, cancel, who)
         return
     if not start or not end or reason is None:
         raise click.UsageError("--start, --end and --reason are required (or use --list/--cancel)")
@@ -217,9 +229,7 @@ def schedule(
         raise ValidationError("end is in the past", field="end")
     if (end_at - start_at).total_seconds() > MAX_DURATION:
         raise ValidationError("a window may last at most 7 days", field="end")
-    window = WindowStore(ctx.service.db).add(
-        start_at, end_at, reason, mode.lower(), actor or default_actor()
-    )
+    window = WindowStore(ctx.service.db).add(start_at, end_at, reason, mode.lower(), who)
     ctx.service.record_event(
         "window_scheduled", window.created_by, reason, {"window": window.to_dict()}
     )

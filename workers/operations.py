@@ -18,7 +18,7 @@ from maintenance import (
     MaintenanceOperationClassifier,
     OperationType,
 )
-from maintenance.domain.modes import parse_operation
+from maintenance.domain.operations import SEED_REGISTRY, OperationRegistry
 
 from .headers import OPERATION as STAMPED_OPERATION
 
@@ -26,10 +26,13 @@ from .headers import OPERATION as STAMPED_OPERATION
 OPTION = "operation_type"
 
 
-def declared_operation(task: Any) -> OperationType | None:
-    """The ``operation_type`` a task class declares, if any."""
+def declared_operation(
+    task: Any, operations: OperationRegistry = SEED_REGISTRY
+) -> OperationType | None:
+    """The ``operation_type`` a task class declares, if any; a name not in ``operations``
+    (the app's vocabulary) raises ``ValueError`` listing the known ones."""
     declared = getattr(task, OPTION, None) if task is not None else None
-    return parse_operation(declared) if declared else None
+    return operations.parse(declared) if declared else None
 
 
 def resolve_operation(
@@ -41,8 +44,8 @@ def resolve_operation(
 ) -> OperationType:
     """The operation type of task ``name`` (per call > per task > classifier)."""
     if override:
-        return parse_operation(override)
-    declared = declared_operation(task)
+        return classifier.operations.parse(override)
+    declared = declared_operation(task, classifier.operations)
     if declared is not None:
         return declared
     return classifier.classify_task(name)
@@ -63,7 +66,7 @@ def operation_of(
     stamped = headers.get(STAMPED_OPERATION) if headers is not None else None
     if stamped:
         try:
-            return parse_operation(stamped)
+            return service.operations.parse(stamped)
         except ValueError:
             pass
     if task is None:

@@ -7,11 +7,16 @@ from typing import Any
 
 from maintenance.store.jobs import KIND_DEFERRED, JobRecord
 
+from .headers import published_time
+
 #: Kept in a record's options for the recovery's ordering; not a ``send_task`` option.
 PUBLISHED_AT = "published_at"
-#: Record options a republish leaves out (``exchange`` and ``routing_key``: it goes to
-#: the record's queue instead).
-RECORD_ONLY_OPTIONS = frozenset({PUBLISHED_AT, "exchange", "routing_key"})
+#: Kept in a record's options: the broker it came from (``workers.routing``).
+BROKER = "broker"
+#: Record options a republish leaves out (``exchange`` and ``routing_key``: the
+#: republish routes by them through ``route_check.Route``; ``broker``: the recovery
+#: checks it publishes there).
+RECORD_ONLY_OPTIONS = frozenset({PUBLISHED_AT, "exchange", "routing_key", BROKER})
 
 #: Message headers that Celery's protocol 2 defines; anything else is a custom header we keep.
 PROTOCOL_HEADERS = frozenset(
@@ -96,7 +101,7 @@ def publish_options(
     }
     if custom:
         options["headers"] = custom
-    options[PUBLISHED_AT] = headers.get("maintenance_published_at")
+    options[PUBLISHED_AT] = published_time(headers)
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -121,10 +126,14 @@ def record_from_message(
     worker: str | None,
     activation_id: str | None,
     kind: str = KIND_DEFERRED,
+    broker: str | None = None,
 ) -> JobRecord:
-    """A record of one message, in the state named by ``kind``."""
+    """A record of one message, in the state named by ``kind``; ``broker`` is the identity
+    of the broker it was consumed from (``workers.routing.broker_of``)."""
     args, kwargs, embed = split_payload(payload)
     options = publish_options(headers, embed, delivery_info, properties)
+    if broker:
+        options[BROKER] = broker
     queue = (delivery_info or {}).get("routing_key")
     return JobRecord(
         original_id=task_id,
@@ -161,6 +170,7 @@ def record_from_request(
     reason: str,
     worker: str | None,
     activation_id: str | None,
+    broker: str | None = None,
 ) -> JobRecord:
     """A record of the message of a Celery ``Request`` (worker main process)."""
     return record_from_message(
@@ -175,4 +185,5 @@ def record_from_request(
         worker=worker,
         activation_id=activation_id,
         kind=kind,
+        broker=broker,
     )

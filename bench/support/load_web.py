@@ -63,7 +63,12 @@ def create_app(work: float) -> tuple[Any, Any]:
     @app.get("/_bench/view")
     def view() -> Any:
         activation = request.args.get("activation", "")
-        blocked = blocked_counters(service.redis, service.keys, activation) if activation else {}
+        service.attempts.flush_counts()
+        blocked = (
+            blocked_counters(service.redis, service.keys, activation, service.operations.names())
+            if activation
+            else {}
+        )
         return jsonify(
             node_id=service.cache.node_id,
             version=service.status.version,

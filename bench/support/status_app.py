@@ -16,6 +16,9 @@ def create_app() -> Flask:
     app.config.update(
         SECRET_KEY="bench",
         MAINTENANCE_SSE_HEARTBEAT=float(os.environ.get("BENCH_SSE_HEARTBEAT", "15")),
+        # The bench sizes gthread's pool for its subscribers, so it lifts the stream cap
+        # (a server that cannot afford it keeps the default: the rest are told to poll).
+        MAINTENANCE_SSE_MAX_STREAMS=int(os.environ.get("BENCH_SSE_MAX_STREAMS", "1000")),
     )
     MaintenanceModeMiddleware(app)
 

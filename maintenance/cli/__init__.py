@@ -12,18 +12,21 @@ import sys
 from importlib.metadata import entry_points
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import (
     ConflictError,
     MaintenanceError,
     NotAuthorized,
-    StoreUnavailable,
     ValidationError,
 )
+from ..redisconn import REDIS_ERRORS, describe_redis_error
 from .context import CliContext, pass_ctx  # noqa: F401  (re-exported for plugins)
+from .db import db
 from .notify import notify
+from .render import terminal_safe
 from .reports import rehearsal, report
-from .state import db, disable, enable, history, nodes, status
+from .state import disable, enable, history, nodes, status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
 
@@ -55,8 +58,47 @@ def _load_plugins() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"maintenance: error: {message}", err=True)
+    click.echo(f"maintenance: error: {terminal_safe(message)}", err=True)
     sys.exit(code)
+
+
+def _not_utf8(args: list[str]) -> int | None:
+    """The position of the first argument that is not valid UTF-8 (Python reads such
+    bytes as lone surrogates), else None."""
+    for position, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def failure(exc: BaseException) -> tuple[str, int] | None:
+    """The one line and exit code a CLI failure ends with (None: not one of ours).
+
+    0 ok; 1 operation failed (store down, timeout); 2 bad input; 3 conflict
+    (another administrator changed the state first).
+    """
+    if isinstance(exc, click.UsageError):
+        return exc.format_message().splitlines()[0], EXIT_USAGE
+    if isinstance(exc, click.Abort):
+        return "aborted", EXIT_FAILURE
+    if isinstance(exc, ValidationError | NotAuthorized):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, ConflictError):
+        return f"conflict: {exc}", EXIT_CONFLICT
+    if isinstance(exc, MaintenanceError):  # StoreUnavailable among them
+        return str(exc), EXIT_FAILURE
+    if isinstance(exc, REDIS_ERRORS):  # a command that did not say what Redis cost it
+        return f"Redis unavailable: {describe_redis_error(exc)}", EXIT_FAILURE
+    if isinstance(exc, SQLAlchemyError):  # e.g. the schema check with SQL unreachable
+        return f"SQL store unavailable: {_first_line(exc)}", EXIT_FAILURE
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,20 +111,16 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         args = ["--help"]
+    bad = _not_utf8(args)
+    if bad is not None:
+        _fail(f"argument {bad} is not valid UTF-8", EXIT_USAGE)
     try:
         code = cli.main(args=args, prog_name="maintenance", standalone_mode=False)
-    except click.UsageError as exc:
-        _fail(exc.format_message().splitlines()[0], EXIT_USAGE)
-    except click.Abort:
-        _fail("aborted", EXIT_FAILURE)
-    except (ValidationError, NotAuthorized) as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except ConflictError as exc:
-        _fail(f"conflict: {exc}", EXIT_CONFLICT)
-    except StoreUnavailable as exc:
-        _fail(str(exc), EXIT_FAILURE)
-    except MaintenanceError as exc:
-        _fail(str(exc), EXIT_FAILURE)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        known = failure(exc)
+        if known is None:
+            raise
+        _fail(*known)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

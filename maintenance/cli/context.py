@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from ..commands import Actor
 from ..domain.modes import MaintenanceMode
 from ..service import EnhancedMaintenanceModeService
+from ..settings import Settings
 
 
 class CliContext:
@@ -30,12 +32,30 @@ class CliContext:
             events.emit(events.cli_service_ready, self, service=self._service)
         return self._service
 
+    @property
+    def settings(self) -> Settings:
+        """The settings commands read (the service's once built; no store is touched)."""
+        if self._service is not None:
+            return self._service.settings
+        return Settings.from_env()
+
+    def actor(self, name: str | None = None) -> Actor:
+        """The operator running this command (``--by``, else ``default_actor()``): the
+        CLI runs with the deployment's credentials, so it has every right."""
+        return Actor.operator(name or default_actor(), "cli")
+
+    def invalidator(self) -> Any:
+        """How this CLI logs non-admins out: the session store the web app registered."""
+        return None  # the command's default: ``session_invalidation.invalidator``
+
     def emit(self, data: Any, human: str | None = None) -> None:
         """Print ``data`` as JSON under ``--json``, else ``human`` text."""
         if self.as_json or human is None:
             click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
         else:
-            click.echo(human)
+            from .render import terminal_lines
+
+            click.echo(terminal_lines(human))
 
 
 def default_actor() -> str:

@@ -15,6 +15,7 @@ from ..notify import outbox
 from ..notify.delivery import PassReport
 from ..notify.health import NotifyHealth
 from .context import CliContext, json_option, pass_ctx
+from .params import WAIT
 
 
 @click.group()
@@ -75,7 +76,7 @@ def _render_pass(report: PassReport) -> str:
     "--retry-failed", is_flag=True, help="Make given-up and backing-off notifications due now."
 )
 @click.option("--follow", is_flag=True, help="Keep delivering until interrupted (a deliverer).")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds at most.")
+@click.option("--timeout", type=WAIT, default=60.0, show_default=True, help="Seconds at most.")
 @pass_ctx
 def deliver(ctx: CliContext, retry_failed: bool, follow: bool, timeout: float) -> None:
     """Deliver the notifications that are due now; exit 1 if any delivery failed."""

@@ -6,6 +6,8 @@ import click
 
 from ..reports import FORMATS, list_reports, load_report, render, save_report
 from .context import CliContext, default_actor, json_option, pass_ctx
+from .params import ACTOR
+from .render import terminal_lines
 
 
 @click.command()
@@ -38,7 +40,7 @@ def report(
     if not wanted:
         raise click.UsageError("give a REPORT_ID, --emergency ID or --list")
     stored = load_report(ctx.service, wanted)
-    click.echo(render(stored, fmt or ("json" if ctx.as_json else "md")))
+    click.echo(terminal_lines(render(stored, fmt or ("json" if ctx.as_json else "md"))))
 
 
 @click.group()
@@ -71,13 +73,13 @@ def rehearsal_report(ctx: CliContext, activation: str | None, fmt: str | None, s
     }
     if save:
         stored["id"] = save_report(ctx.service, "test", body, activation_id=aid)
-    click.echo(render(stored, fmt or ("json" if ctx.as_json else "md")))
+    click.echo(terminal_lines(render(stored, fmt or ("json" if ctx.as_json else "md"))))
     if save and not ctx.as_json:
         click.echo(f"Saved as report {stored['id']}.")
 
 
 @rehearsal.command("reset")
-@click.option("--by", "actor", default=None)
+@click.option("--by", "actor", type=ACTOR, default=None)
 @pass_ctx
 def rehearsal_reset(ctx: CliContext, actor: str | None) -> None:
     """Clear the current rehearsal's would-block counters and samples (start over)."""

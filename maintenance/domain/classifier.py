@@ -16,11 +16,13 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ..errors import ValidationError
-from .modes import OperationType, parse_operation
+from .modes import OperationType
+from .operations import SEED_REGISTRY, OperationRegistry
 from .policy import Decision, decide
 from .status import MaintenanceStatus
 
-Target = Literal["endpoint", "path", "task"]
+Target = Literal["endpoint", "blueprint", "path", "task"]
+TARGETS: tuple[Target, ...] = ("endpoint", "blueprint", "path", "task")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _ANY = None  # rule applies to every method
@@ -57,27 +59,33 @@ class Rule:
         return self.regex.fullmatch(value) is not None
 
     @classmethod
-    def parse(cls, spec: Mapping[str, Any] | Rule) -> Rule:
+    def parse(
+        cls, spec: Mapping[str, Any] | Rule, operations: OperationRegistry = SEED_REGISTRY
+    ) -> Rule:
         """Build a rule from a config mapping.
 
         ``{"operation": "caption_generation", "endpoint": "caption.*"}``,
         ``{"operation": "job_creation", "path": "/jobs*", "methods": ["POST"]}`` or
-        ``{"operation": "image_processing", "task": "images.*"}``.
+        ``{"operation": "image_processing", "task": "images.*"}`` or
+        ``{"operation": "report_export", "blueprint": "reports"}``; the operation must
+        be one of ``operations`` (the app's vocabulary).
         """
         if isinstance(spec, Rule):
+            operations.parse(spec.operation)
             return spec
         try:
-            operation = parse_operation(spec["operation"])
+            operation = operations.parse(spec["operation"])
         except KeyError:
             raise ValidationError(f"rule {dict(spec)!r} has no 'operation'") from None
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
-        targets = [t for t in ("endpoint", "path", "task") if t in spec]
+        targets = [t for t in TARGETS if t in spec]
         if len(targets) != 1:
             raise ValidationError(
-                f"rule {dict(spec)!r} needs exactly one of 'endpoint', 'path' or 'task'"
+                f"rule {dict(spec)!r} needs exactly one of 'endpoint', 'blueprint', "
+                "'path' or 'task'"
             )
-        target: Target = targets[0]  # type: ignore[assignment]
+        target: Target = targets[0]
         methods = spec.get("methods")
         return cls(
             operation=operation,
@@ -197,11 +205,23 @@ DEFAULT_RULES: tuple[Rule, ...] = tuple(
 )
 
 
+def blueprint_of(endpoint: str | None) -> str | None:
+    """The blueprint part of a Flask endpoint (``reports.export`` -> ``reports``)."""
+    if not endpoint or "." not in endpoint:
+        return None
+    return endpoint.rpartition(".")[0]
+
+
 class MaintenanceOperationClassifier:
     """Classify requests and tasks, and answer whether an operation is blocked.
 
     ``rules`` (deployment rules, highest precedence) come before
-    ``DEFAULT_RULES`` unless ``include_defaults`` is false. Unmatched requests
+    ``DEFAULT_RULES`` unless ``include_defaults`` is false; a default rule whose
+    operation is not in ``operations`` (the app's vocabulary) is left out, so an
+    app with its own kinds keeps only the structural defaults (status, health,
+    static, login, admin). For a request, endpoint rules are tried first, then
+    blueprint rules, then path rules; within each, the first matching rule wins
+    (a rule with ``methods`` matches only those methods). Unmatched requests
     are ``READ_OPERATIONS`` for safe methods and ``UNKNOWN`` otherwise, so an
     unclassified mutating request is blocked in NORMAL maintenance. Unmatched
     tasks are ``UNKNOWN`` (new work of an unknown kind).
@@ -212,10 +232,14 @@ class MaintenanceOperationClassifier:
         rules: Iterable[Rule | Mapping[str, Any]] = (),
         *,
         include_defaults: bool = True,
+        operations: OperationRegistry = SEED_REGISTRY,
     ) -> None:
-        own = [Rule.parse(r) for r in rules]
-        self.rules: tuple[Rule, ...] = tuple(own) + (DEFAULT_RULES if include_defaults else ())
-        by_target: dict[str, list[Rule]] = {"endpoint": [], "path": [], "task": []}
+        self.operations = operations
+        own = [Rule.parse(r, operations) for r in rules]
+        defaults = tuple(r for r in DEFAULT_RULES if r.operation in operations)
+        self.own_rules: tuple[Rule, ...] = tuple(own)
+        self.rules: tuple[Rule, ...] = tuple(own) + (defaults if include_defaults else ())
+        by_target: dict[str, list[Rule]] = {t: [] for t in TARGETS}
         for rule in self.rules:
             by_target[rule.target].append(rule)
         self._by_target = {k: tuple(v) for k, v in by_target.items()}
@@ -223,19 +247,51 @@ class MaintenanceOperationClassifier:
         self._classify_cached = lru_cache(maxsize=8192)(self._classify)
 
     def _first(self, target: Target, value: str | None, method: str | None) -> OperationType | None:
+        rule = self.matching_rule(target, value, method)
+        return rule.operation if rule is not None else None
+
+    def matching_rule(self, target: Target, value: str | None, method: str | None) -> Rule | None:
+        """The first rule of kind ``target`` that applies to ``value`` (``None``: none)."""
         if not value:
             return None
         for rule in self._by_target[target]:
             if rule.matches(target, value, method):
-                return rule.operation
+                return rule
         return None
+
+    def explain(
+        self, endpoint: str | None, method: str | None, path: str | None = None
+    ) -> tuple[OperationType, Rule | None]:
+        """How a request is classified: its operation and the rule that decided it
+        (``None``: the method fallback)."""
+        method = method.upper() if method else None
+        for target, value in (
+            ("endpoint", endpoint),
+            ("blueprint", blueprint_of(endpoint)),
+            ("path", path),
+        ):
+            rule = self.matching_rule(target, value, method)  # type: ignore[arg-type]
+            if rule is not None:
+                return rule.operation, rule
+        if method is None or method in SAFE_METHODS:
+            return OperationType.READ_OPERATIONS, None
+        return OperationType.UNKNOWN, None
+
+    def explain_task(self, task_name: str) -> tuple[OperationType, Rule | None]:
+        """How a task is classified by name: its operation and the deciding rule."""
+        rule = self.matching_rule("task", task_name, None)
+        return (rule.operation, rule) if rule is not None else (OperationType.UNKNOWN, None)
 
     def _classify(
         self, endpoint: str | None, method: str | None, path: str | None, task_name: str | None
     ) -> OperationType:
         if task_name is not None:
             return self._first("task", task_name, None) or OperationType.UNKNOWN
-        found = self._first("endpoint", endpoint, method) or self._first("path", path, method)
+        found = (
+            self._first("endpoint", endpoint, method)
+            or self._first("blueprint", blueprint_of(endpoint), method)
+            or self._first("path", path, method)
+        )
         if found is not None:
             return found
         if method is None or method in SAFE_METHODS:

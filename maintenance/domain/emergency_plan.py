@@ -26,11 +26,13 @@ PHASES = (PHASE_GRACE, PHASE_TERMINATING, PHASE_TERMINATED)
 #: Who or what declared the emergency.
 TRIGGERS = ("person", "cli", "api", "automated")
 
-#: How a stopped job ended: it honoured the abort flag, SIGTERM, or SIGKILL.
+#: How a stopped job ended: it honoured the abort flag, SIGTERM, or SIGKILL; or it ended
+#: because maintenance refused one of its writes or publishes (interrupted).
 OUTCOME_ABORTED = "aborted"
 OUTCOME_TERMINATED = "terminated"
 OUTCOME_KILLED = "killed"
-OUTCOMES = (OUTCOME_ABORTED, OUTCOME_TERMINATED, OUTCOME_KILLED)
+OUTCOME_INTERRUPTED = "interrupted"
+OUTCOMES = (OUTCOME_ABORTED, OUTCOME_TERMINATED, OUTCOME_KILLED, OUTCOME_INTERRUPTED)
 #: Counted beside the outcomes: jobs on pools that cannot terminate (threads, solo).
 UNTERMINABLE = "unterminable"
 

@@ -15,14 +15,20 @@ from typing import Any
 
 from ..errors import ValidationError
 from .modes import MaintenanceMode, OperationType
-from .policy import NEVER_BLOCKED, blocked_set_for
+from .operations import SEED_REGISTRY, OperationRegistry
+from .policy import blocked_set_for
 from .validation import (
     DURATION_UNITS,
     EXACT_DURATION_PATTERN,
     MAX_DURATION,
     MAX_DURATION_TEXT,
+    MAX_INT,
+    MAX_OPERATOR_WAIT,
     MAX_REASON,
     MAX_WAIT,
+    TEXT_PATTERN,
+    TEXT_RULES,
+    VISIBLE_TEXT_PATTERN,
     exact_duration,
     exact_length,
     exact_mode,
@@ -56,11 +62,13 @@ class EnableRequest:
     wait: float | None = None
     expected_version: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: The app's vocabulary the blocked set was read in (and the mode's default comes from).
+    operations: OperationRegistry = field(default=SEED_REGISTRY, repr=False, compare=False)
 
     @property
     def blocked(self) -> tuple[OperationType, ...]:
         """The blocked set the activation stores (a TEST one: what would be blocked)."""
-        return blocked_set_for(self.mode, self.override)
+        return blocked_set_for(self.mode, self.override, self.operations)
 
     @property
     def login_blocked(self) -> bool:
@@ -73,20 +81,30 @@ class EnableRequest:
 
     @classmethod
     def check(
-        cls, values: Mapping[str, Any], actor: object, *, exact: bool = False
+        cls,
+        values: Mapping[str, Any],
+        actor: object,
+        *,
+        exact: bool = False,
+        operations: OperationRegistry = SEED_REGISTRY,
     ) -> tuple[EnableRequest | None, dict[str, str]]:
         """Every field of ``values`` checked on its own: the request, or every error by field.
 
-        ``exact`` reads the JSON API's grammar, else the operator's.
+        ``exact`` reads the JSON API's grammar, else the operator's; operation names
+        are ``operations``' (the app's vocabulary).
         """
         errors: dict[str, str] = {}
         readers = _EXACT if exact else _TYPED
         read: dict[str, Any] = {}
         for name, reader in readers.items():
             try:
-                read[name] = reader(values.get(name))
+                if name == "blocked_operations":
+                    read[name] = reader(values.get(name), operations)
+                else:
+                    read[name] = reader(values.get(name))
                 if name == "blocked_operations" and "mode" in read:
-                    blocked_set_for(read["mode"], read[name])  # refuses the never-blocked kinds
+                    # refuses the never-blocked kinds
+                    blocked_set_for(read["mode"], read[name], operations)
             except ValidationError as exc:
                 errors.setdefault(exc.field or name, str(exc))
         try:
@@ -109,6 +127,7 @@ class EnableRequest:
                 wait=read["wait"],
                 expected_version=read["expected_version"],
                 details=dict(values.get("details") or {}),
+                operations=operations,
             ),
             {},
         )
@@ -128,6 +147,7 @@ class EnableRequest:
         wait: float | None = None,
         expected_version: int | None = None,
         details: Mapping[str, Any] | None = None,
+        operations: OperationRegistry = SEED_REGISTRY,
     ) -> EnableRequest:
         """The operator's grammar; the first problem raises ``ValidationError`` (naming
         the field) before anything changes."""
@@ -143,14 +163,21 @@ class EnableRequest:
             "expected_version": expected_version,
             "details": details,
         }
-        return _first(cls.check(values, enabled_by))
+        return _first(cls.check(values, enabled_by, operations=operations))
 
     @classmethod
     def from_json(
-        cls, body: Mapping[str, Any], actor: str, *, details: Mapping[str, Any] | None = None
+        cls,
+        body: Mapping[str, Any],
+        actor: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+        operations: OperationRegistry = SEED_REGISTRY,
     ) -> EnableRequest:
-        """The JSON API's body (its types already checked against ``JSON_FIELDS``)."""
-        return _first(cls.check({**body, "details": details or {}}, actor, exact=True))
+        """The JSON API's body (its types already checked against ``json_fields``)."""
+        return _first(
+            cls.check({**body, "details": details or {}}, actor, exact=True, operations=operations)
+        )
 
 
 def _flag(value: object) -> bool | None:
@@ -171,7 +198,7 @@ def _exact_reason(value: object) -> str:
     return validate_reason(value)
 
 
-Reader = Callable[[Any], Any]
+Reader = Callable[..., Any]
 #: Field readers in the order their errors are reported.
 _TYPED: dict[str, Reader] = {
     "reason": validate_reason,
@@ -179,7 +206,7 @@ _TYPED: dict[str, Reader] = {
     "mode": lambda v: validate_mode(MaintenanceMode.NORMAL if v is None else v),
     "blocked_operations": validate_operations,
     "wait": validate_wait,
-    "expected_version": lambda v: v,
+    "expected_version": exact_version,
 }
 _EXACT: dict[str, Reader] = {
     "reason": _exact_reason,
@@ -210,10 +237,27 @@ _NONE = type(None)
 _BOOL = {"type": "boolean"}
 #: A required reason, as the JSON API counts it (the text as sent).
 REASON = JsonField(
-    (str,), {"type": "string", "minLength": 1, "maxLength": MAX_REASON, "pattern": r"\S"}
+    (str,),
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_REASON,
+        "pattern": VISIBLE_TEXT_PATTERN,
+        "description": TEXT_RULES,
+    },
 )
 #: An optional note (why maintenance ended, why sessions were invalidated...).
-NOTE = JsonField((str, _NONE), nullable({"type": "string", "maxLength": MAX_REASON}))
+NOTE = JsonField(
+    (str, _NONE),
+    nullable(
+        {
+            "type": "string",
+            "maxLength": MAX_REASON,
+            "pattern": TEXT_PATTERN,
+            "description": TEXT_RULES,
+        }
+    ),
+)
 #: Seconds to wait for every node to apply the change.
 WAIT = JsonField(
     (int, float, _NONE), nullable({"type": "number", "minimum": 0, "maximum": MAX_WAIT})
@@ -235,31 +279,40 @@ def duration_field(description: str) -> JsonField:
     )
 
 
-#: The JSON API's enable body, field by field.
-JSON_FIELDS: dict[str, JsonField] = {
-    "reason": REASON,
-    "duration": duration_field(
-        f"Seconds, or one number and unit like 90s, 30m, 2h, 1d (at most {MAX_DURATION_TEXT})."
-    ),
-    "mode": JsonField((str, _NONE), {"type": "string", "enum": [m.value for m in MaintenanceMode]}),
-    "blocked_operations": JsonField(
-        (list, _NONE),
-        nullable(
-            {
-                "type": "array",
-                "items": {
-                    "type": "string",
-                    "enum": [op.value for op in OperationType if op not in NEVER_BLOCKED],
-                },
-            }
+def json_fields(operations: OperationRegistry = SEED_REGISTRY) -> dict[str, JsonField]:
+    """The JSON API's enable body, field by field, in ``operations``' vocabulary."""
+    return {
+        "reason": REASON,
+        "duration": duration_field(
+            f"Seconds, or one number and unit like 90s, 30m, 2h, 1d (at most {MAX_DURATION_TEXT})."
         ),
-    ),
-    "critical_admin_only": JsonField((bool,), _BOOL),
-    "block_login": JsonField((bool, _NONE), nullable(_BOOL)),
-    "invalidate_sessions": JsonField((bool, _NONE), nullable(_BOOL)),
-    "wait": WAIT,
-    "expected_version": JsonField((int, _NONE), nullable({"type": "integer", "minimum": 0})),
-}
+        "mode": JsonField(
+            (str, _NONE), {"type": "string", "enum": [m.value for m in MaintenanceMode]}
+        ),
+        "blocked_operations": JsonField(
+            (list, _NONE),
+            nullable(
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "string",
+                        "enum": operations.blockable(),
+                    },
+                }
+            ),
+        ),
+        "critical_admin_only": JsonField((bool,), _BOOL),
+        "block_login": JsonField((bool, _NONE), nullable(_BOOL)),
+        "invalidate_sessions": JsonField((bool, _NONE), nullable(_BOOL)),
+        "wait": WAIT,
+        "expected_version": JsonField(
+            (int, _NONE), nullable({"type": "integer", "minimum": 0, "maximum": MAX_INT})
+        ),
+    }
+
+
+#: The seed vocabulary's enable body.
+JSON_FIELDS: dict[str, JsonField] = json_fields()
 JSON_REQUIRED = ("reason",)
 
 
@@ -270,6 +323,7 @@ def limits() -> dict[str, Any]:
         "max_duration": MAX_DURATION,
         "max_duration_text": MAX_DURATION_TEXT,
         "max_wait": MAX_WAIT,
+        "max_operator_wait": MAX_OPERATOR_WAIT,
         "duration_units": dict(DURATION_UNITS),
         "modes": [m.value for m in MaintenanceMode],
     }

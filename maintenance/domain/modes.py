@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import ClassVar
 
 
 class MaintenanceMode(StrEnum):
@@ -16,36 +18,79 @@ class MaintenanceMode(StrEnum):
         return self.value
 
 
-class OperationType(StrEnum):
-    """The kinds of work a request or a Celery task represents."""
+class OperationType(str):
+    """The name of a kind of work a request or a Celery task represents.
 
-    CAPTION_GENERATION = "caption_generation"
-    JOB_CREATION = "job_creation"
-    PLATFORM_OPERATIONS = "platform_operations"
-    BATCH_OPERATIONS = "batch_operations"
-    USER_DATA_MODIFICATION = "user_data_modification"
-    IMAGE_PROCESSING = "image_processing"
-    ADMIN_OPERATIONS = "admin_operations"
-    AUTHENTICATION = "authentication"
-    READ_OPERATIONS = "read_operations"
-    STATUS_CHECK = "status_check"
-    UNKNOWN = "unknown"
+    A string; equal names are the same object (``is`` compares them). The seed
+    vocabulary is available as class attributes; an app declares its own kinds
+    in an ``OperationRegistry`` (``maintenance.domain.operations``).
+    """
+
+    __slots__ = ()
+    _interned: ClassVar[dict[str, OperationType]] = {}
+
+    CAPTION_GENERATION: ClassVar[OperationType]
+    JOB_CREATION: ClassVar[OperationType]
+    PLATFORM_OPERATIONS: ClassVar[OperationType]
+    BATCH_OPERATIONS: ClassVar[OperationType]
+    USER_DATA_MODIFICATION: ClassVar[OperationType]
+    IMAGE_PROCESSING: ClassVar[OperationType]
+    ADMIN_OPERATIONS: ClassVar[OperationType]
+    AUTHENTICATION: ClassVar[OperationType]
+    READ_OPERATIONS: ClassVar[OperationType]
+    STATUS_CHECK: ClassVar[OperationType]
+    UNKNOWN: ClassVar[OperationType]
+
+    def __new__(cls, name: str) -> OperationType:
+        found = cls._interned.get(name)
+        if found is None:
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise ValueError(
+                    f"bad operation type name {name!r} (lower-case letters, digits and _)"
+                )
+            found = cls._interned.setdefault(name, super().__new__(cls, name))
+        return found
+
+    @property
+    def value(self) -> str:
+        """The name as a plain string."""
+        return str.__str__(self)
 
     def __str__(self) -> str:
-        return self.value
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"OperationType({str.__str__(self)!r})"
+
+    def __reduce__(self) -> tuple[type[OperationType], tuple[str]]:
+        return (OperationType, (str.__str__(self),))
 
 
-#: The six kinds of user work that NORMAL maintenance stops.
-WORK_OPERATIONS: frozenset[OperationType] = frozenset(
-    {
-        OperationType.CAPTION_GENERATION,
-        OperationType.JOB_CREATION,
-        OperationType.PLATFORM_OPERATIONS,
-        OperationType.BATCH_OPERATIONS,
-        OperationType.USER_DATA_MODIFICATION,
-        OperationType.IMAGE_PROCESSING,
-    }
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+#: The seed vocabulary: the kinds a captioning app of the kind this project serves has.
+SEED_WORK: tuple[str, ...] = (
+    "caption_generation",
+    "job_creation",
+    "platform_operations",
+    "batch_operations",
+    "user_data_modification",
+    "image_processing",
 )
+#: The kinds the control plane itself relies on, present in every vocabulary.
+STRUCTURAL: tuple[str, ...] = (
+    "admin_operations",
+    "authentication",
+    "read_operations",
+    "status_check",
+    "unknown",
+)
+for _name in SEED_WORK + STRUCTURAL:
+    setattr(OperationType, _name.upper(), OperationType(_name))
+
+
+#: The six kinds of user work that NORMAL maintenance stops (seed vocabulary).
+WORK_OPERATIONS: frozenset[OperationType] = frozenset(OperationType(n) for n in SEED_WORK)
 
 
 def parse_mode(value: str | MaintenanceMode) -> MaintenanceMode:
@@ -60,17 +105,8 @@ def parse_mode(value: str | MaintenanceMode) -> MaintenanceMode:
 
 
 def parse_operation(value: str | OperationType) -> OperationType:
-    """Return the operation type named by ``value`` (case-insensitive) or raise ``ValueError``."""
-    if isinstance(value, OperationType):
-        return value
-    found = _BY_VALUE.get(value)
-    if found is not None:
-        return found
-    try:
-        return OperationType(str(value).strip().lower().replace("-", "_"))
-    except ValueError:
-        known = ", ".join(o.value for o in OperationType)
-        raise ValueError(f"unknown operation type {value!r} (known: {known})") from None
+    """The seed vocabulary's operation type named by ``value`` (case-insensitive) or
+    ``ValueError`` listing the known ones. An app's own kinds: ``OperationRegistry.parse``."""
+    from .operations import SEED_REGISTRY
 
-
-_BY_VALUE: dict[str, OperationType] = {op.value: op for op in OperationType}
+    return SEED_REGISTRY.parse(value)

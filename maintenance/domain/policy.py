@@ -10,25 +10,15 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from ..errors import ValidationError
-from .modes import WORK_OPERATIONS, MaintenanceMode, OperationType
+from .modes import MaintenanceMode, OperationType
+from .operations import NEVER_BLOCKED, SEED_REGISTRY, OperationRegistry
 from .status import MaintenanceStatus
 
-#: Never blocked: users must be able to learn the status, and admins to log in.
-NEVER_BLOCKED: frozenset[OperationType] = frozenset(
-    {OperationType.STATUS_CHECK, OperationType.AUTHENTICATION}
-)
-
-#: Default blocked set per mode (TEST: what *would* be blocked).
+#: The seed vocabulary's default blocked set per mode (TEST: what *would* be blocked);
+#: an app's own: ``OperationRegistry.default_blocked``.
 DEFAULT_BLOCKED: dict[MaintenanceMode, frozenset[OperationType]] = {
-    # Unclassified mutating requests are classified UNKNOWN and blocked too.
-    MaintenanceMode.NORMAL: WORK_OPERATIONS | {OperationType.UNKNOWN},
-    MaintenanceMode.EMERGENCY: frozenset(OperationType)
-    - NEVER_BLOCKED
-    - {OperationType.ADMIN_OPERATIONS},
-    MaintenanceMode.TEST: WORK_OPERATIONS | {OperationType.UNKNOWN},
+    mode: SEED_REGISTRY.default_blocked(mode) for mode in MaintenanceMode
 }
-
-_ORDER = {op: i for i, op in enumerate(OperationType)}
 
 
 class Decision(StrEnum):
@@ -39,26 +29,30 @@ class Decision(StrEnum):
     WOULD_BLOCK = "would_block"  # TEST mode: allowed, but recorded
 
 
-def ordered(ops: Iterable[OperationType]) -> tuple[OperationType, ...]:
+def ordered(
+    ops: Iterable[OperationType], registry: OperationRegistry = SEED_REGISTRY
+) -> tuple[OperationType, ...]:
     """Operations in declaration order, without duplicates (stable JSON)."""
-    return tuple(sorted(set(ops), key=_ORDER.__getitem__))
+    return registry.ordered(ops)
 
 
 def blocked_set_for(
-    mode: MaintenanceMode, override: Iterable[OperationType] | None = None
+    mode: MaintenanceMode,
+    override: Iterable[OperationType] | None = None,
+    registry: OperationRegistry = SEED_REGISTRY,
 ) -> tuple[OperationType, ...]:
     """The blocked set an activation in ``mode`` stores, honouring an override."""
     if override is None:
-        return ordered(DEFAULT_BLOCKED[mode])
+        return registry.ordered(registry.default_blocked(mode))
     chosen = set(override)
     forbidden = chosen & NEVER_BLOCKED
     if forbidden:
-        names = ", ".join(op.value for op in ordered(forbidden))
+        names = ", ".join(op.value for op in registry.ordered(forbidden))
         raise ValidationError(
             f"{names} can never be blocked (users need status, admins need to log in)",
             field="blocked_operations",
         )
-    return ordered(chosen)
+    return registry.ordered(chosen)
 
 
 #: A fact about the caller, or a function computing it only when the policy needs it.

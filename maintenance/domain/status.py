@@ -48,6 +48,8 @@ class MaintenanceStatus:
     login_blocked: bool = False
     emergency_phase: str | None = None
     deferred_jobs_count: int = 0
+    #: Stopped jobs not safe to rerun, left for an operator (rerun or discard).
+    jobs_needing_action_count: int = 0
     overdue: bool = False
     degraded: bool = False
     degraded_reason: str | None = None

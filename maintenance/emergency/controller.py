@@ -37,7 +37,7 @@ from ..domain.emergency_plan import (
     validate_trigger,
 )
 from ..domain.modes import MaintenanceMode
-from ..domain.validation import validate_actor, validate_reason
+from ..domain.validation import validate_actor, validate_note, validate_reason, validate_wait
 from ..errors import ConflictError, DeactivationRefused, MaintenanceError, NotFound
 from ..fencing import ActivationResult
 from ..job_flags import JobFlags
@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("maintenance.emergency")
 ATTRIBUTE = "emergency"
 ABORT_TTL = 24 * 3600
+#: What writing the report after a lift may fail with (reported, not raised).
+_AFTER_LIFT_ERRORS: tuple[type[BaseException], ...] = (MaintenanceError, *REDIS_ERRORS)
 
 #: ``invalidate(actor, wait=..., reason=...)`` -> an object with ``to_dict()``: how
 #: non-admin sessions are removed (the web app's manager knows its session store).
@@ -155,15 +157,25 @@ class EmergencyController:
 
         plan, running, result = self._start_round(grace_period, kill_after, trigger, actor, declare)
         emergency_id = str(result.status.emergency_id)
-        phased = service.update_status(
-            actor, "emergency_phase", details={"phase": PHASE_GRACE}, emergency_phase=PHASE_GRACE
-        )
+        # Declared: from here on a failure is reported, never raised.
+        errors: dict[str, str] = {}
+        phased = result
+        try:
+            phased = service.update_status(
+                actor,
+                "emergency_phase",
+                details={"phase": PHASE_GRACE},
+                emergency_phase=PHASE_GRACE,
+            )
+        except MaintenanceError as exc:
+            errors["phase"] = f"the grace phase is not recorded ({exc})"
         sessions, sessions_error = self._sweep(invalidate, actor, wait, reason)
-        service.record_event(
+        self._record(
+            errors,
             "emergency_activated",
             actor,
             reason,
-            details={
+            {
                 "emergency_id": emergency_id,
                 "trigger": trigger,
                 "triggered_by": actor,
@@ -178,7 +190,7 @@ class EmergencyController:
                 "running_jobs": list(running[:1000]),
                 "sessions": sessions,
             },
-            activation_id=result.status.activation_id,
+            result.status.activation_id,
         )
         log.warning(
             "EMERGENCY %s declared by %s (trigger: %s): %s; grace %.3gs, kill after %.3gs; "
@@ -204,7 +216,24 @@ class EmergencyController:
             sessions=sessions,
             sessions_error=sessions_error,
             running_at_activation=running,
+            errors=errors,
         )
+
+    def _record(
+        self,
+        errors: dict[str, str],
+        kind: str,
+        actor: str,
+        reason: str | None,
+        details: dict[str, Any],
+        activation_id: str | None = None,
+    ) -> None:
+        """An event-log line after a commit: a failure is noted in ``errors``, not raised."""
+        try:
+            self.service.record_event(kind, actor, reason, details, activation_id=activation_id)
+        except MaintenanceError as exc:
+            log.warning("emergency: %s not recorded: %s", kind, exc)
+            errors["event_log"] = f"{kind} not recorded in the event log ({exc})"
 
     def enable_critical_admin_only(
         self, actor: str = "system", *, wait: float | None = None
@@ -229,15 +258,14 @@ class EmergencyController:
     def force_session_cleanup(
         self, actor: str = "system", *, wait: float | None = None, reason: str | None = None
     ) -> dict[str, Any]:
-        """Every non-admin session gone now; non-admin logins refused from here on."""
-        actor = validate_actor(actor, "actor")
-        status = self.service.state.load()
-        if status.is_active and not status.login_blocked:
-            self.service.update_status(
-                actor, "login_blocked", reason=reason, wait=wait, login_blocked=True
-            )
-        invalidate = invalidator(self.service)
-        return dict(invalidate(actor, wait=wait, reason=reason).to_dict())
+        """Every non-admin session gone now; non-admin logins refused from here on
+        (the ``force_session_cleanup`` command, as the host's own code)."""
+        # The command layer builds on this controller, so it is imported when used.
+        from ..commands.actor import Actor
+        from ..commands.sessions import force_session_cleanup
+
+        who = Actor.operator(validate_actor(actor, "actor"), channel="python")
+        return dict(force_session_cleanup(self.service, who, wait=wait, reason=reason).data)
 
     def _sweep(
         self, invalidate: Invalidator | None, actor: str, wait: float | None, reason: str
@@ -248,7 +276,7 @@ class EmergencyController:
         except Exception as exc:
             # The lockdown stands (logins refused, stale sessions turned away by the
             # epoch on their next request); say why the sweep did not happen.
-            log.error("emergency: non-admin sessions not invalidated: %s", exc)
+            log.warning("emergency: non-admin sessions not invalidated: %s", exc)
             return None, str(exc)
         return result.to_dict(), None
 
@@ -360,7 +388,15 @@ class EmergencyController:
     # -- lifting -------------------------------------------------------------------
     def check_deactivation(self) -> DeactivationCheck:
         """What stands in the way of lifting the emergency now (with the fleet's findings)."""
-        extra = self.fleet.check(self.service) if self.fleet is not None else None
+        extra = None
+        if self.fleet is not None:
+            try:
+                extra = self.fleet.check(self.service)
+            except REDIS_ERRORS as exc:
+                extra = (
+                    "workers",
+                    [f"the workers could not be checked: Redis unavailable ({exc})"],
+                )
         return check_deactivation(self.service, extra=extra)
 
     def deactivate_emergency_mode(
@@ -382,6 +418,8 @@ class EmergencyController:
         workers and beat.
         """
         actor = validate_actor(actor, "actor")
+        wait = validate_wait(wait)
+        reason = validate_note(reason)
         service = self.service
         status = current_emergency(service)
         plan = plan_of(status)
@@ -418,13 +456,19 @@ class EmergencyController:
             actor,
             f" (forced past {len(check.problems)} problem(s))" if check.problems else "",
         )
+        errors: dict[str, str] = {}
         if not requeue:
             outcome = "skipped"
         elif self.fleet is None:
             outcome = "pending"  # workers that took part requeue, or the beat check does
         else:
-            outcome = self.fleet.requeue(service, actor)
-        return self._lifted(status, result, check, outcome)
+            try:
+                outcome = self.fleet.requeue(service, actor)
+            except Exception as exc:  # lifted either way; the workers and beat requeue later
+                log.warning("emergency: requeue after the lift failed: %s", exc)
+                outcome = "partial"
+                errors["requeue"] = f"requeue failed ({exc}); run `maintenance recover`"
+        return self._lifted(status, result, check, outcome, errors)
 
     def _lifted(
         self,
@@ -432,15 +476,21 @@ class EmergencyController:
         result: ActivationResult,
         check: DeactivationCheck,
         outcome: str,
+        errors: dict[str, str],
     ) -> EmergencyDeactivation:
         eid = status.emergency_id
         report_id = None
         if eid:
             try:
                 report_id = create_emergency_report(self.service, eid)["id"]
-            except MaintenanceError as exc:
-                log.error("emergency %s: report not written: %s", eid, exc)
-        records = JobStore(self.service.db).find(activation_id=status.activation_id, limit=None)
+            except _AFTER_LIFT_ERRORS as exc:
+                log.warning("emergency %s: report not written: %s", eid, exc)
+                errors["report"] = f"report not written ({exc})"
+        try:
+            records = JobStore(self.service.db).find(activation_id=status.activation_id, limit=None)
+        except MaintenanceError as exc:
+            errors["jobs"] = f"the held-back jobs cannot be listed ({exc})"
+            records = []
         return EmergencyDeactivation(
             emergency_id=eid,
             activation=result,
@@ -453,6 +503,7 @@ class EmergencyController:
                 if r.kind == KIND_TERMINATED and not r.rerun_safe and r.state == TERMINATED
             ],
             report_id=report_id,
+            errors=errors,
         )
 
     # -- reporting ------------------------------------------------------------------

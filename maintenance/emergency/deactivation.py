@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..domain.emergency_plan import is_emergency, plan_of
-from ..domain.modes import parse_operation
+from ..domain.modes import OperationType
 from ..domain.policy import Decision, decide
 from ..domain.status import MaintenanceStatus
 from ..errors import ConflictError
 from ..job_registry import JobRegistry
+from ..redisconn import REDIS_ERRORS, describe_redis_error
 from .phases import unfinished_workers_of
 
 if TYPE_CHECKING:
@@ -69,12 +70,24 @@ def check_deactivation(
     notes: list[str] = []
     checked = ["registry"]
     plan = plan_of(status)
-    if plan is not None and emergency_id:
-        checked.append("termination")
-        for name, state in unfinished_workers_of(service, emergency_id, plan.plan_id):
-            problems.append(f"worker {name}: termination not finished ({state})")
-    live_nodes = set(service.nodes())
-    for entry in JobRegistry(service.redis, service.keys).running():
+    try:
+        live_nodes = set(service.nodes())
+        running = JobRegistry(service.redis, service.keys).running()
+        if plan is not None and emergency_id:
+            checked.append("termination")
+            busy = {entry.worker for entry in running} | {entry.node for entry in running}
+            for name, state in unfinished_workers_of(service, emergency_id, plan.plan_id):
+                if name in busy or state == "not started":
+                    problems.append(f"worker {name}: termination not finished ({state})")
+                else:  # its ladder waits out the grace, but it has nothing left to stop
+                    notes.append(f"worker {name}: ladder at {state}, no job left to stop")
+    except REDIS_ERRORS as exc:
+        problems.append(
+            f"Redis unavailable ({describe_redis_error(exc)}): the workers' termination and "
+            "the job registry cannot be checked"
+        )
+        live_nodes, running = set(), []
+    for entry in running:
         label = f"{entry.name}[{entry.task_id}] on {entry.worker or entry.node or '?'}"
         if entry.node is not None and entry.node not in live_nodes:
             problems.append(f"{label}: its worker stopped heartbeating (entry not reaped yet)")
@@ -95,7 +108,7 @@ def check_deactivation(
 
 def _allowed_in(status: MaintenanceStatus, operation: str) -> bool:
     try:
-        op = parse_operation(operation)
+        op = OperationType(operation)
     except ValueError:
         return False
     return decide(status, op) is Decision.ALLOW

@@ -41,6 +41,7 @@ def _job_row(record: JobRecord) -> dict[str, Any]:
         "state": record.state,
         "requeued_id": record.requeued_id,
         "rerun_safe": record.rerun_safe,
+        "reason": record.reason,
         "stopped_at": record.created_at.isoformat() if record.created_at else None,
     }
 
@@ -49,7 +50,10 @@ def _blocked_attempts(
     service: EnhancedMaintenanceModeService, activation_id: str
 ) -> dict[str, int]:
     try:
-        counted = blocked_counters(service.redis, service.keys, activation_id)
+        service.attempts.flush_counts()
+        counted = blocked_counters(
+            service.redis, service.keys, activation_id, service.operations.names()
+        )
     except REDIS_ERRORS:
         counted = {}
     # Redis counts every attempt; the SQL log (sampled) survives a Redis restart.
@@ -242,6 +246,7 @@ def render_markdown(body: dict[str, Any]) -> str:
         f"* **Stopped cooperatively**: {len(jobs['aborted'])}",
         f"* **Terminated (SIGTERM)**: {len(jobs['terminated'])}",
         f"* **Killed (SIGKILL)**: {len(jobs['killed'])}",
+        f"* **Interrupted (a write or publish refused)**: {len(jobs['interrupted'])}",
         f"* **Could not be terminated**: {len(jobs['unterminable'])}",
         f"* **Requeued**: {len(jobs['requeued'])}",
         f"* **Not safe to rerun (not requeued)**: {len(jobs['not_rerun_safe'])}",
@@ -251,6 +256,7 @@ def render_markdown(body: dict[str, Any]) -> str:
         ("aborted", "Stopped cooperatively"),
         ("terminated", "Terminated"),
         ("killed", "Killed"),
+        ("interrupted", "Interrupted (a write or publish refused)"),
     ):
         if jobs[outcome]:
             lines += ["", f"### {title}", "", *_job_table(jobs[outcome])]
@@ -259,6 +265,13 @@ def render_markdown(body: dict[str, Any]) -> str:
         lines += md_table(
             ["task id", "worker", "pool"],
             [[u["task_id"], u["worker"], u["pool"]] for u in jobs["unterminable"]],
+        )
+    needing = [j for j in jobs["not_rerun_safe"] if j["state"] == "terminated"]
+    if needing:
+        lines += ["", "### Needing action (not safe to rerun, not requeued)", ""]
+        lines += md_table(
+            ["task id", "task", "outcome", "reason"],
+            [[j["task_id"], j["task"], j["outcome"], j.get("reason") or "-"] for j in needing],
         )
     if jobs["requeued"]:
         lines += ["", "### Requeued", ""]

@@ -24,6 +24,8 @@ class EmergencyActivation:
     sessions: dict[str, Any] | None = None
     sessions_error: str | None = None
     running_at_activation: tuple[str, ...] = ()
+    #: What failed after the declaration committed (phase, event_log), and why.
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def fenced(self) -> bool:
@@ -42,6 +44,7 @@ class EmergencyActivation:
             "sessions": self.sessions,
             "sessions_error": self.sessions_error,
             "running_jobs": len(self.running_at_activation),
+            "errors": dict(self.errors),
         }
 
 
@@ -62,7 +65,7 @@ class TerminationResult:
     workers: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
-        """Jobs that ended with ``outcome`` (aborted, terminated, killed)."""
+        """Jobs that ended with ``outcome`` (aborted, terminated, killed, interrupted)."""
         return len(self.by_outcome.get(outcome, []))
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,10 +124,12 @@ class EmergencyDeactivation:
     emergency_id: str | None
     activation: ActivationResult
     check: DeactivationCheck
-    requeue: str  # done | pending | skipped
+    requeue: str  # done | partial | pending | skipped
     requeued: list[tuple[str, str]] = field(default_factory=list)
     not_rerun_safe: list[dict[str, Any]] = field(default_factory=list)
     report_id: str | None = None
+    #: What failed after the lift committed (requeue, report, jobs), and why.
+    errors: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -136,4 +141,5 @@ class EmergencyDeactivation:
             "requeued": [{"original_id": o, "new_id": n} for o, n in self.requeued],
             "not_rerun_safe": self.not_rerun_safe,
             "report_id": self.report_id,
+            "errors": dict(self.errors),
         }

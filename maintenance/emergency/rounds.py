@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 WATCH_INTERVAL = 0.2
 #: How long a watch goes on past the SIGKILL deadline for slow workers to report.
 WATCH_SLACK = 30.0
+#: Consecutive looks finding no job running before a watch ends ahead of the SIGTERM.
+IDLE_LOOKS = 2
 
 ProgressCallback = Callable[[EmergencyProgress], None]
 
@@ -100,6 +102,18 @@ def round_result(
     )
 
 
+def _await_phase(
+    service: EnhancedMaintenanceModeService, plan: TerminationPlan, phase: str, deadline: float
+) -> None:
+    """Until the status shows ``phase`` of ``plan`` (or another round, or ``deadline``)."""
+    while time.monotonic() < deadline:
+        status = service.state.load()
+        current = plan_of(status)
+        if current is None or current.plan_id != plan.plan_id or status.emergency_phase == phase:
+            return
+        time.sleep(WATCH_INTERVAL)
+
+
 def watch_round(
     service: EnhancedMaintenanceModeService,
     plan: TerminationPlan,
@@ -114,13 +128,24 @@ def watch_round(
     limit = timeout if timeout is not None else plan.kill_at - time.time() + WATCH_SLACK
     deadline = time.monotonic() + max(0.0, limit)
     finished = timed_out = terminating = False
+    idle = 0  # consecutive looks that found no job running
     while True:
         status = service.state.load()
+        progress = emergency_progress(service, status)
         if on_progress is not None:
-            on_progress(emergency_progress(service, status))
+            on_progress(progress)
         current = plan_of(status)
         if current is None or current.plan_id != plan.plan_id:
             break  # lifted, or a new round took over
+        idle = 0 if progress.running else idle + 1
+        if idle >= IDLE_LOOKS and time.time() < plan.sigterm_at:
+            # Nothing left to stop: the grace is not waited out.
+            if not phases.advance_phase(
+                service, emergency_id, PHASE_TERMINATED, "monitor", plan.plan_id
+            ):
+                _await_phase(service, plan, PHASE_TERMINATED, deadline)
+            finished = True
+            break
         if time.time() >= plan.sigterm_at:
             if not terminating:  # also when no worker is there to say so
                 phases.advance_phase(
@@ -129,9 +154,11 @@ def watch_round(
                 terminating = True
             finished = not phases.unfinished_workers_of(service, emergency_id, plan.plan_id)
             if finished:
-                phases.advance_phase(
+                if not phases.advance_phase(
                     service, emergency_id, PHASE_TERMINATED, "monitor", plan.plan_id
-                )
+                ):
+                    # A worker claimed the phase first: its write may not have landed yet.
+                    _await_phase(service, plan, PHASE_TERMINATED, deadline)
                 break
         if time.monotonic() >= deadline:
             timed_out = True

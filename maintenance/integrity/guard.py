@@ -28,9 +28,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from ..domain.modes import OperationType, parse_operation
+from ..domain.modes import OperationType
 from ..domain.policy import Decision
-from ..errors import MaintenanceError, OperationBlocked
+from ..errors import MaintenanceError, OperationBlocked, ValidationError
 from ..roles import user_label
 from ..service import EnhancedMaintenanceModeService
 from . import context
@@ -98,14 +98,14 @@ class SessionGuard:
         self._by_class: dict[type, OperationType] = {}
         self._by_table: dict[str, OperationType] = {}
         for key, op in models.items():
-            operation = parse_operation(op)
+            operation = _operation(op)
             if isinstance(key, type):
                 self._by_class[key] = operation
             elif isinstance(key, Table):
                 self._by_table[key.name] = operation
             else:
                 self._by_table[str(key)] = operation
-        self.default = parse_operation(default) if default is not None else None
+        self.default = _operation(default) if default is not None else None
         self.user = user
         self.name = name
         self._resolved: dict[type, tuple[OperationType, str] | None] = {}
@@ -326,3 +326,14 @@ def _table_name(cls: type) -> str:
 
 def _verb(verbs: Mapping[str, int]) -> str:
     return ",".join(v for v in _VERBS if verbs.get(v))
+
+
+def _operation(value: OperationType | str) -> OperationType:
+    """An operation name as declared (checked against the app's vocabulary when the
+    service first decides on it: the service may not exist yet)."""
+    if isinstance(value, OperationType):
+        return value
+    try:
+        return OperationType(str(value).strip().lower().replace("-", "_"))
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,20 +50,57 @@ def connect(url: str) -> Engine:
     )
 
 
+#: Called before every write transaction with ``fresh``: raises (``StoreMismatch``) when
+#: the store must not be written to. See ``maintenance.record.RecordGuard``.
+WriteGuard = Callable[[bool], None]
+
+
 class Database:
-    """An engine plus fork-safety and one error type for "SQL is unavailable"."""
+    """An engine plus fork-safety and one error type for "SQL is unavailable".
+
+    ``write_guard``, when set, is asked before every write transaction whether this
+    store may be written to at all (it is the fleet's system of record).
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = connect(url)
+        self.write_guard: WriteGuard | None = None
+        self._file = _sqlite_file(self.engine)
+        self._opened: tuple[int, int] | None = None
+        if self._file is not None:
+            event.listen(self.engine, "connect", self._note_file)
+
+    def _note_file(self, _dbapi_conn: Any, _record: Any) -> None:
+        if self._opened is None and self._file is not None:
+            self._opened = _file_id(self._file)
+
+    def reopen_if_moved(self) -> bool:
+        """SQLite: when the file at the URL's path is no longer the one this process's
+        connections have open (moved away, replaced by a copy), drop them, so the next
+        read finds what is at the path now. True when it did."""
+        if self._file is None or self._opened is None:
+            return False
+        if _file_id(self._file) == self._opened:
+            return False
+        self._opened = None
+        self.engine.dispose()
+        return True
 
     def after_fork(self) -> None:
         """Drop pooled connections inherited from the parent process."""
         self.engine.dispose(close=False)
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A transaction; SQL errors of connectivity surface as ``StoreUnavailable``."""
+    def begin(self, *, fresh: bool = False, guarded: bool = True) -> Iterator[Connection]:
+        """A write transaction; SQL errors of connectivity surface as ``StoreUnavailable``.
+
+        The write guard is asked first (``fresh``: not from its cache; for the state
+        row). ``guarded=False`` is for the one writer that may skip it: adoption.
+        """
+        guard = self.write_guard
+        if guarded and guard is not None:
+            guard(fresh)
         with _unavailable_as_error(), self.engine.begin() as conn:
             yield conn
 
@@ -75,6 +113,21 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return database
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
 
 
 @contextmanager
@@ -93,12 +146,18 @@ def _is_connectivity(exc: SQLAlchemyError) -> bool:
 
     if isinstance(exc, OperationalError | PoolTimeout):
         return True
+    if _missing_table(str(getattr(exc, "orig", None) or exc)):
+        return True  # PostgreSQL: a database without the schema (dropped and recreated)
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def _short(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    if "no such table" in first or ("relation" in first and "does not exist" in first):
+    if _missing_table(first):
         return f"{first} (run `maintenance db upgrade`)"
     return first
+
+
+def _missing_table(text: str) -> bool:
+    return "no such table" in text or ("relation" in text and "does not exist" in text)

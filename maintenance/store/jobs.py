@@ -4,17 +4,21 @@ A record is written once per original task id (deferred at a worker, or
 terminated in an emergency) and leaves its requeueable state only through a
 conditional ``UPDATE ... WHERE state IN (...)``, so concurrent recoveries on
 any number of threads, processes or nodes republish each job exactly once.
+
+A deferred job is requeued under its own id (``requeued_id == original_id``); held
+back again in a later window, that same message re-arms its record (one conditional
+``UPDATE``), so it is recorded and requeued again exactly once per window.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.status import utcnow
@@ -144,6 +148,86 @@ def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> boo
     return True
 
 
+def _row_values(job: JobRecord, now: datetime) -> dict[str, Any]:
+    """The column values of ``job``'s row, written at ``now`` (``rerun_safe`` cleared for
+    args, kwargs or options that are not JSON)."""
+    args_json, ok_args = _dumps(list(job.args))
+    kwargs_json, ok_kwargs = _dumps(dict(job.kwargs))
+    options_json, ok_options = _dumps(dict(job.options))
+    faithful = ok_args and ok_kwargs and ok_options
+    return {
+        "original_id": job.original_id,
+        "task_name": job.task_name,
+        "operation": job.operation,
+        "args_json": args_json,
+        "kwargs_json": kwargs_json,
+        "options_json": options_json,
+        "queue": job.queue,
+        "state": job.state,
+        "kind": job.kind,
+        "reason": job.reason,
+        "outcome": job.outcome,
+        "worker": job.worker,
+        "rerun_safe": job.rerun_safe and faithful,
+        "requeued_id": job.requeued_id,
+        "activation_id": job.activation_id,
+        "created_at": job.created_at or now,
+        "updated_at": now,
+    }
+
+
+def _record_many_in(conn: Connection, jobs: Sequence[JobRecord]) -> list[bool]:
+    """``record_many`` inside an existing transaction: the new rows with one
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` executed for all of them (SQLAlchemy's
+    "insertmanyvalues": multi-row statements, in ``jobs``' order, so their ids follow it;
+    compiled once); a job whose row exists is re-armed as ``record`` would."""
+    now = utcnow()
+    rows = [_row_values(job, now) for job in jobs]
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite") or not conn.dialect.insert_executemany_returning:
+        # Other backends: one job at a time, as ``record_in``.
+        return [_insert_ignoring_duplicates(conn, v) or _rearm(conn, v) for v in rows]
+    first: dict[str, int] = {}
+    for n, values in enumerate(rows):
+        first.setdefault(values["original_id"], n)
+    unique = [rows[n] for n in first.values()]  # first occurrences, in order
+    table = schema.jobs
+    insert_: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert_(table)
+        .on_conflict_do_nothing(index_elements=["original_id"])
+        .returning(table.c.original_id)
+    )
+    written = {row.original_id for row in conn.execute(stmt, unique)}
+    stored: list[bool] = []
+    for n, values in enumerate(rows):
+        original_id = values["original_id"]
+        if first[original_id] != n:
+            stored.append(False)  # a second message of the same id: never a second record
+        else:
+            stored.append(original_id in written or _rearm(conn, values))
+    return stored
+
+
+def _rearm(conn: Connection, values: dict[str, Any]) -> bool:
+    """The record of a job requeued under its own id, held back again: back in the state
+    ``values`` name, with the new window's details (one writer wins). Also from
+    ``requeueing``: a message that reached a worker was published, whatever its
+    recovery had time to mark."""
+    table = schema.jobs
+    fresh = {k: v for k, v in values.items() if k not in ("original_id", "created_at")}
+    result = conn.execute(
+        update(table)
+        .where(
+            table.c.original_id == values["original_id"],
+            table.c.requeued_id == values["original_id"],
+            table.c.state.in_((REQUEUEING, REQUEUED)),
+        )
+        .values(**fresh)
+    )
+    return result.rowcount == 1
+
+
 class JobStore:
     """Record, list and move held-back jobs through their states."""
 
@@ -152,7 +236,8 @@ class JobStore:
 
     # -- writing ---------------------------------------------------------------
     def record(self, job: JobRecord) -> bool:
-        """Store ``job`` unless a record with its ``original_id`` exists.
+        """Store ``job`` unless a record with its ``original_id`` exists (one that was
+        requeued under that same id is re-armed instead: the job was held back again).
 
         True when this call wrote it. A redelivered message, or a second
         worker seeing the same message, never creates a second record. Args,
@@ -165,31 +250,20 @@ class JobStore:
     @staticmethod
     def record_in(conn: Connection, job: JobRecord) -> bool:
         """``record`` inside an existing transaction (many jobs, or a job and its events)."""
-        now = utcnow()
-        args_json, ok_args = _dumps(list(job.args))
-        kwargs_json, ok_kwargs = _dumps(dict(job.kwargs))
-        options_json, ok_options = _dumps(dict(job.options))
-        faithful = ok_args and ok_kwargs and ok_options
-        values = {
-            "original_id": job.original_id,
-            "task_name": job.task_name,
-            "operation": job.operation,
-            "args_json": args_json,
-            "kwargs_json": kwargs_json,
-            "options_json": options_json,
-            "queue": job.queue,
-            "state": job.state,
-            "kind": job.kind,
-            "reason": job.reason,
-            "outcome": job.outcome,
-            "worker": job.worker,
-            "rerun_safe": job.rerun_safe and faithful,
-            "requeued_id": job.requeued_id,
-            "activation_id": job.activation_id,
-            "created_at": job.created_at or now,
-            "updated_at": now,
-        }
-        return _insert_ignoring_duplicates(conn, values)
+        values = _row_values(job, utcnow())
+        return _insert_ignoring_duplicates(conn, values) or _rearm(conn, values)
+
+    def record_many(self, jobs: Sequence[JobRecord]) -> list[bool]:
+        """``record`` for every job of ``jobs`` in one transaction, with the same
+        once-per-original-id rule; per job, whether this call wrote it (a second job of
+        the same id in ``jobs`` is not written, as a second ``record`` would not be).
+
+        Raises what the store raises, and then wrote none of them.
+        """
+        if not jobs:
+            return []
+        with self.db.begin() as conn:
+            return _record_many_in(conn, jobs)
 
     def transition(
         self,
@@ -214,18 +288,55 @@ class JobStore:
 
     def claim_for_requeue(self, record: JobRecord, new_id: str) -> bool:
         """Claim a requeueable record for one recovery, reserving its new task id."""
+        with self.db.begin() as conn:
+            return _claim_one(conn, _id(record), new_id)
+
+    def claim_batch(self, records: Iterable[JobRecord], new_ids: Mapping[int, str]) -> set[int]:
+        """Claim ``records`` for a requeue (``new_ids``: record id -> reserved task id):
+        the ids of those still requeueable, now ``requeueing`` (the others were taken by
+        another recovery, or are no longer requeueable). One conditional ``UPDATE ...
+        RETURNING`` whose ``CASE`` names only the records reserving an id other than
+        their own (a deferred job keeps its id: the ``ELSE``), so a batch of deferred
+        jobs claims with a plain ``WHERE id IN (...)``. Backends without ``UPDATE ...
+        RETURNING`` claim one record per statement."""
+        records = list(records)
+        if not records:
+            return set()
+        table = schema.jobs
+        with self.db.begin() as conn:
+            if not conn.dialect.update_returning:
+                return {_id(r) for r in records if _claim_one(conn, _id(r), new_ids[_id(r)])}
+            other = {_id(r): new_ids[_id(r)] for r in records if new_ids[_id(r)] != r.original_id}
+            reserved: Any = (
+                case(other, value=table.c.id, else_=table.c.original_id)
+                if other
+                else table.c.original_id
+            )
+            rows = conn.execute(
+                update(table)
+                .where(
+                    table.c.id.in_(tuple(_id(r) for r in records)),
+                    table.c.state.in_(REQUEUEABLE),
+                    table.c.rerun_safe.is_(True),
+                )
+                .values(state=REQUEUEING, requeued_id=reserved, updated_at=utcnow())
+                .returning(table.c.id)
+            ).all()
+        return {int(row.id) for row in rows}
+
+    def mark_requeued_many(self, records: Iterable[JobRecord]) -> int:
+        """The claimed ``records`` were republished: one statement; how many it moved."""
+        ids = tuple(_id(r) for r in records)
+        if not ids:
+            return 0
         table = schema.jobs
         with self.db.begin() as conn:
             result = conn.execute(
                 update(table)
-                .where(
-                    table.c.id == record.id,
-                    table.c.state.in_(REQUEUEABLE),
-                    table.c.rerun_safe.is_(True),
-                )
-                .values(state=REQUEUEING, requeued_id=new_id, updated_at=utcnow())
+                .where(table.c.id.in_(ids), table.c.state == REQUEUEING)
+                .values(state=REQUEUED, updated_at=utcnow())
             )
-            return result.rowcount == 1
+            return int(result.rowcount)
 
     def stale_claims(self, older_than: float) -> list[JobRecord]:
         """Records claimed by a recovery that never finished them (it died between its
@@ -351,6 +462,23 @@ class JobStore:
         with self.db.connect() as conn:
             return [_from_row(row) for row in conn.execute(query).all()]
 
+    def needing_action(self, limit: int | None = 50) -> list[JobRecord]:
+        """Stopped jobs not safe to rerun that nobody has dealt with (never requeued; an
+        operator reruns or discards them), newest first."""
+        table = schema.jobs
+        query = (
+            select(table).where(*_needing_action(table)).order_by(table.c.id.desc()).limit(limit)
+        )
+        with self.db.connect() as conn:
+            return [_from_row(row) for row in conn.execute(query).all()]
+
+    def count_needing_action(self) -> int:
+        """How many ``needing_action`` records there are."""
+        table = schema.jobs
+        query = select(func.count()).select_from(table).where(*_needing_action(table))
+        with self.db.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def count(self, state: str) -> int:
         """Number of records in ``state``."""
         table = schema.jobs
@@ -364,6 +492,28 @@ class JobStore:
         with self.db.connect() as conn:
             rows = conn.execute(select(table.c.state, func.count()).group_by(table.c.state)).all()
         return {state: int(n) for state, n in rows}
+
+
+def _claim_one(conn: Connection, record_id: int, new_id: str) -> bool:
+    table = schema.jobs
+    result = conn.execute(
+        update(table)
+        .where(
+            table.c.id == record_id,
+            table.c.state.in_(REQUEUEABLE),
+            table.c.rerun_safe.is_(True),
+        )
+        .values(state=REQUEUEING, requeued_id=new_id, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def _needing_action(table: Any) -> tuple[Any, ...]:
+    return (
+        table.c.kind == KIND_TERMINATED,
+        table.c.state == TERMINATED,
+        table.c.rerun_safe.is_(False),
+    )
 
 
 def _id(record: JobRecord) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..domain.status import INITIAL_STATUS, utcnow
-from . import schema
+from . import identity, schema
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -31,9 +31,15 @@ def _v2_notifications(conn: Connection) -> None:
     schema.notifications.create(conn, checkfirst=True)
 
 
+def _v3_store_identity(conn: Connection) -> None:
+    schema.store_identity.create(conn, checkfirst=True)
+    identity.create_in(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: state, events, jobs, blocked attempts, windows, reports", _v1_initial),
     (2, "notification outbox", _v2_notifications),
+    (3, "store identity", _v3_store_identity),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

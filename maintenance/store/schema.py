@@ -41,6 +41,16 @@ schema_version = Table(
     Column("version", Integer, nullable=False),
 )
 
+#: One row (id=1): which store this is, written once when the store is created; the
+#: fleet remembers it in Redis and refuses a store it does not know (``maintenance.record``).
+store_identity = Table(
+    "maintenance_store",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("store_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 #: One row (id=1): the versioned maintenance state, changed only by compare-and-set.
 state = Table(
     "maintenance_state",

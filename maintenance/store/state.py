@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from ..domain.status import MaintenanceStatus, utcnow
 from ..errors import ConflictError
@@ -39,17 +39,8 @@ class StateStore:
         (another writer won); nothing is written in that case.
         """
         stored = new.with_changes(version=expected_version + 1, updated_at=utcnow())
-        with self.db.begin() as conn:
-            result = conn.execute(
-                update(schema.state)
-                .where(schema.state.c.id == 1, schema.state.c.version == expected_version)
-                .values(
-                    version=stored.version,
-                    status_json=stored.to_json(),
-                    updated_at=stored.updated_at,
-                )
-            )
-            if result.rowcount != 1:
+        with self.db.begin(fresh=True) as conn:
+            if not _replace(conn, expected_version, stored):
                 current = conn.execute(
                     select(schema.state.c.version).where(schema.state.c.id == 1)
                 ).scalar_one_or_none()
@@ -60,3 +51,35 @@ class StateStore:
                 )
             EventLog.append_in(conn, event.with_version(stored.version))
         return stored
+
+    def adopt(
+        self, expected_version: int, status: MaintenanceStatus, event: MaintenanceEvent
+    ) -> MaintenanceStatus:
+        """Store ``status`` at its own (higher) version in a store the fleet is adopting.
+
+        The only write that skips the record guard (the store is not the fleet's yet);
+        still a compare-and-set against ``expected_version``.
+        """
+        stored = status.with_changes(updated_at=utcnow())
+        with self.db.begin(guarded=False) as conn:
+            if not _replace(conn, expected_version, stored):
+                raise ConflictError(
+                    "the store's state changed during adoption; look again and retry",
+                    current_version=expected_version,
+                )
+            EventLog.append_in(conn, event.with_version(stored.version))
+        return stored
+
+
+def _replace(conn: Connection, expected_version: int, stored: MaintenanceStatus) -> bool:
+    """Write ``stored`` over the state row if it is still at ``expected_version``."""
+    result = conn.execute(
+        update(schema.state)
+        .where(schema.state.c.id == 1, schema.state.c.version == expected_version)
+        .values(
+            version=stored.version,
+            status_json=stored.to_json(),
+            updated_at=stored.updated_at,
+        )
+    )
+    return result.rowcount == 1

@@ -1,5 +1,7 @@
 """The bypass cookie: a one-time link (``maintenance enable --secret``) becomes a signed,
-expiring cookie that lets one browser through maintenance to test the site."""
+expiring cookie that lets one browser through maintenance to test the site, during the
+maintenance window (activation) it was issued in only: once maintenance ends or a new
+window starts, the cookie no longer passes."""
 
 from __future__ import annotations
 
@@ -23,15 +25,17 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=_SALT)
 
 
-def cookie_value(secret: str, actor: str) -> str:
-    """A signed, timestamped cookie value naming the admin who issued the link."""
-    return _serializer(secret).dumps({"by": actor})
+def cookie_value(secret: str, actor: str, window: str | None) -> str:
+    """A signed, timestamped cookie value naming the admin who issued the link and the
+    maintenance window (activation id) it is valid for."""
+    return _serializer(secret).dumps({"by": actor, "w": window})
 
 
-def read_cookie(req: Request, config: WebConfig) -> str | None:
-    """The issuing admin when the request carries a genuine, unexpired bypass cookie.
+def read_cookie(req: Request, config: WebConfig, window: str | None) -> str | None:
+    """The issuing admin when the request carries a genuine, unexpired bypass cookie
+    issued in maintenance window ``window`` (the current activation id).
 
-    Tampered, expired or foreign cookies are ignored (None), never an error.
+    Tampered, expired, foreign or other windows' cookies are ignored (None), never an error.
     """
     raw = req.cookies.get(config.bypass_cookie)
     if not raw or not config.secret_key:
@@ -42,7 +46,15 @@ def read_cookie(req: Request, config: WebConfig) -> str | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("by"), str):
         return None
+    if window is None or data.get("w") != window:
+        return None
     return str(data["by"])
+
+
+def _window(service: EnhancedMaintenanceModeService) -> str | None:
+    """The maintenance window a cookie issued now belongs to (None: maintenance is off)."""
+    status = service.status
+    return status.activation_id if status.is_active else None
 
 
 def bypass_identity(actor: str) -> WebIdentity:
@@ -72,9 +84,7 @@ def redeem_view(
     service: EnhancedMaintenanceModeService, config: WebConfig, token: str
 ) -> Response | Any:
     """``GET <bypass path>``: redeem the one-time token, set the cookie, go to the site."""
-    actor = redeem_bypass_token(
-        service, token, ttl=config.bypass_link_ttl, secret=config.secret_key
-    )
+    actor = redeem_bypass_token(service, token, secret=config.secret_key)
     if actor is None:
         html = render_template("maintenance/bypass_invalid.html")
         return Response(html, status=403, headers={"Cache-Control": "no-store"})
@@ -83,7 +93,7 @@ def redeem_view(
     assert config.secret_key  # redeem_bypass_token returned an actor, so there is a secret
     response.set_cookie(
         config.bypass_cookie,
-        cookie_value(config.secret_key, actor),
+        cookie_value(config.secret_key, actor, _window(service)),
         max_age=config.bypass_max_age,
         httponly=True,
         samesite="Lax",

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from flask import Request, Response
 
+from ..domain.validation import MAX_JSON_BYTES, MAX_JSON_DEPTH, check_json_tree, json_depth
 from ..errors import ApiError, ValidationError
 
 if TYPE_CHECKING:
@@ -67,18 +68,36 @@ def check_same_origin(request: Request, trusted: tuple[str, ...]) -> None:
 def json_body(request: Request, allowed: Mapping[str, JsonField]) -> dict[str, Any]:
     """The request's JSON object, with only ``allowed`` fields of their JSON types.
 
-    ``application/json`` is required (415 otherwise); malformed JSON, a
-    non-object, an unknown field or a wrong type is a 400 naming the field.
+    ``application/json`` is required (415 otherwise); a body over ``MAX_JSON_BYTES``
+    is a 413; malformed JSON or UTF-8, nesting deeper than ``MAX_JSON_DEPTH``, a
+    non-finite or out-of-range number, a lone surrogate, a non-object, an unknown
+    field or a wrong type is a 400 naming the field.
     """
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    too_large = ApiError(
+        413, "payload_too_large", f"the body is larger than {MAX_JSON_BYTES} bytes"
+    )
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise too_large
     raw = request.get_data(cache=True)
+    if len(raw) > MAX_JSON_BYTES:
+        raise too_large
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "validation_error", "the body is not valid UTF-8") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ApiError(
+            400, "validation_error", f"the body is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
+    try:
+        data = json.loads(text, parse_constant=_no_constant) if text.strip() else {}
+    except (ValueError, RecursionError):
         raise ApiError(400, "validation_error", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "validation_error", "the body must be a JSON object")
+    check_json_tree(data)
     for key, value in data.items():
         if key not in allowed:
             raise ApiError(400, "validation_error", f"unknown field {key!r}", field=key)
@@ -89,6 +108,10 @@ def json_body(request: Request, allowed: Mapping[str, JsonField]) -> dict[str, A
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise ApiError(400, "validation_error", f"{key} has the wrong type", field=key)
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def validation_error(exc: ValidationError) -> ApiError:

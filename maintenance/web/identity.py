@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request, session
+from flask import globals as flask_globals
 from flask.globals import request_ctx
 
 from ..roles import user_label
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 #: The current request context, through Flask's public proxy (looked up once: the gate
 #: calls it on every request).
 _request_context: Callable[[], Any] = request_ctx._get_current_object  # type: ignore[attr-defined]
+#: The same, straight from Flask's context variable where there is one (Flask 2.2+):
+#: no proxy in between (the gate's fast path runs inside a request).
+current_request_context: Callable[[], Any] = getattr(
+    getattr(flask_globals, "_cv_request", None), "get", _request_context
+)
 _G_KEY = "_maintenance_identity"
 _G_FORMER = "_maintenance_former_identity"
 

@@ -73,10 +73,13 @@ class StatusCollector(Collector):
         nodes, nodes_failed = self._nodes(status.version)
         yield from nodes
         degraded = max(degraded, nodes_failed)
-        yield _gauge("maintenance_degraded", "1 when Redis or SQL is unreachable.", degraded)
+        yield _gauge(
+            "maintenance_degraded",
+            "1 when Redis or SQL is unreachable or the SQL store is not the fleet's.",
+            degraded,
+        )
 
-    @staticmethod
-    def _attempts(extra: dict[str, object]) -> Iterator[Metric]:
+    def _attempts(self, extra: dict[str, object]) -> Iterator[Metric]:
         for name, key, text in (
             ("maintenance_blocked_attempts", "blocked_attempts", "Refused attempts"),
             ("maintenance_would_block_attempts", "would_block_attempts", "TEST-mode would-blocks"),
@@ -86,7 +89,7 @@ class StatusCollector(Collector):
             )
             counts = extra.get(key) or {}
             assert isinstance(counts, dict)
-            for op in OperationType:
+            for op in self.service.operations:
                 family.add_metric([op.value], int(counts.get(op.value, 0)))
             yield family
 

@@ -19,17 +19,19 @@ from flask import (
     request,
 )
 
-from ..domain.modes import OperationType, parse_operation
+from ..domain.modes import OperationType
 from ..domain.policy import Decision
 from ..domain.status import MaintenanceStatus
+from ..errors import OperationBlocked
 from ..factory import build_service, default_service
 from ..roles import user_label
 from ..service import EnhancedMaintenanceModeService
 from ..settings import Settings
 from . import identity as web_identity
+from .allowlist import AllowlistCounter
 from .bypass_cookie import redeem_view
 from .config import WebConfig, apply_defaults
-from .gate import API_BLUEPRINT, BYPASS_ENDPOINT, METRICS_ENDPOINT, gate_hook
+from .gate import API_BLUEPRINT, BYPASS_ENDPOINT, METRICS_ENDPOINT, install_gate
 from .identity import IdentityResolver, WebIdentity
 from .responses import app_response
 from .session_manager import MaintenanceSessionManager
@@ -52,6 +54,18 @@ def resolve_service(app: Flask) -> EnhancedMaintenanceModeService:
     return default_service(kind="web")
 
 
+def register_web_node(app: Flask) -> None:
+    """Make this process a registered ``web`` node of ``app``'s control plane now, and
+    again in every worker a server forks from it (so fenced enables wait for idle web
+    processes too, not only for those that served a request). ``init_app`` calls it
+    unless ``MAINTENANCE_REGISTER_ON_START`` is false; call it from a server hook
+    (uWSGI ``@postfork``, gunicorn ``post_worker_init``) where ``fork`` bypasses
+    Python's at-fork hooks."""
+    service = state_of(app).service
+    service.cache.start_after_fork = True
+    service.start()
+
+
 class MaintenanceModeMiddleware:
     """Maintenance mode for a Flask app: request gate, 503 pages, bypass, sessions, API.
 
@@ -67,6 +81,10 @@ class MaintenanceModeMiddleware:
     ``MAINTENANCE_HOOK_ENABLED``         install the ``before_request`` gate (True)
     ``MAINTENANCE_EXEMPT_ENDPOINTS``     endpoint globs never blocked (``()``)
     ``MAINTENANCE_EXEMPT_PATHS``         path globs never blocked (``()``)
+    ``MAINTENANCE_ALLOWED_IPS``          IPs/CIDR networks let through like an admin (``()``)
+    ``MAINTENANCE_TRUSTED_PROXIES``      peers whose ``X-Forwarded-For`` is believed (``()``)
+    ``MAINTENANCE_ALLOWED_PATHS``        path globs let through like an admin (``()``);
+                                         views: ``@maintenance_exempt``
     ``MAINTENANCE_CURRENT_USER``         ``() -> user`` (default: Flask-Login, then session role)
     ``MAINTENANCE_IS_ADMIN``             ``(user) -> bool`` (default: ``service.roles``)
     ``MAINTENANCE_IS_CRITICAL_ADMIN``    ``(user) -> bool`` (default: ``service.roles``)
@@ -75,11 +93,17 @@ class MaintenanceModeMiddleware:
     ``MAINTENANCE_JSON_PATHS``           path prefixes answered in JSON on ``*/*`` (``("/api/",)``)
     ``MAINTENANCE_TEMPLATE``             template of the 503 page (``maintenance/blocked.html``)
     ``MAINTENANCE_MESSAGES``             ``{operation|"default": template}`` message overrides
+    ``MAINTENANCE_STATUS_CODE``          status of a refusal (503)
+    ``MAINTENANCE_REDIRECT_URL``         send refused browsers here instead (None)
+    ``MAINTENANCE_STATIC_PAGE``          file kept current with a pre-rendered page (None)
+    ``MAINTENANCE_HANDLE_BLOCKED``       answer ``OperationBlocked`` raised in a view with the 503
+                                         (``handle_operation_blocked``; True)
     ``MAINTENANCE_SECRET_KEY``           signs bypass links/cookies (default: settings, SECRET_KEY)
     ``MAINTENANCE_BYPASS_PATH``          route redeeming links (``/_maintenance/bypass/<token>``)
-    ``MAINTENANCE_BYPASS_LINK_TTL``      seconds a bypass link stays valid (3600)
+    ``MAINTENANCE_BYPASS_LINK_TTL``      default lifetime of a bypass link (3600; 60-86400 s)
+    ``MAINTENANCE_BASE_URL``             the site's public URL for bypass links (default: settings)
     ``MAINTENANCE_BYPASS_COOKIE_NAME``   bypass cookie name (``maintenance_bypass``)
-    ``MAINTENANCE_BYPASS_COOKIE_MAX_AGE`` seconds a bypass cookie lets its browser through (43200)
+    ``MAINTENANCE_BYPASS_COOKIE_MAX_AGE`` seconds a bypass cookie lasts, within its window (43200)
     ``MAINTENANCE_BYPASS_COOKIE_SECURE`` force the cookie's Secure flag (None: when HTTPS)
     ``MAINTENANCE_SESSION_INDEX``        keep the role index of logged-in sessions (True)
     ``MAINTENANCE_SESSION_TOUCH_INTERVAL`` seconds between index updates per session (60)
@@ -92,8 +116,14 @@ class MaintenanceModeMiddleware:
     ``MAINTENANCE_SSE_HEARTBEAT``        seconds between stream heartbeats (15)
     ``MAINTENANCE_SSE_MAX_SECONDS``      a stream closes after this long; clients resume (300)
     ``MAINTENANCE_SSE_RETRY_MS``         reconnect delay suggested to clients (2000)
+    ``MAINTENANCE_SSE_MAX_STREAMS``      user streams per process, then "poll" (auto)
+    ``MAINTENANCE_SSE_MAX_ADMIN_STREAMS`` administrator streams per process (auto)
+    ``MAINTENANCE_POLL_MIN_SECONDS``     the 503 page's first status poll (5)
+    ``MAINTENANCE_POLL_MAX_SECONDS``     its longest interval between polls (60)
     ``MAINTENANCE_METRICS_PATH``         Prometheus endpoint (``/metrics``; None: off)
     ``MAINTENANCE_CLI``                  mount ``flask maintenance`` (True)
+    ``MAINTENANCE_REGISTER_ON_START``    register as a web node at ``init_app`` and in
+                                         every forked server worker (True)
 
     Admin detection is pluggable: configure ``MAINTENANCE_IS_ADMIN`` or subclass
     and override ``is_admin_user`` / ``is_critical_admin_user`` / ``current_user``.
@@ -128,16 +158,28 @@ class MaintenanceModeMiddleware:
         )
         # Session checks run first (inside the gate hook), so a session turned away is
         # anonymous at the gate.
+        state.allowlisted = AllowlistCounter(service)
         sessions = state.sessions = MaintenanceSessionManager(service, web=state)
         sessions.init_app(app, hooks=not config.hook_enabled)
         if config.hook_enabled:
-            app.before_request(gate_hook(state))
+            install_gate(app, state)
+            service.declare_hook("http")
+        if config.handle_blocked:
+            # Refusals raised while a request runs (the Celery publish gate, the
+            # transaction guard, check_operation) get the maintenance 503 too.
+            app.register_error_handler(OperationBlocked, self.handle_operation_blocked)
         app.add_url_rule(
             config.bypass_path,
             endpoint=BYPASS_ENDPOINT,
             view_func=lambda token: redeem_view(service, config, token),
         )
         self._init_extras(app, state)
+        if config.static_page:
+            from .static_page import keep_current
+
+            keep_current(app, state, config.static_page)
+        if config.register_on_start:
+            register_web_node(app)
 
     def _identities(
         self, config: WebConfig, service: EnhancedMaintenanceModeService
@@ -156,6 +198,7 @@ class MaintenanceModeMiddleware:
 
     def _init_extras(self, app: Flask, state: WebState) -> None:
         from .banner import register_template_helpers
+        from .host_csrf import leave_to_itself
         from .metrics import WebMetrics
         from .status_page import init_public
 
@@ -174,6 +217,7 @@ class MaintenanceModeMiddleware:
                 api_blueprint(API_BLUEPRINT, state.api, state.control),
                 url_prefix=config.api_prefix,
             )
+            leave_to_itself(app, API_BLUEPRINT)  # the host's CSRF check skips the API
         init_public(app, state.service)
         state.service.notifier.start_delivery("web")
         register_template_helpers(app)
@@ -273,7 +317,7 @@ class MaintenanceModeMiddleware:
             who = user
         else:
             who = state.identities.identity_of(user)
-        op = parse_operation(operation)
+        op = state.service.parse_operation(operation)
         decision = state.service.decide(op, who)
         if record and decision is Decision.BLOCK:
             self.log_blocked_attempt(op, who)
@@ -287,13 +331,24 @@ class MaintenanceModeMiddleware:
         operation: OperationType | str | None = None,
         status: MaintenanceStatus | None = None,
         *,
-        code: int = 503,
+        code: int | None = None,
     ) -> Response:
-        """The 503 for ``operation`` (JSON or HTML by ``Accept``), with ``Retry-After``
-        when the end is known and ``Cache-Control: no-store``."""
+        """The 503 (or the app's ``MAINTENANCE_STATUS_CODE``, or ``code``) for ``operation``
+        (JSON or HTML by ``Accept``; browsers redirected when ``MAINTENANCE_REDIRECT_URL``
+        is set), with ``Retry-After`` when the end is known and ``Cache-Control: no-store``."""
         state = self.state()
-        op = parse_operation(operation) if operation is not None else OperationType.UNKNOWN
-        return app_response(state.config, status or state.service.status, op, code=code)
+        service = state.service
+        op = service.parse_operation(operation) if operation is not None else OperationType.UNKNOWN
+        return app_response(
+            state.config, status or service.status, op, code=code, operations=service.operations
+        )
+
+    def handle_operation_blocked(self, exc: OperationBlocked) -> Response:
+        """The answer to ``OperationBlocked`` raised anywhere in a request: the maintenance
+        503 for its operation (JSON or HTML by ``Accept``). Override in a subclass, set
+        ``MAINTENANCE_HANDLE_BLOCKED = False``, or register the app's own
+        ``errorhandler(OperationBlocked)`` after ``init_app`` to answer differently."""
+        return self.create_maintenance_response(exc.operation, exc.status)
 
     def log_blocked_attempt(
         self, operation: OperationType | str, user: Any = None, *, would_block: bool = False
@@ -302,7 +357,7 @@ class MaintenanceModeMiddleware:
         and per-minute rates in Redis (one pipelined write), a sampled row in SQL
         (written in the background), the process's Prometheus counters and a log line."""
         state = self.state()
-        op = parse_operation(operation)
+        op = state.service.parse_operation(operation)
         who = user if user is not None else state.identity()
         if isinstance(who, WebIdentity) and not who.authenticated:
             who = web_identity.former() or who  # logged out by this very request

@@ -14,8 +14,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import attempts
-from ..domain.messages import OPERATION_MESSAGES, build_message
+from ..domain.messages import build_message
 from ..domain.modes import OperationType
+from ..domain.operations import NEVER_BLOCKED
 from ..domain.policy import Decision, decide
 from ..domain.status import MaintenanceStatus, utcnow
 from ..errors import MaintenanceError
@@ -65,6 +66,7 @@ _ADMIN_FIELDS = (
     "emergency_phase",
     "active_jobs_count",
     "deferred_jobs_count",
+    "jobs_needing_action_count",
     "invalidated_sessions",
     "recovery_pending",
     "degraded",
@@ -136,8 +138,14 @@ def blocked_operations_view(
         "is_active": status.is_active,
         "mode": status.mode.value if status.is_active else None,
         "blocked_operations": [
-            {"operation": op.value, "message": OPERATION_MESSAGES.get(op, "")} for op in ops
+            {
+                "operation": op.value,
+                "label": service.operations.label(op),
+                "message": service.operations.message(op),
+            }
+            for op in ops
         ],
+        "operation_types": operation_types_view(service),
     }
     if admin:
         live = service.get_maintenance_status()
@@ -150,6 +158,21 @@ def blocked_operations_view(
         recent = attempts.logged_attempts(service, status.activation_id, limit=20)
         out["recent"] = [jsonable_attempt(row) for row in recent]
     return out
+
+
+def operation_types_view(service: EnhancedMaintenanceModeService) -> list[dict[str, Any]]:
+    """The app's vocabulary: every operation type with its label, message and the modes
+    that block it by default."""
+    return [
+        {
+            "operation": spec.name.value,
+            "label": spec.label,
+            "message": spec.message,
+            "blocked_by_default_in": sorted(m.value for m in spec.blocked_in),
+            "never_blocked": spec.name in NEVER_BLOCKED,
+        }
+        for spec in service.operations.specs()
+    ]
 
 
 def jsonable_attempt(row: dict[str, Any]) -> dict[str, Any]:

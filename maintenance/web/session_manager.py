@@ -28,11 +28,18 @@ from flask import (
     session,
 )
 
+from ..commands import Actor
+from ..commands.login_block import set_login_block
 from ..domain.modes import MaintenanceMode, OperationType
 from ..domain.status import MaintenanceStatus
 from ..redisconn import REDIS_ERRORS
 from ..session_index import COOKIE_MEMBER, ActiveSessions, SessionIndex, same_server
-from ..session_invalidation import InvalidationResult, current_epoch, invalidate_non_admin
+from ..session_invalidation import (
+    Cleanup,
+    InvalidationResult,
+    current_epoch,
+    invalidate_non_admin,
+)
 from . import identity as web_identity
 from .identity import WebIdentity, raw_session
 from .responses import app_response, build_response
@@ -51,6 +58,13 @@ log = logging.getLogger("maintenance.web.sessions")
 EPOCH_KEY = "_maintenance_epoch"
 SEEN_KEY = "_maintenance_seen"
 SID_KEY = "_maintenance_sid"
+#: Cookie set when a user is turned away: why (shown once by the next page, then removed;
+#: a cookie of its own, so no session -- server-side or not -- is left behind).
+SIGNED_OUT_COOKIE = "maintenance_signed_out"
+#: Set on ``g`` once a page of this request showed the notice.
+SIGNED_OUT_SAID = "maintenance_signed_out_said"
+#: Its values: the reasons ``turn_away`` is given.
+SIGNED_OUT_REASONS = ("invalidated", "logins are blocked", "critical-only lockdown")
 _G_INDEX = "_maintenance_index_scheduled"
 _LOGIN_KEY = "_user_id"  # Flask-Login's marker of a logged-in session
 _EPOCH_RETRY = 5.0
@@ -170,6 +184,10 @@ class MaintenanceSessionManager:
                 self.turn_away("invalidated")
                 return
             sess[EPOCH_KEY] = stamp = epoch  # admins keep their sessions
+        if _lockdown(status) and not self.identity().is_critical_admin:
+            # A critical-only lockdown ends every other session, ordinary admins' too.
+            self.turn_away("critical-only lockdown", status)
+            return
         if (
             config.logout_non_admins
             and status.is_active
@@ -177,7 +195,7 @@ class MaintenanceSessionManager:
             and not status.test_mode
             and not self.identity().is_admin
         ):
-            self.turn_away("logins are blocked")
+            self.turn_away("logins are blocked", status)
             return
         if config.session_index and (
             stamp is None
@@ -196,8 +214,12 @@ class MaintenanceSessionManager:
         # dict.get, as _peek: SessionMixin.get would mark the session accessed.
         return dict.get(sess, _LOGIN_KEY) is not None or dict.get(sess, config.role_key) is not None
 
-    def turn_away(self, why: str) -> None:
-        """Log the current session out (server-side data removed, cookie cleared)."""
+    def turn_away(self, why: str, status: MaintenanceStatus | None = None) -> None:
+        """Log the current session out (server-side data removed, cookie cleared).
+
+        With ``status`` (a logout the invalidation sweep did not count: logins blocked,
+        a lockdown) it is added to the activation's invalidated-sessions count, so the
+        status counts every session maintenance ended, lazily ended ones included."""
         who = self.identity()
         web_identity.remember_former(who)
         member = self._member(raw_session())
@@ -208,9 +230,15 @@ class MaintenanceSessionManager:
 
                 logout_user()
         web_identity.forget()
-        if member is not None:
-            with contextlib.suppress(*REDIS_ERRORS):
+        if why in SIGNED_OUT_REASONS:  # this or the next page tells them (``banner``)
+            code = str(SIGNED_OUT_REASONS.index(why))
+            setattr(g, SIGNED_OUT_COOKIE, code)
+            after_this_request(lambda r: _set_signed_out(r, code))
+        with contextlib.suppress(*REDIS_ERRORS):
+            if member is not None:
                 self.index.forget(member)
+            if status is not None and status.activation_id:
+                self.index.count_invalidated(status.activation_id, 1)
         log.info("session of %s logged out (%s)", who.username, why)
 
     def _index_response(self, response: Response) -> Response:
@@ -263,9 +291,16 @@ class MaintenanceSessionManager:
 
     # -- operations ----------------------------------------------------------------
     def invalidate_non_admin_sessions(
-        self, actor: str | None = None, *, wait: float | None = None, reason: str | None = None
+        self,
+        actor: str | None = None,
+        *,
+        wait: float | None = None,
+        reason: str | None = None,
+        cleanup: Cleanup = "auto",
     ) -> InvalidationResult:
-        """Remove every non-admin session now; cookie sessions are refused on their next request.
+        """Log every non-admin out now: each is refused on their next request, on every
+        node, once this returns; their server-side keys are deleted inline or, for many
+        sessions, in the background (``cleanup``, see ``invalidate_non_admin``).
 
         Returns counts and timing; the new epoch is applied by every live web
         node before this returns (fenced by ``wait``, default from settings).
@@ -273,7 +308,7 @@ class MaintenanceSessionManager:
         if self._app is not None:
             self._server_side()
         result = invalidate_non_admin(
-            self.service, self.index, actor or "system", wait=wait, reason=reason
+            self.service, self.index, actor or "system", wait=wait, reason=reason, cleanup=cleanup
         )
         self.epoch = max(self.epoch, result.epoch)
         self._epoch_known = True
@@ -283,17 +318,15 @@ class MaintenanceSessionManager:
         self, actor: str | None = None, reason: str | None = None
     ) -> ActivationResult:
         """Refuse non-admin logins (the login helper answers them with the maintenance page)."""
-        return self.service.update_status(
-            actor or "system", "login_blocked", reason=reason, wait=None, login_blocked=True
-        )
+        who = Actor.operator(actor or "system", "python")
+        return set_login_block(self.service, who, True, reason=reason).value
 
     def allow_non_admin_login(
         self, actor: str | None = None, reason: str | None = None
     ) -> ActivationResult:
         """Let non-admins log in again."""
-        return self.service.update_status(
-            actor or "system", "login_allowed", reason=reason, wait=None, login_blocked=False
-        )
+        who = Actor.operator(actor or "system", "python")
+        return set_login_block(self.service, who, False, reason=reason).value
 
     def check_login(self, user: Any) -> Response | None:
         """The login helper: call it in your login view once the credentials are good.
@@ -312,8 +345,15 @@ class MaintenanceSessionManager:
             return None
         self._record(who, would_block=False)
         if self.web is not None:
-            return app_response(self.web.config, status, OperationType.AUTHENTICATION)
-        return build_response(request, status, OperationType.AUTHENTICATION)
+            return app_response(
+                self.web.config,
+                status,
+                OperationType.AUTHENTICATION,
+                operations=self.web.service.operations,
+            )
+        return build_response(
+            request, status, OperationType.AUTHENTICATION, operations=self.service.operations
+        )
 
     def _record(self, who: WebIdentity, *, would_block: bool) -> None:
         endpoint = method = None
@@ -356,3 +396,10 @@ def _lockdown(status: MaintenanceStatus) -> bool:
     return bool(
         status.is_active and status.mode is MaintenanceMode.EMERGENCY and status.critical_admin_only
     )
+
+
+def _set_signed_out(response: Response, code: str) -> Response:
+    if g.get(SIGNED_OUT_SAID):
+        return response  # this very response told them
+    response.set_cookie(SIGNED_OUT_COOKIE, code, max_age=600, httponly=True, samesite="Lax")
+    return response

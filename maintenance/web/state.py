@@ -12,6 +12,7 @@ from flask import Flask
 
 if TYPE_CHECKING:
     from ..service import EnhancedMaintenanceModeService
+    from .allowlist import AllowlistCounter
     from .api import ControlAPI, MaintenanceStatusAPI
     from .config import WebConfig
     from .identity import IdentityResolver, WebIdentity
@@ -35,6 +36,7 @@ class WebState:
     api: MaintenanceStatusAPI | None = None
     control: ControlAPI | None = None
     metrics: WebMetrics | None = None
+    allowlisted: AllowlistCounter | None = None
 
     def identity(self) -> WebIdentity:
         """The current request's identity, by this app's rules."""

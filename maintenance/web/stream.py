@@ -3,15 +3,22 @@ open stream; each event's id is the status version, so ``Last-Event-ID`` resumes
 
 The status is state, not a log: a resuming client gets the current status once
 if it changed since the version it saw, then every later change.
+
+A stream holds a worker thread of a threaded server for its whole life, so each
+process admits only a few at a time (``StreamSlots``: one budget for users, one for
+administrators); a client beyond them is told to poll the status instead. Where a
+stream would hold the whole process (a server that runs one request at a time, such
+as gunicorn's sync workers) none is admitted (``default_stream_caps``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..domain.status import MaintenanceStatus
@@ -83,6 +90,61 @@ class StatusStreamHub:
                 continue
             yield format_event(status, render)
             seen = status.version
+
+
+def cooperative_server() -> bool:
+    """True when this process runs green threads (gevent or eventlet monkey-patched):
+    an open stream then costs a greenlet, not an OS thread of a fixed pool."""
+    gevent = sys.modules.get("gevent.monkey")
+    if gevent is not None and gevent.is_module_patched("threading"):
+        return True
+    eventlet = sys.modules.get("eventlet.patcher")
+    return bool(eventlet is not None and eventlet.is_monkey_patched("thread"))
+
+
+#: Default (users, administrators) stream caps per process, by how the server runs requests.
+GREEN_CAPS = (1000, 100)  # gevent/eventlet: a stream costs a greenlet
+THREADED_CAPS = (2, 2)  # one thread of a pool each: keep them a quarter of the pool or less
+SERIAL_CAPS = (0, 0)  # one request at a time: a stream would take the whole process
+
+
+def default_stream_caps(environ: Mapping[str, Any]) -> tuple[int, int]:
+    """The (users, administrators) caps for a process whose server sent ``environ``: green
+    threads hold many streams; a server that says it runs one request at a time per
+    process (``wsgi.multithread`` false: gunicorn sync, uWSGI without threads, a
+    single-threaded development server) holds none, so every client polls."""
+    if cooperative_server():
+        return GREEN_CAPS
+    if not environ.get("wsgi.multithread", False) or environ.get("wsgi.run_once", False):
+        return SERIAL_CAPS
+    return THREADED_CAPS
+
+
+class StreamSlots:
+    """A per-process budget of open streams: ``acquire`` never waits, it says no."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self._open = 0
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> int:
+        """Streams holding a slot now."""
+        return self._open
+
+    def acquire(self) -> bool:
+        """Take a slot; False when all ``limit`` are taken."""
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a slot taken by ``acquire`` (once per successful acquire)."""
+        with self._lock:
+            self._open = max(0, self._open - 1)
 
 
 def format_event(status: MaintenanceStatus, render: Render) -> str:

@@ -3,9 +3,7 @@ headless Chromium per module, a fresh browser context (admin logged in) per test
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,17 +12,8 @@ from sqlalchemy import delete
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from maintenance.store import schema
 from tests.admin_ui.app import PANEL, LiveServer, build_app
+from tests.browser import chromium
 from tests.support import fast_settings, redis_prefix
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-gpu",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +81,8 @@ def clean_state(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module (skipped when the system has none)."""
-    if not Path(CHROMIUM).exists() or not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed; the CI installs Debian's chromium package")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=10_000)
-    manager = sync_playwright().start()
-    chromium = manager.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-    manager.stop()
+    with chromium(expect_timeout_ms=10_000) as launched:
+        yield launched
 
 
 def open_context(browser: Any, server: LiveServer, username: str | None, role: str) -> Any:

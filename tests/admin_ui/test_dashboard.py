@@ -5,6 +5,7 @@ sessions, nodes, history and stored reports."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -123,6 +124,7 @@ def test_drain_progress_goes_to_zero_as_blocked_jobs_end(
     expect(panel.locator("#jobs-table")).to_contain_text("tasks.cleanup")
     operator.redis.hdel(registry, "t-cap")  # what task_postrun does
     expect(summary).to_have_attribute("data-left", "1")
+    expect(summary).to_contain_text("1 running job(s) of a blocked type left; 1 of 2 finished.")
     assert panel.locator("#drain-progress").evaluate("p => [p.value, p.max]") == [1, 2]
     operator.redis.hdel(registry, "t-img")
     expect(summary).to_contain_text("Drained")
@@ -174,14 +176,37 @@ def test_nodes_show_applied_versions_and_lagging_ones_stand_out(
 def test_history_and_a_rehearsal_report_are_listed_and_viewable(
     panel: Any, operator: EnhancedMaintenanceModeService
 ) -> None:
-    """A TEST-mode rehearsal run from the panel leaves events and a report one can open."""
+    """A TEST-mode rehearsal run from the panel leaves events and a report one can open; a
+    web process registered without the request gate fails it, by name."""
     panel.fill("#reason", "Rehearsal of the upgrade")
     panel.fill("#duration", "10m")
     panel.select_option("#mode", "test")
     panel.click("#enable-submit")
     expect(panel.locator("#status-state")).to_have_text("Maintenance on: test")
-    panel.click("#disable-submit")
-    expect(panel.locator(".flash-info")).to_contain_text("Rehearsal report")
+    # A web process whose app lacks the middleware's gate: it follows the status (acks
+    # every version as it is published) but would not refuse a single request.
+    bare = "web@bare-host:1:rehear"
+    nodes = NodeRegistry(operator.redis, operator.keys)
+    stop = threading.Event()
+
+    def follow() -> None:
+        applied = -1
+        while not stop.wait(0.02):
+            version = operator.status.version
+            nodes.heartbeat(bare, version, {"kind": "web", "hooks": []})
+            if version != applied:
+                nodes.report_applied(bare, version)
+                applied = version
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        panel.click("#disable-submit")
+        expect(panel.locator(".flash-info")).to_contain_text("Rehearsal report")
+    finally:
+        stop.set()
+        follower.join(5)
+        nodes.deregister(bare)
     history = panel.locator("#history-table")
     expect(history.locator("tr[data-kind=maintenance_enabled]").first).to_contain_text(
         "Rehearsal of the upgrade"
@@ -193,7 +218,13 @@ def test_history_and_a_rehearsal_report_are_listed_and_viewable(
     assert report_id.startswith("tes-")
     link.click()
     expect(panel.locator("h1")).to_have_text("Maintenance rehearsal report")
-    expect(panel.locator("body")).to_contain_text("Verdict:")
+    expect(panel.locator("body")).to_contain_text("Verdict: fail")
+    check = panel.locator("table tr", has_text="every node could refuse")
+    expect(check).to_contain_text("FAIL")
+    expect(check).to_contain_text(f"{bare}: missing hook")
+    named = panel.locator("table tr", has_text=bare).filter(has_text="without the http gate")
+    expect(named).to_have_count(1)
+    expect(named).to_contain_text("missing hook")
     expect(panel.locator("body")).to_contain_text("Rehearsal of the upgrade")
     raw = panel.request.get(f"{PANEL}reports/{report_id}?format=json").json()
     assert raw["id"] == report_id and raw["kind"] == "test"

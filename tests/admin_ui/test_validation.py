@@ -261,3 +261,27 @@ def test_outcomes_ride_in_a_signed_redirect_and_forged_ones_show_nothing(
     assert "flash-success" in page and "Maintenance (normal) is on" in page
     forged = admin.get(f"{PANEL}?notice=W1sic3VjY2VzcyIsImhpIl1d.bad.sig")
     assert forged.status_code == 200 and b"flash-success" not in forged.data
+
+
+def test_a_store_the_fleet_does_not_use_is_reported_before_enabling(
+    admin: FlaskClient, service: EnhancedMaintenanceModeService
+) -> None:
+    service.enable_maintenance("Known", enabled_by="ops")
+    assert "store_mismatch" not in findings_for(admin)
+    # A node acknowledged a version the store never reached: the store was rolled back.
+    NodeRegistry(service.redis, service.keys).heartbeat("web@ahead:1:bbbbbb", 99, {"kind": "web"})
+    service.record.forget()
+    found = findings_for(admin)["store_mismatch"]
+    assert found["level"] == "warning" and "fleet has seen version 99" in found["message"]
+
+
+def test_editing_an_emergency_already_on_does_not_ask_for_the_phrase_again() -> None:
+    from werkzeug.datastructures import MultiDict
+
+    from maintenance.web.admin.forms import parse_enable
+
+    form = MultiDict({"reason": "Leaked token: rotating", "mode": "emergency", "duration": "1h"})
+    declaring = parse_enable(form, emergency_phrase="EMERGENCY", actor="root")
+    assert "confirm_emergency" in declaring.errors
+    editing = parse_enable(form, emergency_phrase="EMERGENCY", actor="root", in_emergency=True)
+    assert editing.ok, editing.errors

@@ -92,3 +92,19 @@ def test_docs_list_every_goal_with_its_number() -> None:
     for goal in GOALS:
         assert goal.key in rows, f"{goal.key} is not in the goals table of docs/benchmarks.md"
         assert rows[goal.key].strip() == goal.limit_text(), (goal.key, rows[goal.key])
+
+
+def test_a_short_run_still_fails_on_a_count_that_must_be_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report = Report("emergency", args(check=False, short=True))
+    report.goal("emergency.stop", 9.0, None)  # timing: not judged in a short run
+    report.goal("emergency.requeue", 0.5, None)
+    report.goal("emergency.lost", 0, None)
+    report.goal("emergency.duplicated", 1, None)
+    with pytest.raises(SystemExit) as exited:
+        report.finish()
+    assert exited.value.code == 1
+    out = capsys.readouterr().out
+    assert "goal emergency.stop: 9.000 s" in out and "not judged (short run)" in out
+    assert "goal emergency.duplicated: 1   limit = 0   exact   MISSED" in out

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from maintenance import OperationBlocked
 from maintenance.integrity import check_results
+from maintenance.store.jobs import JobStore
 from tests.helpers import wait_for
 
 from .conftest import Captioner
@@ -135,14 +136,15 @@ def test_job_started_before_maintenance_finishes_while_new_work_is_refused(
     }
 
 
-def test_emergency_refuses_a_running_jobs_writes_and_the_check_reports_it(
+def test_emergency_refuses_a_running_jobs_writes_and_it_is_recorded_interrupted(
     captioner: Captioner,
     captioner_worker: subprocess.Popen[bytes],
     user_client: FlaskClient,
 ) -> None:
     """In EMERGENCY even a job from before maintenance may not write: its caption and its
-    "done" are rolled back together, the job row is left "running", and the consistency
-    check run when maintenance ends names it."""
+    "done" are rolled back together; the job row says "interrupted" with the refusal, the
+    control plane records the job as interrupted (to be requeued), and the consistency
+    check run when maintenance ends finds no row claiming to run."""
     captioner.app.config["CAPTIONER_TASK_DURATION"] = 4.0
     image_id = _scalar(captioner, select(func.min(Image.id)))
     job_id = _started(user_client.post("/caption/generate", json={"image_id": image_id}))
@@ -156,15 +158,16 @@ def test_emergency_refuses_a_running_jobs_writes_and_the_check_reports_it(
     wait_for(lambda: not captioner.redis.hexists(active, task_id), 20, 0.05, "the task to end")
 
     assert _scalar(captioner, select(func.count()).select_from(Caption)) == 0
-    assert _job(captioner, job_id).status == "running"
+    row = _job(captioner, job_id)
+    assert row.status == "interrupted" and "refused" in (row.error or ""), row.error
     refused = captioner.service.history(20, kinds=("data_modification_refused",))
     assert refused and refused[0].details["job_id"] == task_id
 
+    store = JobStore(captioner.service.db)
+    record = wait_for(lambda: store.get(task_id), 10, 0.05, "the job recorded as stopped")
+    assert record.outcome == "interrupted" and record.state == "terminated", record
+    assert record.reason and "caption_generation" in record.reason
+
     captioner.service.disable_maintenance("ops", requeue=False)
     results = {r["check"]: r for r in check_results(captioner.service, activation)}
-    stale = results["captioner.running_jobs_have_live_tasks"]
-    assert stale["ok"] is False
-    assert stale["problems"] == [
-        f"job {job_id} (captioner.generate_caption) is marked running "
-        f"but task {task_id} runs nowhere"
-    ]
+    assert results["captioner.running_jobs_have_live_tasks"]["ok"] is True

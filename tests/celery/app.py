@@ -23,8 +23,13 @@ def counters() -> redis.Redis:
     """A Redis client for side-effect counters (per process; redis-py is fork-aware)."""
     global _client
     if _client is None:
-        # Counters live beside the broker (the control plane's Redis may be Sentinel's).
-        url = os.environ.get("CELERY_BROKER_URL") or os.environ["REDIS_URL"]
+        # Counters live in the test Redis (the control plane's may be Sentinel's, the
+        # broker RabbitMQ).
+        url = (
+            os.environ.get("TEST_COUNTER_URL")
+            or os.environ.get("CELERY_BROKER_URL")
+            or os.environ["REDIS_URL"]
+        )
         _client = redis.Redis.from_url(url)
     return _client
 

@@ -253,6 +253,7 @@ def fleet_environment(directory: Path, prefix: str) -> dict[str, str]:
         **os.environ,
         "TEST_CELERY_WORKER": "1",
         "TEST_COUNTER_PREFIX": prefix,
+        "TEST_COUNTER_URL": redis_url,
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
         "CELERY_BROKER_KEYPREFIX": f"{prefix}:b:",
@@ -291,10 +292,11 @@ def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     delete_prefix(env["REDIS_URL"], prefix)
 
 
-def open_fleet(fleet_env: dict[str, str], **fields: Any) -> Fleet:
-    """The test process's side of a fleet (service, publisher app); no workers yet."""
+def open_fleet(fleet_env: dict[str, str], *, kind: str = "web", **fields: Any) -> Fleet:
+    """The test process's side of a fleet (service registered as ``kind``, publisher app);
+    no workers yet."""
     settings = Settings.from_env(fleet_env)
-    service = build_service(settings, kind="web").start()
+    service = build_service(settings, kind=kind).start()
     config = _celery_config(fleet_env)
     app = Celery("maintenance_tests_publisher", set_as_current=False)
     app.conf.update(config)
@@ -310,7 +312,7 @@ def open_fleet(fleet_env: dict[str, str], **fields: Any) -> Fleet:
         service=service,
         app=app,
         tasks=tasks,
-        client=redis.Redis.from_url(fleet_env["CELERY_BROKER_URL"]),
+        client=redis.Redis.from_url(fleet_env["TEST_COUNTER_URL"]),
         directory=Path(fleet_env["TEST_FLEET_DIR"]),
         **fields,
     )
@@ -354,12 +356,13 @@ def probe_app(fleet: Fleet) -> Iterator[tuple[Celery, str]]:
         fleet.client.delete(name)
 
 
-@pytest.fixture
-def event_state(fleet: Fleet) -> Iterator[State]:
+@contextlib.contextmanager
+def watch_events(fleet: Fleet) -> Iterator[State]:
     """Celery's event ``State`` (what Flower shows) fed by a real receiver on the broker.
 
     Ready once a worker heartbeat (sent every 2 s under ``-E``) came through the
-    stream: events are Redis pub/sub, so anything sent before that is not seen.
+    stream: events are broadcast (Redis pub/sub, an AMQP fanout), so anything sent
+    before that is not seen.
     """
     state = State()
     holder: dict[str, Any] = {}
@@ -374,12 +377,21 @@ def event_state(fleet: Fleet) -> Iterator[State]:
     thread = threading.Thread(target=capture, name="event-capture", daemon=True)
     thread.start()
     wait_for(lambda: "receiver" in holder, timeout=10, what="event receiver")
-    wait_for(
-        lambda: any(w.alive for w in state.workers.values()),
-        timeout=15,
-        interval=0.05,
-        what="a worker heartbeat through the event stream",
-    )
-    yield state
-    holder["receiver"].should_stop = True
-    thread.join(10)
+    try:
+        wait_for(
+            lambda: any(w.alive for w in state.workers.values()),
+            timeout=15,
+            interval=0.05,
+            what="a worker heartbeat through the event stream",
+        )
+        yield state
+    finally:
+        holder["receiver"].should_stop = True
+        thread.join(10)
+
+
+@pytest.fixture
+def event_state(fleet: Fleet) -> Iterator[State]:
+    """Celery's event ``State`` of the session fleet (``watch_events``)."""
+    with watch_events(fleet) as state:
+        yield state

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 import uuid
 from datetime import datetime
 
@@ -16,7 +18,7 @@ from tests.helpers import wait_for
 from tests.support import MAINTENANCE_CLI
 from workers.beat import STATUS_CHECK_TASK, status_check
 
-from .conftest import ROOT, Fleet
+from .conftest import ROOT, Fleet, WorkerProcess, watch_events
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +125,59 @@ def test_check_announces_the_drain_once(clean_fleet: Fleet):
     status_check(fleet.service, fleet.app)
     drained = fleet.service.history(10, kinds=("drained",), activation_id=status.activation_id)
     assert len(drained) == 1
+
+
+_RECEIVED_CHECK = re.compile(rf"{re.escape(STATUS_CHECK_TASK)}\[([0-9a-f-]{{36}})\] received")
+
+
+def test_a_real_beat_publishes_the_check_without_a_task_sent_event(clean_fleet: Fleet, tmp_path):
+    """With ``task_send_sent_event`` on (celeryconfig), a real ``celery beat`` publishing the
+    check every 0.5 s sends no ``task-sent`` for it (nor do the workers send any event of
+    it), while an app job's publish still sends its ``task-sent``: Celery's event ``State``
+    fed by a real receiver -- what Flower shows -- knows the job and none of the checks."""
+    fleet = clean_fleet
+    assert fleet.config["task_send_sent_event"]
+    log = tmp_path / "beat.log"
+    with watch_events(fleet) as state:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                *("-m", "celery", "-A", fleet.app_module, "beat"),
+                *("-s", str(tmp_path / "schedule"), "--loglevel", "INFO"),
+            ],
+            cwd=ROOT,
+            env={**fleet.env, "MAINTENANCE_BEAT_INTERVAL": "0.5"},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        beat = WorkerProcess("beat", proc, log)
+        try:
+
+            def checks_received() -> set[str]:
+                found: set[str] = set()
+                for worker in fleet.workers.values():
+                    found.update(_RECEIVED_CHECK.findall(worker.log.read_text(errors="replace")))
+                return found
+
+            before = checks_received()
+            wait_for(
+                lambda: len(checks_received() - before) >= 3,
+                timeout=60,
+                interval=0.2,
+                what=f"three checks from beat received by the workers\n{beat.tail()}",
+            )
+        finally:
+            beat.stop()
+        checks = checks_received() - before
+        # Sent after the checks: its task-sent arrives after any of theirs would have.
+        job = fleet.tasks["generate_caption"].apply_async((f"sent-{uuid.uuid4().hex[:6]}",))
+        wait_for(
+            lambda: job.id in state.tasks and state.tasks[job.id].sent is not None,
+            timeout=20,
+            interval=0.05,
+            what="the job's task-sent event",
+        )
+        job.get(timeout=30)
+        assert not checks & set(state.tasks)
+        assert not [t for t in state.tasks.values() if t.name == STATUS_CHECK_TASK]

@@ -138,7 +138,7 @@ def test_disable_from_the_cli_requeues_with_the_configured_app(clean_fleet: Flee
         proc = fleet.cli("disable", "--by", "ops")
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, (out, err)
-        assert "Requeued 5 job(s)" in err
+        assert "Requeued 5 job(s)" in out  # a result: stdout, as `emergency --off`
         _all_ran_once(fleet, records, queue)
         assert not fleet.service.state.load().recovery_pending
     finally:
@@ -156,10 +156,12 @@ def test_a_recovery_that_died_midway_is_finished_and_each_job_runs_once(clean_fl
     published, unpublished = records
     for record in records:
         assert store.claim_for_requeue(record, f"new-{record.original_id}")
-    # The dead recovery got as far as publishing the first job, then stopped.
-    publish_record(fleet.app, store.get(published.original_id), f"new-{published.original_id}")
     _consume(fleet, queue)
     try:
+        # The dead recovery got as far as publishing the first job, then stopped.
+        claimed = store.get(published.original_id)
+        assert claimed is not None
+        publish_record(fleet.app, claimed, f"new-{published.original_id}")
         wait_for(lambda: fleet.runs(published.args[0]) == 1, 30, what="the first copy ran")
         report = requeue_jobs(fleet.app, fleet.service, actor="next", stale_after=0)
         assert sorted(old for old, _new in report.requeued) == sorted(

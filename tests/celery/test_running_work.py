@@ -7,6 +7,7 @@ releases them, so maintenance is switched on while they are mid-run.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from celery import chain, chord
@@ -14,6 +15,7 @@ from celery import chain, chord
 from maintenance import events as maintenance_events
 from maintenance.job_registry import JobRegistry
 from tests.helpers import wait_for
+from workers.emergency.stopped import STOPPED_STATE
 
 from .conftest import ADMIN, Fleet
 
@@ -117,17 +119,24 @@ def test_sub_tasks_of_running_job_complete(clean_fleet: Fleet):
     assert fleet.service.get_maintenance_status().deferred_jobs_count == 0
 
 
+def _assert_interrupted(result: Any, what: str) -> None:
+    """The job ended on the refusal of its sub-publish: not a success or a failure, but
+    ``STOPPED`` in the result backend, outcome ``interrupted``, the refusal its reason."""
+    wait_for(lambda: result.state == STOPPED_STATE, timeout=20, what=f"{what} stopped")
+    assert result.info["outcome"] == "interrupted"
+    assert "was not queued" in result.info["reason"]
+
+
 def test_job_started_during_maintenance_cannot_publish_blocked_work(clean_fleet: Fleet):
     """A read-only job (allowed) that publishes caption work during maintenance is not a
-    continuation: the sub-publish is refused and nothing of it runs."""
+    continuation: the sub-publish is refused, nothing of it runs, and the job ends
+    interrupted (``STOPPED``)."""
     fleet = clean_fleet
     fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
     label = _label("report")
     result = fleet.tasks["build_then_caption"].delay(label)
-    wait_for(lambda: result.ready(), timeout=20, what="report finished")
+    _assert_interrupted(result, "report")
     assert fleet.runs(label) == 1
-    assert result.failed()
-    assert "was not queued" in str(result.result)
     assert fleet.runs(f"{label}-caption") == 0
     assert fleet.service.get_maintenance_status().deferred_jobs_count == 0
 
@@ -151,9 +160,8 @@ def test_emergency_refuses_continuations(clean_fleet: Fleet):
     wait_for(lambda: fleet.started(parent), timeout=20, what="job running")
     fleet.service.enable_maintenance("fire", "30m", mode="emergency", enabled_by="ops")
     fleet.release(hold)
-    wait_for(lambda: result.ready(), timeout=20, what="job ended")
+    _assert_interrupted(result, "job")
     assert fleet.runs(parent) == 1
-    assert result.failed() and "was not queued" in str(result.result)
     assert fleet.runs(f"{parent}-child-0") == 0
 
 

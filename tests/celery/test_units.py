@@ -5,15 +5,18 @@ from __future__ import annotations
 import pickle
 from types import SimpleNamespace
 
+import redis
 from celery import Celery, chain, chord, group
 
 from maintenance import MaintenanceOperationClassifier, MaintenanceStatus, OperationType
 from maintenance.domain.modes import MaintenanceMode
+from maintenance.keys import Keys
 from signals import admission
 from signals.canvas import iter_members
 from signals.errors import EXIT_REFUSED, PublishRefused
 from workers.operations import resolve_operation
 from workers.records import original_order, publish_options, record_from_message
+from workers.requeue import is_second_copy, release_attempt
 
 classifier = MaintenanceOperationClassifier()
 
@@ -139,3 +142,89 @@ def test_binding_recognises_the_process_default_before_building_it():
         assert explicit.uses(other) and not explicit.uses(default)  # type: ignore[arg-type]
     finally:
         set_default_service(None)
+
+
+def test_a_stampless_message_is_told_apart_by_what_stamps_it_carries():
+    """No stamp: a publisher without hooks. Only a publish time after the rehearsal began and
+    its fenced wait: not judged by a gate. Earlier: backlog (or racing the propagation)."""
+    from datetime import timedelta
+
+    from maintenance.domain.status import utcnow
+    from maintenance.rehearsal_log import NO_HOOKS, NOT_JUDGED
+    from workers.headers import PUBLISHED_AT, PUBLISHED_NS, unjudged_publish
+
+    started = utcnow()
+    status = MaintenanceStatus(is_active=True, mode=MaintenanceMode.TEST, started_at=started)
+    origin = "gen42@host"
+    assert unjudged_publish({"origin": origin}, status, 2.0) == (NO_HOOKS, origin)
+    late = (started + timedelta(seconds=3)).timestamp()
+    assert unjudged_publish({"origin": origin, PUBLISHED_AT: late}, status, 2.0) == (
+        NOT_JUDGED,
+        origin,
+    )
+    racing = (started + timedelta(seconds=1)).timestamp()
+    assert unjudged_publish({"origin": origin, PUBLISHED_AT: racing}, status, 2.0) is None
+    backlog = (started - timedelta(minutes=5)).timestamp()
+    assert unjudged_publish({PUBLISHED_AT: backlog}, status, 2.0) is None
+    # The stamp this version writes (integer nanoseconds); the float one above is what
+    # earlier versions wrote, still read for messages queued before an upgrade.
+    assert unjudged_publish({PUBLISHED_NS: int(late * 1e9)}, status, 2.0) == (NOT_JUDGED, None)
+    assert unjudged_publish({PUBLISHED_NS: int(racing * 1e9)}, status, 2.0) is None
+
+
+def test_a_refusal_is_found_in_an_exception_chain():
+    """``task_postrun``'s error: the refusal itself, or an error raised from or while
+    handling one (an app wrapping it), counts; anything else does not."""
+    from maintenance import OperationBlocked
+    from workers.emergency.abort import refused_by_maintenance
+
+    refusal = OperationBlocked(OperationType.IMAGE_PROCESSING, MaintenanceStatus(), None)
+    assert refused_by_maintenance(refusal) is refusal
+    try:
+        try:
+            raise refusal
+        except OperationBlocked as exc:
+            raise RuntimeError("could not save") from exc
+    except RuntimeError as wrapped:
+        assert refused_by_maintenance(wrapped) is refusal
+    assert refused_by_maintenance(ValueError("no")) is None
+    assert refused_by_maintenance("SUCCESS") is None
+
+
+def test_the_broker_identity_names_where_not_who(monkeypatch):
+    """Transport, host, port, database and key prefix; never the password; ``localhost``
+    and an empty Redis database say the same as ``127.0.0.1`` and ``/0``."""
+    from workers.routing import broker_of
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery reads it first
+
+    def identity(url: str, prefix: str | None = None) -> str | None:
+        app = Celery("identity", set_as_current=False)
+        app.conf.broker_url = url
+        if prefix:
+            app.conf.broker_transport_options = {"global_keyprefix": prefix}
+        return broker_of(app)
+
+    assert identity("redis://:secret@localhost:6379/") == "redis://127.0.0.1:6379/0"
+    assert identity("redis://127.0.0.1/1", "app:") == "redis://127.0.0.1:6379/1 prefix=app:"
+    assert identity("redis://127.0.0.1:6379/0") != identity("redis://127.0.0.1:6379/1")
+    amqp = identity("pyamqp://guest:guest@127.0.0.1:5672/vhost")
+    assert amqp == "amqp://127.0.0.1:5672/vhost" and "guest" not in amqp
+
+
+def test_a_requeued_copy_held_back_forgets_its_attempt_so_the_next_requeue_runs(
+    redis_url: str, prefix: str
+):
+    """A worker remembers the first requeue attempt of an id it takes: a later attempt is
+    a second copy. Held back instead (maintenance on again), that attempt is released:
+    the job's next requeue under the same id is a first copy. Only the attempt held back
+    is released, never one a worker runs."""
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(prefix)
+    assert not is_second_copy(client, keys, "job-1", "attempt-a")
+    assert not is_second_copy(client, keys, "job-1", "attempt-a")  # a redelivery runs
+    assert is_second_copy(client, keys, "job-1", "attempt-b")
+    release_attempt(client, keys, "job-1", "attempt-b")  # not the one remembered
+    assert is_second_copy(client, keys, "job-1", "attempt-b")
+    release_attempt(client, keys, "job-1", "attempt-a")
+    assert not is_second_copy(client, keys, "job-1", "attempt-c")

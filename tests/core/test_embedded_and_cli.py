@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import redis
 from maintenance import Settings, build_service
 from maintenance.embedded import ensure_embedded_redis, stop_embedded_redis
 from maintenance.store import SCHEMA_VERSION
+from tests.core.cli import run_cli
 
 
 @pytest.fixture
@@ -38,27 +36,6 @@ def test_without_redis_url_a_shared_embedded_redis_starts(data_dir: Path, tmp_pa
     finally:
         service.close()
     assert stop_embedded_redis(data_dir)
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from maintenance.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-@pytest.fixture
-def cli_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "REDIS_URL": settings.redis_url or "",
-        "MAINTENANCE_DATABASE_URL": settings.database_url,
-        "MAINTENANCE_REDIS_PREFIX": settings.redis_prefix,
-        "MAINTENANCE_ACTOR": "tester",
-    }
 
 
 def test_cli_enable_status_history_disable_round_trip(cli_env: dict[str, str]) -> None:

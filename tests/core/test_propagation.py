@@ -89,3 +89,38 @@ def test_a_frozen_node_is_reported_as_lagging_then_catches_up(
     os.kill(frozen_proc.pid, signal.SIGCONT)
     version = result.status.version
     wait_for(lambda: admin.nodes()[frozen_id].applied_version >= version, 10, what="catch up")
+
+
+def test_a_node_acks_without_waiting_for_a_reply_and_recovers_a_lost_connection(
+    redis_url: str, prefix: str
+) -> None:
+    from maintenance.acks import AckSender
+    from maintenance.keys import Keys
+    from maintenance.nodes import NodeRegistry
+    from maintenance.redisconn import make_client
+
+    client = make_client(redis_url)
+    keys = Keys(prefix)
+    listener = make_client(redis_url, blocking=True).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(keys.acks)
+    acks = AckSender(client, keys, NodeRegistry(client, keys))
+    heard: list[bytes] = []
+
+    def heard_all(count: int) -> bool:
+        message = listener.get_message(timeout=0.2)
+        if message is not None:
+            heard.append(message["data"])
+        return len(heard) >= count
+
+    for version in (1, 2, 3):
+        acks.send("web@host:1:abc", version)
+    wait_for(lambda: heard_all(3), timeout=5)
+    assert heard == [b"web@host:1:abc 1", b"web@host:1:abc 2", b"web@host:1:abc 3"]
+    assert acks.quiet  # Redis took CLIENT REPLY OFF: nothing was waited for
+    assert client.hget(keys.node_applied, "web@host:1:abc") == b"3"
+    acks._conn._sock.close()  # the connection is lost while idle
+    acks.send("web@host:1:abc", 4)
+    wait_for(lambda: heard_all(4), timeout=5)
+    assert client.hget(keys.node_applied, "web@host:1:abc") == b"4"
+    acks.close()
+    listener.close()

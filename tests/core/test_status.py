@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maintenance import MaintenanceMode, MaintenanceStatus, OperationType
+from maintenance import MaintenanceMode, MaintenanceStatus
+from maintenance.domain.operations import SEED_REGISTRY
 
 aware = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -21,7 +22,7 @@ statuses = st.builds(
     started_at=st.none() | aware,
     estimated_completion=st.none() | aware,
     enabled_by=st.none() | st.text(max_size=50),
-    blocked_operations=st.lists(st.sampled_from(OperationType), unique=True).map(tuple),
+    blocked_operations=st.lists(st.sampled_from(tuple(SEED_REGISTRY)), unique=True).map(tuple),
     active_jobs_count=st.integers(0, 10**6),
     invalidated_sessions=st.integers(0, 10**6),
     test_mode=st.booleans(),

@@ -1,5 +1,6 @@
 """The Celery app of the emergency tests: the fleet's test tasks plus jobs that stop when
-asked, jobs that ignore the request, jobs that ignore SIGTERM, and one not safe to rerun.
+asked, jobs that ignore the request, jobs that ignore SIGTERM, one not safe to rerun, and
+one whose publish maintenance refuses, and one that retries when refused.
 
 Each counts its starts (``starts:<label>``), its completed runs (``runs:<label>``) and
 cooperative stops (``aborted:<label>``) in Redis, and holds until ``release:<hold>``.
@@ -12,11 +13,13 @@ import signal
 import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, current_app
 
+from maintenance.errors import OperationBlocked
 from tests.celery.app import counters, key
 from tests.celery.app import make_app as make_fleet_app
 from workers import should_abort
+from workers.binding import binding_of
 
 HOLD_LIMIT = 120.0
 CAPTION = "caption_generation"
@@ -69,6 +72,32 @@ def unkillable(label: str, hold: str) -> str:
         signal.signal(signal.SIGTERM, previous)
 
 
+def publisher(label: str, hold: str, queue: str) -> str:
+    """Waits, then publishes a caption job to ``queue``: refused during an emergency, so the
+    job ends on a maintenance refusal (outcome ``interrupted``)."""
+    _begin(label)
+    deadline = time.monotonic() + HOLD_LIMIT
+    while not _released(hold) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    current_app.send_task("captions.generate_caption", args=(f"{label}-child",), queue=queue)
+    return _complete(label)
+
+
+def retrying(task: Any, label: str, hold: str) -> str:
+    """Waits, then asks maintenance whether it may write; refused, it retries in a second
+    (Celery runs it again: not a job maintenance stopped)."""
+    if task.request.retries == 0:
+        _begin(label)
+        deadline = time.monotonic() + HOLD_LIMIT
+        while not _released(hold) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            binding_of(task.app).service.check_operation(CAPTION)
+        except OperationBlocked as exc:
+            raise task.retry(exc=exc, countdown=1) from exc
+    return _complete(label)
+
+
 def register_emergency_tasks(app: Celery) -> dict[str, Any]:
     """Define the emergency test tasks on ``app``."""
     options = {"shared": False, "operation_type": CAPTION, "acks_late": True}
@@ -77,6 +106,8 @@ def register_emergency_tasks(app: Celery) -> dict[str, Any]:
         "stubborn": app.task(name="emergency.stubborn", **options)(stubborn),
         "unkillable": app.task(name="emergency.unkillable", **options)(unkillable),
         "unsafe": app.task(name="emergency.unsafe", rerun_safe=False, **options)(stubborn),
+        "publisher": app.task(name="emergency.publisher", **options)(publisher),
+        "retrying": app.task(name="emergency.retrying", bind=True, **options)(retrying),
     }
 
 

@@ -67,8 +67,10 @@ def test_declare_prints_progress_and_the_report_id_then_lift_requeues(
     eid = status.emergency_id
     assert status.mode.value == "emergency" and eid
     text = out.stdout
-    assert f"EMERGENCY {eid} declared by pytest (cli) (trigger: cli)" in text
-    assert "[grace] grace" in text and "running 1" in text  # live progress lines
+    assert f"EMERGENCY {eid} declared by pytest (cli);" in text
+    assert "(trigger:" not in text  # said once
+    assert "[grace] running 1" in text  # piped: plain progress lines, no countdown
+    assert "\r" not in text and "\x1b" not in text
     assert "terminated 1" in text
     assert "1 terminated, 0 killed" in text
     assert f"Emergency id (and report id): {eid}" in text

@@ -21,6 +21,7 @@ from maintenance.emergency import (
     plan_of,
 )
 from maintenance.errors import ConflictError
+from maintenance.job_registry import JobRegistry
 from maintenance.reports import load_report, render
 from maintenance.store.jobs import KIND_TERMINATED, JobRecord, JobStore
 
@@ -110,6 +111,26 @@ def test_a_worker_that_has_not_finished_its_ladder_refuses_the_lift(
     progress.plan_id = declared.plan.plan_id
     fleet.FleetBoard(service.redis, service.keys).write_progress(declared.emergency_id, progress)
     assert controller_for(service).check_deactivation().ok
+
+
+def test_a_ladder_still_in_its_grace_refuses_the_lift_only_while_its_worker_runs_a_job(
+    service: EnhancedMaintenanceModeService, make_service: Any
+) -> None:
+    """The monitor ends a round early once nothing runs; a worker's ladder may still be
+    waiting out the grace then. Nothing left to stop on it: a note, not a refusal."""
+    worker = make_service(kind="worker").start()
+    node = worker.cache.node_id
+    declared = _declare(service)
+    progress = fleet.WorkerProgress(node=node, state="grace")
+    progress.plan_id = declared.plan.plan_id
+    fleet.FleetBoard(service.redis, service.keys).write_progress(declared.emergency_id, progress)
+    _registry_entry(service, "job-busy", node)
+    check = controller_for(service).check_deactivation()
+    assert any(f"worker {node}: termination not finished (grace)" in p for p in check.problems)
+    JobRegistry(service.redis, service.keys).remove("job-busy")
+    check = controller_for(service).check_deactivation()
+    assert check.ok, check.problems
+    assert any(f"worker {node}: ladder at grace" in n for n in check.notes)
 
 
 def test_each_phase_is_written_once_and_never_backwards(

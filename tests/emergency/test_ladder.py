@@ -165,9 +165,12 @@ def test_job_ignoring_the_flag_is_sigtermed_after_the_grace_period(run: Run) -> 
     assert record.created_at is not None
     assert record.created_at >= run.at(run.activation.plan.sigterm_at)
     assert _gone(run.pids["stubborn"])
-    # Celery's own revoke: the result backend and Flower say REVOKED.
+    # Celery's own revoke said REVOKED (``test_result_link.py``); after the lift the
+    # result backend says where the job runs again.
     original = AsyncResult(run.ids["stubborn"], app=run.ef.fleet.app)
-    assert original.state == "REVOKED"
+    assert original.state == "REQUEUED"
+    after = JobStore(run.ef.fleet.service.db).get(run.ids["stubborn"])
+    assert after is not None and original.result == {"requeued_as": after.requeued_id}
 
 
 def test_job_ignoring_sigterm_is_sigkilled_after_kill_after(run: Run) -> None:

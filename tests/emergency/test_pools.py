@@ -31,7 +31,7 @@ def test_threads_pool_job_is_reported_unterminable_and_blocks_the_lift(
         wait_for(lambda: fleet.started(label), timeout=20, what="threads job started")
         handler = EmergencyMaintenanceHandler(fleet.service, fleet.app)
         handler.activate_emergency_mode("disk failing", "bob", 0.5, 0.5, watch=False)
-        result = handler.terminate_running_jobs(timeout=30)
+        result = handler.terminate_running_jobs(0.5, 0.5, timeout=30)
         assert result.finished
         assert result.unterminable == [
             {"task_id": task_id, "worker": worker.nodename, "pool": "threads"}

@@ -1,5 +1,6 @@
 """A small app for the public pages: a home page showing the banner, a form users post
-to (refused during maintenance), a session-role login, the middleware with its status page."""
+to (refused during maintenance), a sign-in page, a session-role login, the middleware
+with its status page."""
 
 from __future__ import annotations
 
@@ -31,6 +32,25 @@ HOME = """<!doctype html>
 </body></html>"""
 
 
+FORM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>New caption</title></head>
+<body>{{ maintenance_banner() }}
+<form method="post" action="/captions/generate"><input name="text" value="a harbour at dusk">
+<button id="generate" type="submit">Generate</button></form></body></html>"""
+
+SIGN_IN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in</title>
+<style>body { font: 16px/1.5 system-ui, sans-serif; color: #1d2939; max-width: 30rem;
+margin: 2rem auto; padding: 0 1rem; } label, input { display: block; margin: .3rem 0; }</style>
+</head><body>
+{{ maintenance_banner() }}
+<h1>Sign in</h1>
+{{ maintenance_login_notice() }}
+<form method="post" action="/login"><label>Username <input name="username"></label>
+<label>Password <input type="password" name="password"></label>
+<button type="submit">Sign in</button></form></body></html>"""
+
+
 def build_app(service: EnhancedMaintenanceModeService, **config: Any) -> Flask:
     """``/`` shows the banner; ``POST /captions`` is work users lose during maintenance."""
     app = Flask(__name__)
@@ -40,6 +60,14 @@ def build_app(service: EnhancedMaintenanceModeService, **config: Any) -> Flask:
     @app.get("/")
     def home() -> str:
         return render_template_string(HOME)
+
+    @app.get("/captions/new")
+    def new_caption() -> str:
+        return render_template_string(FORM)
+
+    @app.get("/signin")
+    def sign_in() -> str:
+        return render_template_string(SIGN_IN)
 
     @app.post("/captions/generate")
     def generate_caption() -> Any:

@@ -4,7 +4,6 @@ The screenshots in ``docs/img/`` are written here."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from maintenance import EnhancedMaintenanceModeService
 from maintenance.domain.status import utcnow
 from maintenance.store.windows import WindowStore
+from tests.browser import chromium
 from tests.helpers import wait_for
 from tests.services import LiveServer
 
@@ -22,23 +22,14 @@ from .app import build_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module (skipped when the system has none)."""
-    if not Path(CHROMIUM).exists() or not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed; the CI installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    manager = sync_playwright().start()
-    chromium = manager.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-    manager.stop()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -127,3 +118,28 @@ def test_the_banner_appears_once_the_window_is_within_the_lead_time(
     page.set_viewport_size({"width": 960, "height": 360})
     page.screenshot(path=str(DOCS_IMG / "announcement-banner.png"))
     page.context.close()
+
+
+def test_the_503_page_polls_the_status_and_reloads_when_maintenance_ends(
+    browser: Any, serve: Callable
+) -> None:
+    service, server = serve(0, MAINTENANCE_POLL_MIN_SECONDS=0.5, MAINTENANCE_POLL_MAX_SECONDS=1)
+    service.enable_maintenance("Emergency fix", mode="emergency", enabled_by="alice")
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    try:
+        response = page.goto("/")
+        assert response is not None and response.status == 503
+        for _ in range(2):  # (Playwright's sync API sees events only inside its own calls)
+            with page.expect_request(lambda r: "/api/maintenance/status" in r.url):
+                pass
+        assert not any("/stream" in u for u in requested)  # it holds no connection open
+        service.disable_maintenance("alice")
+        with page.expect_navigation(timeout=10_000) as navigation:
+            pass
+        assert navigation.value is not None and navigation.value.status == 200
+    finally:
+        context.close()

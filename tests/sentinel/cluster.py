@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from maintenance.embedded import redis_server_command
 from tests.services import free_port, redis_binary, redis_reachable
 
 #: Sentinel asks the replicas of a master in failover for INFO once a second
@@ -116,7 +117,9 @@ class SentinelCluster:
                 stdout=(self.dir / f"sentinel-{port}.log").open("wb"),
                 stderr=subprocess.STDOUT,
             )
-        self._wait(self._sentinels_see_everyone, 30, "the sentinels to find each other")
+        # Hello messages every 2 s and INFO every 10 s: seconds on a quiet machine; a
+        # loaded one (the suite alongside other work) has been seen to need more than 30.
+        self._wait(self._sentinels_see_everyone, 90, "the sentinels to find each other")
         return self
 
     def kill_master(self) -> int:
@@ -148,22 +151,18 @@ class SentinelCluster:
     # -- internals ---------------------------------------------------------------
     def _spawn(self, port: int, extra: list[str]) -> None:
         self.procs[port] = subprocess.Popen(
-            [
+            redis_server_command(
                 self.binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
+                port,
+                self.dir,
                 "--logfile",
                 str(self.dir / f"redis-{port}.log"),
+                # A master waits 5 s (the default) for more replicas before a diskless
+                # full sync; one replica here: sync at once.
+                "--repl-diskless-sync-delay",
+                "0",
                 *extra,
-            ],
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -200,4 +199,6 @@ class SentinelCluster:
             if predicate():
                 return
             time.sleep(0.05)
-        raise SentinelUnavailable(f"timed out after {timeout}s waiting for {what}")
+        raise SentinelUnavailable(
+            f"timed out after {timeout}s waiting for {what}; logs:\n{self.logs()[-1500:]}"
+        )

@@ -74,5 +74,12 @@ class SSEClient:
                 event["data"] = json.loads(event["data"])
                 return event
 
+    def read_body(self, timeout: float = 10) -> Any:
+        """The JSON body of a refused (non-stream) answer, read to the server's close."""
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self._read_until(b"\0", max(0.0, deadline - time.monotonic()))
+        return json.loads(self.buf)
+
     def close(self) -> None:
         self.sock.close()

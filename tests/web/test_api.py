@@ -101,7 +101,9 @@ def test_message_per_operation_and_bad_operations(
     assert bad.status_code == 400
     assert bad.get_json() == {
         "error": "validation_error",
-        "message": "unknown operation type 'teleport'",
+        "message": "unknown operation type 'teleport' (known: "
+        + ", ".join(operator.operations.names())
+        + ")",
         "field": "operation",
     }
 

@@ -118,8 +118,15 @@ def test_test_mode_lets_everything_through_and_records_would_blocks(
     assert user_client.post("/images/upload").status_code == 200
     assert user_client.post("/images/upload").status_code == 200
     assert admin_client.post("/jobs").status_code == 200  # admins would pass: not recorded
-    live = operator.get_maintenance_status()
-    assert live.extra["would_block_attempts"] == {"caption_generation": 1, "image_processing": 2}
+    # The web node adds its counts to Redis a few milliseconds after the requests.
+    expected = {"caption_generation": 1, "image_processing": 2}
+    live = wait_for(
+        lambda: (
+            (s := operator.get_maintenance_status()).extra["would_block_attempts"] == expected and s
+        ),
+        5,
+        what="the web node's counts in Redis",
+    )
     assert live.extra["blocked_attempts"] == {}
     assert web_service.attempts.flush()
     rows = logged_attempts(operator, live.activation_id)
@@ -140,8 +147,15 @@ def test_blocked_attempts_are_counted_rated_and_logged_with_user_endpoint_and_mo
     for _ in range(3):
         assert user_client.post("/platform/switch").status_code == 503
     assert user_client.post("/profile").status_code == 503
-    live = operator.get_maintenance_status()
-    assert live.extra["blocked_attempts"] == {"platform_operations": 3, "user_data_modification": 1}
+    # The web node adds its counts to Redis a few milliseconds after the refusals.
+    expected = {"platform_operations": 3, "user_data_modification": 1}
+    live = wait_for(
+        lambda: (
+            (s := operator.get_maintenance_status()).extra["blocked_attempts"] == expected and s
+        ),
+        5,
+        what="the web node's counts in Redis",
+    )
     assert rates(operator, minutes=2)["platform_operations"][-1] >= 3
     assert web_service.attempts.flush()
     rows = logged_attempts(operator, live.activation_id)
@@ -367,3 +381,46 @@ def test_failing_closed_refuses_work_and_says_why(make_service, tmp_path) -> Non
     finally:
         private.close()
         shutil.rmtree(db_file, ignore_errors=True)
+
+
+def test_the_gate_runs_where_it_was_added_among_the_apps_request_hooks(
+    web_service: EnhancedMaintenanceModeService, operator: EnhancedMaintenanceModeService
+) -> None:
+    from flask import Flask as _Flask
+    from flask import g, request
+
+    from maintenance.web import MaintenanceModeMiddleware
+
+    def build(hook_first: bool) -> tuple[_Flask, list[str]]:
+        seen: list[str] = []
+        app = _Flask(f"order-{hook_first}")
+        app.config.update(
+            SECRET_KEY="x",
+            MAINTENANCE_CURRENT_USER=lambda: getattr(g, "user", None),
+            MAINTENANCE_IS_ADMIN=lambda user: user == "boss",
+        )
+
+        def load_user() -> None:  # what an app's own login hook does
+            seen.append("app hook")
+            g.user = request.headers.get("X-User")
+
+        if hook_first:
+            app.before_request(load_user)
+        MaintenanceModeMiddleware(app, web_service)
+        if not hook_first:
+            app.before_request(load_user)
+        app.add_url_rule("/jobs", "create_job", lambda: "ok", methods=["POST"])
+        return app, seen
+
+    # Added before the extension: it runs first, so the gate sees the user it loads.
+    first, seen_first = build(hook_first=True)
+    # Added after: the gate runs first (no user yet); a refusal stops the request there.
+    after, seen_after = build(hook_first=False)
+    assert first.test_client().post("/jobs").status_code == 200
+    assert after.test_client().post("/jobs").status_code == 200
+    assert seen_first == seen_after == ["app hook"]  # maintenance off: every hook ran once
+    enable(operator)
+    assert first.test_client().post("/jobs", headers={"X-User": "boss"}).status_code == 200
+    assert after.test_client().post("/jobs", headers={"X-User": "boss"}).status_code == 503
+    assert seen_after == ["app hook"]  # refused by the gate before the app's hook ran
+    assert first.test_client().post("/jobs", headers={"X-User": "joe"}).status_code == 503

@@ -22,9 +22,15 @@ ROLES = ("anonymous", "user", "admin")
 SAME_ORIGIN = {"Origin": "http://localhost"}
 
 
-def _schema_app(service: EnhancedMaintenanceModeService) -> Flask:
-    # Streams end quickly so every generated call returns.
-    return build_app(service, MAINTENANCE_SSE_MAX_SECONDS=0.05, MAINTENANCE_SSE_HEARTBEAT=0.02)
+def _schema_app(service: EnhancedMaintenanceModeService, **config: Any) -> Flask:
+    # Streams end quickly so every generated call returns. The test client runs one
+    # request at a time (``wsgi.multithread`` false), where every stream would be refused:
+    # a cap makes the stream's 200 checked here (the refusal: test below).
+    caps = {"MAINTENANCE_SSE_MAX_STREAMS": 100, "MAINTENANCE_SSE_MAX_ADMIN_STREAMS": 100}
+    config = {**caps, **config}
+    return build_app(
+        service, MAINTENANCE_SSE_MAX_SECONDS=0.05, MAINTENANCE_SSE_HEARTBEAT=0.02, **config
+    )
 
 
 def _session_cookie(app: Flask, role: str) -> dict[str, str]:
@@ -67,3 +73,27 @@ def test_every_operation_conforms_to_the_document(
         except Unsatisfiable:
             # An operation without inputs (GET /status) has no invalid request to make.
             assert mode is GenerationMode.NEGATIVE, operation.label
+
+
+def test_a_refused_stream_answers_as_documented(
+    web_service: EnhancedMaintenanceModeService,
+) -> None:
+    """Where no stream is admitted (caps detected on a one-request-at-a-time server, as the
+    test client is), the 503 has the documented body and headers."""
+    app = _schema_app(
+        web_service, MAINTENANCE_SSE_MAX_STREAMS=None, MAINTENANCE_SSE_MAX_ADMIN_STREAMS=None
+    )
+    client = app.test_client()
+    document = client.get("/api/maintenance/openapi.json").get_json()
+    documented = document["paths"]["/stream"]["get"]["responses"]["503"]
+    schema = document["components"]["schemas"]["StreamUnavailable"]
+    refused = client.get("/api/maintenance/stream")
+    assert refused.status_code == 503
+    assert refused.mimetype in documented["content"]
+    body = refused.get_json()
+    assert set(body) == set(schema["properties"]) == set(schema["required"])
+    assert body["error"] == schema["properties"]["error"]["const"]
+    assert isinstance(body["retry_after"], int) and body["retry_after"] >= 1
+    assert refused.headers["Retry-After"] == str(body["retry_after"])
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert set(documented["headers"]) == {"Cache-Control", "Retry-After"}

@@ -43,7 +43,8 @@ def test_browsers_get_a_styled_html_page(
     assert "Scheduled maintenance" in html
     assert "moving &lt;b&gt;servers&lt;/b&gt;" in html  # the reason is escaped
     assert "<style>" in html
-    assert "/api/maintenance/stream" in html  # the page reloads itself when it ends
+    assert '"/api/maintenance/status"' in html  # it polls the status, reloads when it ends
+    assert "EventSource" not in html  # and holds no stream open
 
 
 @pytest.mark.parametrize(

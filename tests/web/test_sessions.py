@@ -15,6 +15,7 @@ from maintenance.attempts import logged_attempts
 from maintenance.session_index import SessionIndex
 from maintenance.session_invalidation import current_epoch
 from maintenance.web.session_manager import MaintenanceSessionManager
+from tests.helpers import wait_for
 from tests.support import MAINTENANCE_CLI, session_keys, with_redis_sessions
 from tests.web.conftest import build_app, login
 from tests.web.test_gate import enable
@@ -146,8 +147,14 @@ def test_test_mode_refuses_no_login_but_records_would_blocks(
     enable(operator, mode="test")
     login(app.test_client(), "ann")
     login(app.test_client(), "root", "admin")
-    live = operator.get_maintenance_status()
-    assert live.extra["would_block_attempts"] == {"authentication": 1}
+    # The web node adds its counts to Redis a few milliseconds after the logins.
+    wait_for(
+        lambda: (
+            operator.get_maintenance_status().extra["would_block_attempts"] == {"authentication": 1}
+        ),
+        5,
+        what="the web node's counts in Redis",
+    )
 
 
 def test_active_sessions_sample_is_newest_first_with_last_seen(
@@ -261,3 +268,32 @@ def test_sessions_on_a_separate_redis_are_removed_too(
         assert users[0].get("/me").get_json()["username"] is None
     finally:
         store.close()
+
+
+def test_non_admins_are_out_before_the_clean_up_and_a_dead_clean_up_is_resumed(
+    redis_app: Flask, redis_url: str, prefix: str
+) -> None:
+    manager = manager_of(redis_app)
+    stranded = login(redis_app.test_client(), "dan")
+    # A clean-up that died: its index was detached, its session keys never deleted.
+    token, detached = manager.index.detach_non_admin()
+    assert detached == 1 and manager.index.unfinished_purges() == [token]
+    users = [login(redis_app.test_client(), name) for name in ("ann", "ben")]
+    admin = login(redis_app.test_client(), "root", "admin")
+
+    result = manager.invalidate_non_admin_sessions("ops", cleanup="background")
+    assert result.count == 2 and result.deleted is None and result.cleanup_seconds is None
+    assert result.effective_seconds <= result.seconds
+    # In effect at once, whether or not the keys are gone yet.
+    for client in [*users, stranded]:
+        assert client.get("/me").get_json() == {"username": None, "role": None}
+    assert admin.get("/me").get_json()["username"] == "root"
+    wait_for(lambda: manager.index.unfinished_purges() == [token], 10, what="background purge")
+
+    login(redis_app.test_client(), "eve")
+    inline = manager.invalidate_non_admin_sessions("ops", cleanup="inline")
+    # eve's key; dan's went when he was turned away, and his detached index is gone too.
+    assert inline.count == 1 and inline.deleted == 1
+    assert inline.cleanup_seconds is not None
+    assert manager.index.unfinished_purges() == []
+    assert len(session_keys(redis_url, prefix)) == 1  # the admin's

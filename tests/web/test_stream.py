@@ -178,3 +178,69 @@ def test_no_request_is_admitted_after_a_fenced_enable_returns(
     after = [status for began, _, status, _ in users if began > returned]
     assert after and all(status == 503 for status in after)
     assert admins and all(status == 200 for *_, status, _ in admins)
+
+
+def test_streams_beyond_the_per_process_cap_are_told_to_poll(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(
+        MAINTENANCE_SSE_MAX_STREAMS=1,
+        MAINTENANCE_SSE_MAX_ADMIN_STREAMS=1,
+        MAINTENANCE_POLL_MIN_SECONDS=3,
+    )
+    admin_cookie = _cookie_for(server, "root", "admin")
+    first = SSEClient(server.url + STREAM)
+    opened = [first]
+    try:
+        assert first.status == 200
+        second = SSEClient(server.url + STREAM)
+        opened.append(second)
+        assert second.status == 503
+        assert second.headers["content-type"] == "application/json"
+        assert 3 <= int(second.headers["retry-after"]) <= 6  # jittered, from the poll minimum
+        body = second.read_body()
+        assert body["error"] == "stream_unavailable"
+        assert body["status_url"] == "/api/maintenance/status"
+        # Administrators have a budget of their own: users cannot take it.
+        admin = SSEClient(server.url + STREAM, {"Cookie": admin_cookie})
+        opened.append(admin)
+        assert admin.status == 200
+        assert SSEClient(server.url + STREAM, {"Cookie": admin_cookie}).status == 503
+        # A closed stream gives its slot back (the server sees it at the next heartbeat).
+        first.close()
+
+        def reopened() -> SSEClient | None:
+            client = SSEClient(server.url + STREAM)
+            opened.append(client)
+            return client if client.status == 200 else None
+
+        wait_for(reopened, 10, interval=0.1, what="a user stream slot freed")
+    finally:
+        for client in opened:
+            client.close()
+
+
+def test_a_server_running_one_request_at_a_time_holds_no_stream(
+    make_app: Callable[..., Any],
+) -> None:
+    """``wsgi.multithread`` false (gunicorn sync, uWSGI without threads): a stream would
+    take the whole process, so every client is told to poll; a threaded server holds a
+    few. Left unset, the caps follow what the first stream request says of the server."""
+    serial = make_app().test_client()
+    refused = serial.get(STREAM, environ_overrides={"wsgi.multithread": False})
+    assert refused.status_code == 503
+    assert refused.get_json()["error"] == "stream_unavailable"
+    assert int(refused.headers["Retry-After"]) >= 1
+    threaded = make_app().test_client()
+    held = threaded.get(STREAM, environ_overrides={"wsgi.multithread": True})
+    try:
+        assert held.status_code == 200
+        assert held.mimetype == "text/event-stream"
+    finally:
+        held.close()
+    configured = make_app(MAINTENANCE_SSE_MAX_STREAMS=1).test_client()
+    held = configured.get(STREAM, environ_overrides={"wsgi.multithread": False})
+    try:
+        assert held.status_code == 200  # the setting wins over the detected default
+    finally:
+        held.close()

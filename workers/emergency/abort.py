@@ -10,6 +10,11 @@ a plan is in force) its exemption.
 A job that was told and stops has not finished its work: when it ends, it
 is recorded as stopped (outcome ``aborted``) and requeued after the
 emergency like a terminated one -- unless its task says ``rerun_safe=False``.
+So is a job that ends because maintenance refused one of its writes or
+publishes (an ``OperationBlocked`` in its exception chain): outcome
+``interrupted``, the refusal kept as its reason. Either ends ``STOPPED`` in
+Celery (result backend and Flower), never ``SUCCESS``/``FAILURE``
+(``workers.emergency.stopped``).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from typing import Any
 from celery import current_task
 
 from maintenance import EnhancedMaintenanceModeService
-from maintenance.domain.emergency_plan import OUTCOME_ABORTED, plan_of
-from maintenance.errors import MaintenanceError
+from maintenance.domain.emergency_plan import OUTCOME_ABORTED, OUTCOME_INTERRUPTED, plan_of
+from maintenance.errors import MaintenanceError, OperationBlocked
 from maintenance.job_flags import JobFlags
 from maintenance.redisconn import REDIS_ERRORS
 
@@ -135,11 +140,13 @@ def on_postrun(
     task_id: str | None = None,
     task: Any = None,
     state: str | None = None,
+    retval: Any = None,
     **_: Any,
 ) -> None:
     """Pool child, after the job (``task_postrun``, connected by ``signals.emergency``): a
-    job that was told to stop is recorded as stopped; one that finished its work during an
-    emergency is never rerun (it may have been SIGTERMed and ignored it)."""
+    job that was told to stop is recorded as stopped, one that failed on a maintenance
+    refusal as interrupted; one that finished its work during an emergency is never rerun
+    (it may have been SIGTERMed and ignored it)."""
     if task_id is None:
         return
     watch = _watches.pop(task_id, None)
@@ -150,9 +157,51 @@ def on_postrun(
         _hand_over(service, task, _stopped_entry(service, task, watch))
         return
     status = service.status
+    # A retry is Celery running the job again, not maintenance stopping it.
+    refusal = refused_by_maintenance(retval) if state not in ("SUCCESS", "RETRY") else None
+    if refusal is not None:
+        _hand_over(service, task, _interrupted_entry(service, task, refusal))
+        return
     if state == "SUCCESS" and status.emergency_id and plan_of(status) is not None:
         entry = handoff.encode(handoff.COMPLETED, emergency_id=status.emergency_id, task_id=task_id)
         _hand_over(service, task, entry)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """How a job that maintenance stopped ended: its outcome, why, and the emergency."""
+
+    outcome: str
+    reason: str
+    emergency_id: str | None
+
+
+def stop_of(task: Any, error: BaseException | None) -> Stop | None:
+    """Whether the job ``task`` runs, ending now (raising ``error``, or None: returning), was
+    stopped by maintenance: told to stop (``aborted``) or refused a write or publish
+    (``interrupted``). The same judgement ``on_postrun`` records; None outside a job."""
+    task_id = getattr(getattr(task, "request", None), "id", None)
+    service = _service_of(task)
+    if task_id is None or service is None:
+        return None
+    watch = _watches.get(task_id)
+    if watch is not None and watch.stopped_by is not None:
+        emergency_id = watch.stopped_by if watch.stopped_by != "request" else None
+        return Stop(OUTCOME_ABORTED, _stop_reason(watch), emergency_id)
+    refusal = refused_by_maintenance(error)
+    if refusal is None:
+        return None
+    return Stop(OUTCOME_INTERRUPTED, _refusal_reason(refusal), service.status.emergency_id)
+
+
+def _stop_reason(watch: _Watch) -> str:
+    return f"stopped on request ({watch.stopped_by})"
+
+
+def _refusal_reason(refusal: OperationBlocked) -> str:
+    refused = getattr(refusal, "operation", None)
+    what = getattr(refused, "value", refused) or "an operation"
+    return f"maintenance refused {what}: {refusal}"[:500]
 
 
 def _stopped_entry(service: EnhancedMaintenanceModeService, task: Any, watch: _Watch) -> str:
@@ -162,12 +211,40 @@ def _stopped_entry(service: EnhancedMaintenanceModeService, task: Any, watch: _W
         task,
         operation=operation,
         outcome=OUTCOME_ABORTED,
-        reason=f"stopped on request ({watch.stopped_by})",
+        reason=_stop_reason(watch),
         activation_id=watch.activation_id,
     )
     emergency_id = watch.stopped_by if watch.stopped_by != "request" else None
     outcomes.count(service, emergency_id, **{OUTCOME_ABORTED: 1})
     return handoff.encode(handoff.STOPPED, emergency_id=emergency_id, record=record)
+
+
+def refused_by_maintenance(error: Any) -> OperationBlocked | None:
+    """The ``OperationBlocked`` that ``error`` is, or was raised from or while handling."""
+    seen: set[int] = set()
+    while isinstance(error, BaseException) and id(error) not in seen:
+        if isinstance(error, OperationBlocked):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _interrupted_entry(
+    service: EnhancedMaintenanceModeService, task: Any, refusal: OperationBlocked
+) -> str:
+    headers = vars(task.request)
+    operation = jobinfo.operation_of(service, task.app, task.name, headers).value
+    status = service.status
+    record = jobinfo.record_from_context(
+        task,
+        operation=operation,
+        outcome=OUTCOME_INTERRUPTED,
+        reason=_refusal_reason(refusal),
+        activation_id=status.activation_id,
+    )
+    outcomes.count(service, status.emergency_id, **{OUTCOME_INTERRUPTED: 1})
+    return handoff.encode(handoff.STOPPED, emergency_id=status.emergency_id, record=record)
 
 
 def _hand_over(service: EnhancedMaintenanceModeService, task: Any, entry: str) -> None:

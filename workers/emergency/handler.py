@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 from maintenance import EnhancedMaintenanceModeService
@@ -19,6 +20,11 @@ from ..requeue import requeue_jobs
 
 log = logging.getLogger("maintenance.emergency")
 INSPECT_TIMEOUT = 5.0
+#: How long a job a worker reports may take to appear in the registry (or in its ended
+#: set) before the lift check calls it missing: a loaded pool child runs ``task_prerun``
+#: late.
+SETTLE_SECONDS = 5.0
+SETTLE_POLL = 0.2
 
 
 class CeleryFleet:
@@ -38,8 +44,17 @@ class CeleryFleet:
         return "workers", self._compare_with_workers(service)
 
     def _compare_with_workers(self, service: EnhancedMaintenanceModeService) -> list[str]:
-        # The registry is read before and after asking, so a job that starts or ends
-        # meanwhile is not mistaken for an inconsistency.
+        """The registry against ``inspect().active()``, read so that no job that starts or
+        ends meanwhile is taken for an inconsistency:
+
+        * a job a worker reports but the registry does not list is fine if the registry
+          says it ended (``task_postrun`` runs in the pool child a moment before the main
+          process stops reporting it) or lists it by the time the workers are asked again
+          (``task_prerun`` runs a moment after the main process accepted it); only one
+          still reported, unlisted and not ended after ``SETTLE_SECONDS`` is a problem;
+        * a registry entry its live worker does not report is a problem only if it was
+          listed before and after asking and has not ended.
+        """
         registry = JobRegistry(service.redis, service.keys)
         live = {str(n.info.get("hostname")) for n in live_workers(service.nodes()).values()}
         before = {e.task_id: e for e in registry.running()}
@@ -47,35 +62,59 @@ class CeleryFleet:
             replies = self._active(live)
         except Exception as exc:
             return [f"the workers could not be asked what they run: {exc}"]
-        after = {e.task_id: e for e in registry.running()}
-        problems = []
-        for host in sorted(live - set(replies)):
-            problems.append(f"worker {host} did not answer: its jobs cannot be compared")
+        after = registry.all()
+        problems = [
+            f"worker {host} did not answer: its jobs cannot be compared"
+            for host in sorted(live - set(replies))
+        ]
         reported = _by_id(replies)
-        unlisted = {t: r for t, r in reported.items() if t not in before and t not in after}
-        if unlisted:
-            # A job that just ended has left the registry (``task_postrun``, in the pool
-            # child) a moment before its worker's main process stops reporting it: ask
-            # once more, and keep what is still reported and still not listed.
-            try:
-                replies_again = self._active({h for h, _ in unlisted.values()}, only=True)
-            except Exception as exc:
-                return [f"the workers could not be asked what they run: {exc}"]
-            again, listed = _by_id(replies_again), registry.all()
-            unlisted = {
-                t: (host, job)
-                for t, (host, job) in unlisted.items()
-                if (t in again or host not in replies_again) and t not in listed
-            }
-        for task_id, (host, job) in unlisted.items():
+        try:
+            unlisted = self._settle(registry, reported, set(before) | set(after))
+        except Exception as exc:
+            return [f"the workers could not be asked what they run: {exc}"]
+        for task_id, (host, job) in sorted(unlisted.items()):
             problems.append(f"{job.get('name')}[{task_id}] runs on {host}, not in the registry")
-        for task_id, entry in before.items():
-            if task_id in after and entry.worker in replies and task_id not in reported:
+        missing = [
+            t for t, e in before.items() if t in after and e.worker in replies and t not in reported
+        ]
+        gone = registry.ended(missing)
+        for task_id in missing:
+            if task_id not in gone:
+                entry = before[task_id]
                 problems.append(
                     f"the registry has {entry.name}[{task_id}] on {entry.worker}; "
                     "the worker does not run it"
                 )
         return problems
+
+    def _settle(
+        self,
+        registry: JobRegistry,
+        reported: dict[str, tuple[str, dict[str, Any]]],
+        listed: set[str],
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Of the jobs ``reported`` running, those neither ``listed`` nor ended, once they
+        stayed so (still reported by their worker) for ``SETTLE_SECONDS``."""
+        unlisted = {t: r for t, r in reported.items() if t not in listed}
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while unlisted:
+            ended = registry.ended(unlisted)
+            now_listed = registry.listed(unlisted)
+            unlisted = {
+                t: r
+                for (t, r), is_listed in zip(unlisted.items(), now_listed, strict=True)
+                if t not in ended and not is_listed
+            }
+            if not unlisted or time.monotonic() >= deadline:
+                return unlisted
+            time.sleep(SETTLE_POLL)
+            hosts = {host for host, _ in unlisted.values()}
+            again = self._active(hosts, only=True)
+            still = _by_id(again)
+            # A job its worker no longer reports has ended; a worker that did not answer
+            # this time keeps its jobs in question.
+            unlisted = {t: r for t, r in unlisted.items() if t in still or r[0] not in again}
+        return unlisted
 
     def _active(self, hosts: set[str], *, only: bool = False) -> dict[str, list[dict[str, Any]]]:
         """What the workers report running (``inspect().active()``): every worker, or with
@@ -96,6 +135,8 @@ class CeleryFleet:
             # requeued everything; it leaves ``recovery_pending`` set if anything is left.
             return "done"
         report = requeue_jobs(self.app, service, actor=actor)
+        if report.refused:
+            return "partial"
         if report.failed:
             log.error("emergency: %d job(s) not requeued: %s", len(report.failed), report.failed)
             return "partial"

@@ -16,6 +16,7 @@ from ..headers import bypass_user
 from ..operations import operation_of as operation_of
 from ..records import PROTOCOL_HEADERS, record_from_message
 from ..records import record_from_request as request_record
+from ..routing import broker_of
 
 #: Attributes a task's ``Context`` has of its own, not taken from the message headers.
 _CONTEXT_FIELDS = frozenset(name for name in vars(Context) if not name.startswith("_"))
@@ -51,6 +52,7 @@ def record_from_request(
         reason=reason,
         worker=worker,
         activation_id=activation_id,
+        broker=broker_of(getattr(request.task, "app", None)),
     )
     return replace(record, outcome=outcome, rerun_safe=rerun_safe(request.task))
 
@@ -84,5 +86,6 @@ def record_from_context(
         worker=request.hostname,
         activation_id=activation_id,
         kind=KIND_TERMINATED,
+        broker=broker_of(getattr(task, "app", None)),
     )
     return replace(record, outcome=outcome, rerun_safe=rerun_safe(task))

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 
 from maintenance import EnhancedMaintenanceModeService
 from maintenance import events as maintenance_events
-from maintenance.domain.emergency_plan import OUTCOME_ABORTED, OUTCOME_KILLED, OUTCOME_TERMINATED
+from maintenance.domain.emergency_plan import (
+    OUTCOME_ABORTED,
+    OUTCOME_INTERRUPTED,
+    OUTCOME_KILLED,
+    OUTCOME_TERMINATED,
+)
 from maintenance.emergency.fleet import FleetBoard
 from maintenance.redisconn import REDIS_ERRORS
 from maintenance.store.eventlog import EventLog, MaintenanceEvent
@@ -64,7 +69,7 @@ def record_stopped(
             EventLog.append_in(conn, _event(record, str(record.outcome), emergency_id, actor))
     by_outcome: dict[str, int] = {}
     for record in records:
-        if record.outcome != OUTCOME_ABORTED:  # counted by the job as it stopped
+        if record.outcome not in (OUTCOME_ABORTED, OUTCOME_INTERRUPTED):  # counted by the job
             by_outcome[str(record.outcome)] = by_outcome.get(str(record.outcome), 0) + 1
     count(service, emergency_id, **by_outcome)
     for record in records:

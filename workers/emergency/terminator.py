@@ -17,7 +17,11 @@ request table, the pool and the message acknowledgements:
    first revoke already took the request out of the worker's request table
    (``Request._announce_revoked`` -> ``task_ready``), so ``_revoke`` finds nothing.
 
-Pools without ``terminate_job`` (threads, solo) cannot do steps 2 and 3: the
+Green pools (gevent, eventlet) have no event loop: the ladder runs in greenlets
+of the patched ``threading`` (the same OS thread as the consumer, switching only
+where it waits), and Celery's ``terminate_job`` kills the job's greenlet
+(``GreenletExit`` where the job next waits; a job that never yields cannot be
+stopped). Pools without ``terminate_job`` (threads, solo) cannot do steps 2 and 3: the
 worker says so (progress, counts, an ``emergency_unterminable`` event) and
 its jobs stay listed as running until they end.
 """
@@ -84,6 +88,11 @@ def can_terminate(pool: Any) -> bool:
     return "terminate_job" in vars(pool) or type(pool).terminate_job is not BasePool.terminate_job
 
 
+def is_green(pool: Any) -> bool:
+    """Whether jobs run as greenlets of the worker main process (gevent, eventlet)."""
+    return bool(getattr(pool, "is_green", False))
+
+
 def _process_start(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (tells a live child from a reused pid), if readable."""
     try:
@@ -111,6 +120,8 @@ class _Stopped:
     pid: int
     started: str | None
     result: Callable[[], Any] | None  # weakref to billiard's ApplyResult
+    #: Green pools: ``pid`` is the id of the job's greenlet in the pool's map.
+    pool_map: dict[int, Any] | None = None
 
 
 class Ladder:
@@ -159,12 +170,15 @@ class Ladder:
                 log.error("emergency: %s NOT recorded (%s): %r", record.original_id, exc, record)
         ids = [req.id for req, _ in targets]
         if ids:
+            pool = self.owner.consumer.pool
+            green_map = getattr(pool, "_pool_map", None) if is_green(pool) else None
             self.stopped = [
                 _Stopped(
                     record=record,
                     pid=req.worker_pid,
-                    started=_process_start(req.worker_pid),
+                    started=None if green_map is not None else _process_start(req.worker_pid),
                     result=req._apply_result,
+                    pool_map=green_map,
                 )
                 for (req, _), record in zip(targets, records, strict=True)
             ]
@@ -211,6 +225,8 @@ class Ladder:
 
     @staticmethod
     def _still_running(stopped: _Stopped) -> bool:
+        if stopped.pool_map is not None:
+            return stopped.pid in stopped.pool_map  # the pool drops a greenlet that ended
         result = stopped.result() if stopped.result is not None else None
         if result is not None and result.ready():
             return False  # the job's process returned or is gone
@@ -358,7 +374,8 @@ class WorkerTerminator:
         self.hostname = str(consumer.hostname)
         self.pool = pool_name(consumer.pool)
         self.hub = getattr(consumer, "hub", None)
-        self.can_terminate = can_terminate(consumer.pool) and self.hub is not None
+        self.green = is_green(consumer.pool)
+        self.can_terminate = can_terminate(consumer.pool) and (self.hub is not None or self.green)
         self.pid = os.getpid()
         self.handled: set[str] = set()
         self.emergencies: set[str] = set()
@@ -400,12 +417,19 @@ class WorkerTerminator:
         ladder = Ladder(self, plan, status)
         if self.can_terminate and self.hub is not None:
             self.hub.call_soon(ladder.begin)
+        elif self.can_terminate:
+            self.call_later(0.0, ladder.begin)
         else:
             self.background(ladder.cannot_terminate)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
-        """Run ``fn`` in the event loop after ``delay`` seconds (now if past)."""
-        assert self.hub is not None
+        """Run ``fn`` in the event loop after ``delay`` seconds (now if past); in a green
+        pool, in a greenlet of the consumer's thread (``threading`` is patched there)."""
+        if self.hub is None:
+            timer = threading.Timer(max(0.0, delay), fn)
+            timer.daemon = True
+            timer.start()
+            return
         self.hub.call_later(max(0.0, delay), fn)
 
     def background(self, fn: Callable[..., Any], *args: Any) -> None:

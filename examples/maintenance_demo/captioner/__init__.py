@@ -10,9 +10,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, has_request_context
+from flask import Flask, has_request_context
 
-from maintenance import OperationBlocked
 from maintenance.integrity import run_checks_when_maintenance_ends
 
 from .auth import cached_user, check_csrf, csrf_token, current_user
@@ -70,11 +69,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.teardown_appcontext(ext.close_session)
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
 
-    @app.errorhandler(OperationBlocked)
-    def maintenance_refusal(exc: OperationBlocked) -> Response:
-        # Refused by the Celery publish gate or the transaction guard, after the
-        # request itself was let through (e.g. maintenance began mid-request).
-        return maintenance.create_maintenance_response(exc.operation, exc.status)
+    # OperationBlocked raised by the Celery publish gate or the transaction guard after
+    # the request itself was let through (e.g. maintenance began mid-request) gets the
+    # maintenance 503 from MaintenanceModeMiddleware (MAINTENANCE_HANDLE_BLOCKED).
 
     from .views import register_blueprints
 

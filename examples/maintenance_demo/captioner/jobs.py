@@ -7,6 +7,7 @@ that is not there yet; a publish refused by maintenance marks it ``refused``.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -23,6 +24,10 @@ from maintenance.integrity import allow_writes
 
 from .models import Job, User, utcnow
 
+#: A file whose presence holds every job past its duration until it is removed (a
+#: walkthrough or a test releases its jobs when it has looked at them, whatever the
+#: machine's load). Unset: jobs take their duration and no more.
+HOLD_FILE_ENV = "CAPTIONER_HOLD_FILE"
 #: Job states a worker is (or may soon be) working on.
 OPEN_STATES = ("queued", "running")
 INTERRUPTED = "interrupted"
@@ -85,9 +90,15 @@ def start_job(
 
 
 @contextmanager
-def job_running(session: Session, job_id: int, task_id: str | None) -> Iterator[Job | None]:
+def job_running(
+    session: Session, job_id: int, task_id: str | None, *, rerun_safe: bool = True
+) -> Iterator[Job | None]:
     """Mark job ``job_id`` running for the block, then done (committing the block's work)
-    or failed. Yields None when the job is gone or was cancelled before it started."""
+    or failed. Yields None when the job is gone or was cancelled before it started.
+
+    A job that an emergency told to stop, or whose writes maintenance refused (the final
+    commit included), is marked ``interrupted`` with the reason: it runs again after the
+    recovery, or (``rerun_safe=False``) waits for an operator."""
     job = session.get(Job, job_id)
     if job is None or job.status == "cancelled":
         yield None
@@ -97,24 +108,28 @@ def job_running(session: Session, job_id: int, task_id: str | None) -> Iterator[
     job.runs += 1
     job.error = None
     if task_id:
-        job.task_id = task_id  # a requeued run has a new task id
+        job.task_id = task_id  # a job stopped in an emergency reruns under a new id
     session.commit()
     try:
         yield job
+        job.status = "done"
+        job.finished_at = utcnow()
+        session.commit()
     except JobCancelled:
         session.rollback()
         return
     except JobAborted:
         session.rollback()
-        _mark_interrupted(session, job)
+        _mark_interrupted(session, job, "stopped by an emergency", rerun_safe)
         return
     except Exception as exc:
         session.rollback()
-        _mark_failed(session, job, exc)
+        refusal = _refusal_in(exc)
+        if refusal is None:
+            _mark_failed(session, job, exc)
+        else:
+            _mark_interrupted(session, job, f"maintenance refused a write: {refusal}", rerun_safe)
         raise
-    job.status = "done"
-    job.finished_at = utcnow()
-    session.commit()
 
 
 def _mark_failed(session: Session, job: Job, exc: BaseException) -> None:
@@ -129,22 +144,43 @@ def _mark_failed(session: Session, job: Job, exc: BaseException) -> None:
         session.rollback()
 
 
-def _mark_interrupted(session: Session, job: Job) -> None:
+def _refusal_in(error: BaseException | None) -> OperationBlocked | None:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OperationBlocked):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _mark_interrupted(session: Session, job: Job, why: str, rerun_safe: bool) -> None:
     # The job's own bookkeeping: the guard refuses an emergency's writes, but the
     # row must not claim the job still runs (the consistency check would say so).
-    with allow_writes("record that an emergency stopped a job"):
+    then = (
+        "it runs again after the recovery"
+        if rerun_safe
+        else "not safe to run again: an operator decides"
+    )
+    with allow_writes("record that maintenance stopped a job"):
         job.status = INTERRUPTED
-        job.error = "stopped by an emergency; it runs again after the recovery"
+        job.error = f"{why}; {then}"[:500]
         session.commit()
 
 
+def held() -> bool:
+    """Whether the hold file (``CAPTIONER_HOLD_FILE``) holds jobs past their duration."""
+    path = os.environ.get(HOLD_FILE_ENV)
+    return bool(path) and os.path.exists(str(path))
+
+
 def simulate_work(session: Session, job: Job, seconds: float) -> None:
-    """Take ``seconds`` (the latency of a real model or platform API), stopping with
-    ``JobCancelled`` soon after the job is cancelled and with ``JobAborted`` when an
-    emergency tells it to stop."""
+    """Take ``seconds`` (the latency of a real model or platform API), and longer while
+    ``held()``, stopping with ``JobCancelled`` soon after the job is cancelled and with
+    ``JobAborted`` when an emergency tells it to stop."""
     deadline = time.monotonic() + seconds
     next_check = 0.0
-    while (left := deadline - time.monotonic()) > 0:
+    while (left := deadline - time.monotonic()) > 0 or held():
         if told_to_stop():
             raise JobAborted(job.id)
         if time.monotonic() >= next_check:
@@ -152,13 +188,16 @@ def simulate_work(session: Session, job: Job, seconds: float) -> None:
             if job.status == "cancelled":
                 raise JobCancelled(job.id)
             next_check = time.monotonic() + 0.25
-        time.sleep(min(left, 0.05))
+        time.sleep(min(left, 0.05) if left > 0 else 0.05)
 
 
 def external_call(seconds: float) -> None:
     """One blocking call to something outside (an encoder, a platform's upload API):
-    it cannot stop half-way, so it never asks whether to stop."""
+    it cannot stop half-way, so it never asks whether to stop (it lasts longer while
+    ``held()``)."""
     time.sleep(seconds)
+    while held():
+        time.sleep(0.05)
 
 
 @contextmanager

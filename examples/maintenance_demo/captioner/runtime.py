@@ -125,6 +125,8 @@ def job_session(task: CaptionerTask, job_id: int) -> Iterator[tuple[Session, Job
     """A session and the task's job, marked running for the block (see ``job_running``)."""
     with (
         runtime_of(task.app).db.sessions() as session,
-        job_running(session, job_id, task.request.id) as job,
+        job_running(
+            session, job_id, task.request.id, rerun_safe=getattr(task, "rerun_safe", True)
+        ) as job,
     ):
         yield session, job

@@ -16,6 +16,7 @@ from celery import Celery
 
 from maintenance import EnhancedMaintenanceModeService, Settings
 from maintenance_demo.captioner.db import database_url
+from maintenance_demo.captioner.jobs import HOLD_FILE_ENV
 from maintenance_demo.captioner.tasks import create_celery
 
 from ..launcher import DemoOptions, DemoStack
@@ -57,7 +58,10 @@ class ScenarioFleet:
             settings,
             self.run_dir,
             app_db_url=app_db,
-            extra_env={"CELERY_BROKER_KEYPREFIX": self.broker_prefix},
+            extra_env={
+                "CELERY_BROKER_KEYPREFIX": self.broker_prefix,
+                HOLD_FILE_ENV: str(self.hold_file),
+            },
         )
 
     # -- life cycle --------------------------------------------------------------------
@@ -68,8 +72,22 @@ class ScenarioFleet:
         self.stack.start(threading.Event())
         return time.monotonic() - started
 
+    @property
+    def hold_file(self) -> Path:
+        """While it exists, the fleet's jobs run on past their duration (``held()``)."""
+        return self.run_dir.absolute() / "hold-jobs"
+
+    def hold(self) -> None:
+        """Keep every job running (until it is told to stop, signalled or ``release``d)."""
+        self.hold_file.touch()
+
+    def release(self) -> None:
+        """Let held jobs finish."""
+        self.hold_file.unlink(missing_ok=True)
+
     def stop(self) -> None:
         """Stop every process and forget this run's Redis keys."""
+        self.release()  # a warm shutdown waits for running jobs
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 self._publisher.close()

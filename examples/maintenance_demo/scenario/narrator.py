@@ -52,6 +52,15 @@ class Narrator:
         self.width = width
         self.steps: list[Step] = []
         self.current: Step | None = None
+        #: Set by the runner's Ctrl-C/SIGTERM handler. Its KeyboardInterrupt can be swallowed
+        #: where Python ignores exceptions (a finaliser, a callback), so every observation
+        #: also asks, and the walkthrough stops at the next one.
+        self.stop_requested = False
+
+    def stop_if_requested(self) -> None:
+        """Raise KeyboardInterrupt if a stop was asked for and not yet handled."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
 
     # -- printing ------------------------------------------------------------------
     def say(self, text: str = "", indent: int = 2, hang: int | None = None) -> None:
@@ -74,6 +83,7 @@ class Narrator:
 
     def check(self, ok: bool, text: str) -> bool:
         """One observation: ✓ or ✗ and a line of plain words; recorded in the current step."""
+        self.stop_if_requested()
         if self.current is not None:
             self.current.checks.append(bool(ok))
         print(f"  {OK if ok else FAIL} {text}", file=self.out, flush=True)
@@ -86,6 +96,7 @@ class Narrator:
 
     def command(self, shown: str, output: str, code: int) -> None:
         """An operator's command and what it printed, indented under it."""
+        self.stop_if_requested()
         print(f"  $ {shown}", file=self.out)
         for line in output.rstrip().splitlines():
             print(f"  \u2502 {line}", file=self.out)
@@ -97,6 +108,7 @@ class Narrator:
     @contextmanager
     def step(self, title: str, expected: str, intro: str = "") -> Iterator[Step]:
         """A heading, the step's narration and checks; an exception fails the step."""
+        self.stop_if_requested()
         step = Step(title, expected)
         self.steps.append(step)
         self.current = step

@@ -69,9 +69,10 @@ def jobs_running(sc: Scenario, step: Step) -> None:
     slots = options.workers * options.concurrency
     sc.narrator.say(
         "Alice, a regular user, logs in and asks for captions and an image analysis. "
-        f"Each job takes about {sc.task_seconds:g} seconds (simulated model time). The admin "
-        "is logged in too."
+        f"Each job takes at least {sc.task_seconds:g} seconds (simulated model time; the "
+        "walkthrough holds them until it has looked at them). The admin is logged in too."
     )
+    sc.fleet.hold()
     admin = sc.admin = Person(sc.fleet.web_url, ADMIN)
     sc.narrator.require(admin.log_in().status == 200, "the admin logs in")
     alice = sc.alice = Person(sc.fleet.web_url, USER)
@@ -188,6 +189,7 @@ def drain(sc: Scenario, step: Step) -> None:
         "have finished (as `maintenance drain --wait` does)."
     )
     bar = DrainBar("Draining", sc.narrator.out)
+    sc.fleet.release()
     started = time.monotonic()
     try:
         drained = wait_for_drain(
@@ -258,11 +260,14 @@ def disable(sc: Scenario, step: Step) -> None:
         f"the {held} held-back jobs ran after maintenance: runs per job {runs}",
     )
     listing = sc.operator.run("jobs", "--state", "requeued")
-    requeued = sum(line.split()[1:2] == ["requeued"] for line in listing.output.splitlines())
+    rows = [line.split() for line in listing.output.splitlines()]
+    requeued = sum(row[1:2] == ["requeued"] for row in rows)
+    # Columns end "original id, requeued as": a deferred job keeps its task id.
+    kept = sum(row[1:2] == ["requeued"] and row[-1] == row[-2] for row in rows)
     left = service.get_maintenance_status().deferred_jobs_count
     sc.narrator.check(
-        requeued == held and left == 0,
-        f"{requeued} requeued under new task ids; {left} still held back",
+        requeued == held and kept == held and left == 0,
+        f"{requeued} requeued, {kept} under their own task ids; {left} still held back",
     )
     sc.narrator.check(sc.user().log_in().status == 200, "alice can log in again")
     results = wait_until(

@@ -27,10 +27,6 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C."""
 
 
-def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
-    raise _Terminated()
-
-
 def run_scenario(options: DemoOptions, settings: Settings, out: TextIO | None = None) -> int:
     """The narrated walkthrough: 0 only if every step behaved (1 otherwise, 130 if stopped)."""
     narrator = Narrator(out)
@@ -45,7 +41,13 @@ def run_scenario(options: DemoOptions, settings: Settings, out: TextIO | None = 
         "says what was observed: \u2713 as expected, \u2717 not.",
         indent=0,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        narrator.stop_requested = True
+        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous_int = signal.signal(signal.SIGINT, on_signal)
     interrupted = False
     stages = NORMAL_STEPS if missing else (*NORMAL_STEPS, *EMERGENCY_STEPS)
     outline = [(s.title, s.expected) for s in (*NORMAL_STEPS, *EMERGENCY_STEPS)]
@@ -56,12 +58,14 @@ def run_scenario(options: DemoOptions, settings: Settings, out: TextIO | None = 
         else:
             for title, expected in outline[len(stages) :]:
                 narrator.skip(title, expected, missing or "")
+        narrator.stop_if_requested()
     except KeyboardInterrupt:
         interrupted = True
+        narrator.stop_requested = False
         narrator.say("\nInterrupted.", indent=0)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         narrator.say("\nStopping every process the scenario started...", indent=0)
         try:
             fleet.stop()

@@ -13,7 +13,7 @@ DEFAULTS: dict[str, Any] = {
     "MAINTENANCE_ADMIN_LOGIN_URL": None,
     "MAINTENANCE_ADMIN_POLL_SECONDS": 5.0,
     "MAINTENANCE_ADMIN_CHART_MINUTES": 30,
-    "MAINTENANCE_ADMIN_HISTORY_LIMIT": 50,
+    "MAINTENANCE_ADMIN_HISTORY_PAGE": 10,
     "MAINTENANCE_ADMIN_REPORTS_LIMIT": 20,
     "MAINTENANCE_ADMIN_CSRF_TTL": 8 * 3600,
     "MAINTENANCE_ADMIN_EMERGENCY_PHRASE": "EMERGENCY",
@@ -34,7 +34,7 @@ class AdminConfig:
     login_url: str | None
     poll_seconds: float
     chart_minutes: int
-    history_limit: int
+    history_page: int
     reports_limit: int
     csrf_ttl: int
     emergency_phrase: str
@@ -48,7 +48,7 @@ class AdminConfig:
             login_url=c["MAINTENANCE_ADMIN_LOGIN_URL"] or None,
             poll_seconds=float(c["MAINTENANCE_ADMIN_POLL_SECONDS"]),
             chart_minutes=int(c["MAINTENANCE_ADMIN_CHART_MINUTES"]),
-            history_limit=int(c["MAINTENANCE_ADMIN_HISTORY_LIMIT"]),
+            history_page=int(c["MAINTENANCE_ADMIN_HISTORY_PAGE"]),
             reports_limit=int(c["MAINTENANCE_ADMIN_REPORTS_LIMIT"]),
             csrf_ttl=int(c["MAINTENANCE_ADMIN_CSRF_TTL"]),
             emergency_phrase=str(c["MAINTENANCE_ADMIN_EMERGENCY_PHRASE"]).strip(),
@@ -57,6 +57,8 @@ class AdminConfig:
             raise ValueError("MAINTENANCE_ADMIN_POLL_SECONDS must be > 0")
         if not 1 <= config.chart_minutes <= 120:
             raise ValueError("MAINTENANCE_ADMIN_CHART_MINUTES must be 1..120 (rates live 2 h)")
+        if not 1 <= config.history_page <= 500:
+            raise ValueError("MAINTENANCE_ADMIN_HISTORY_PAGE must be 1..500")
         if not config.emergency_phrase:
             raise ValueError("MAINTENANCE_ADMIN_EMERGENCY_PHRASE must not be empty")
         return config

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Flask, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..host_csrf import leave_to_itself
 from ..state import KEY, WebState
 from . import access
 from .config import AdminConfig, apply_defaults
@@ -34,7 +35,7 @@ class MaintenanceAdmin:
     ``MAINTENANCE_ADMIN_LOGIN_URL``       anonymous visitors go here with ``?next=`` (None: 401)
     ``MAINTENANCE_ADMIN_POLL_SECONDS``    dashboard refresh period (5)
     ``MAINTENANCE_ADMIN_CHART_MINUTES``   minutes in the blocked-attempts chart (30, at most 120)
-    ``MAINTENANCE_ADMIN_HISTORY_LIMIT``   history events shown (50)
+    ``MAINTENANCE_ADMIN_HISTORY_PAGE``    history events a page (10; the whole log is paged)
     ``MAINTENANCE_ADMIN_REPORTS_LIMIT``   stored reports listed (20)
     ``MAINTENANCE_ADMIN_CSRF_TTL``        seconds a form's CSRF token stays valid (28800)
     ``MAINTENANCE_ADMIN_EMERGENCY_PHRASE`` what to type to confirm an emergency (``EMERGENCY``)
@@ -70,6 +71,7 @@ class MaintenanceAdmin:
         self.views[app] = views
         app.extensions["maintenance_admin"] = self
         app.register_blueprint(self.blueprint(views), url_prefix=config.url_prefix)
+        leave_to_itself(app, BLUEPRINT)  # its forms carry the panel's own token
 
     @staticmethod
     def blueprint(views: AdminViews) -> Blueprint:
@@ -96,5 +98,6 @@ class MaintenanceAdmin:
         bp.add_url_rule("/check", "check", views.check, methods=["GET"])
         bp.add_url_rule("/data", "data", views.data, methods=["GET"])
         bp.add_url_rule("/status", "status", views.status, methods=["GET"])
+        bp.add_url_rule("/history", "history", views.history, methods=["GET"])
         bp.add_url_rule("/reports/<report_id>", "report", views.report, methods=["GET"])
         return bp

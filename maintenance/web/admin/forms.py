@@ -16,26 +16,21 @@ from werkzeug.datastructures import MultiDict
 
 from ...domain.enable_request import EnableRequest
 from ...domain.modes import MaintenanceMode, OperationType
+from ...domain.operations import NEVER_BLOCKED, SEED_REGISTRY, OperationRegistry
 from ...domain.validation import MAX_REASON, validate_note
 from ...errors import ValidationError
 
-#: Operation types an override may name, in display order, with their labels.
-BLOCKABLE: tuple[tuple[OperationType, str], ...] = (
-    (OperationType.CAPTION_GENERATION, "Caption generation"),
-    (OperationType.JOB_CREATION, "Job creation"),
-    (OperationType.PLATFORM_OPERATIONS, "Platform operations"),
-    (OperationType.BATCH_OPERATIONS, "Batch operations"),
-    (OperationType.USER_DATA_MODIFICATION, "User data changes"),
-    (OperationType.IMAGE_PROCESSING, "Image processing"),
-    (OperationType.READ_OPERATIONS, "Reads"),
-    (OperationType.ADMIN_OPERATIONS, "Admin operations (non-admins)"),
-    (OperationType.UNKNOWN, "Unclassified requests"),
-)
-#: Never blockable; shown disabled so the operator sees why.
-UNBLOCKABLE: tuple[tuple[OperationType, str], ...] = (
-    (OperationType.STATUS_CHECK, "Status checks"),
-    (OperationType.AUTHENTICATION, "Logins"),
-)
+
+def blockable(operations: OperationRegistry) -> tuple[tuple[OperationType, str], ...]:
+    """Operation types an override may name, in display order, with their labels."""
+    return tuple((op, operations.label(op)) for op in operations if op not in NEVER_BLOCKED)
+
+
+def unblockable(operations: OperationRegistry) -> tuple[tuple[OperationType, str], ...]:
+    """Never blockable; shown disabled so the operator sees why."""
+    return tuple((op, operations.label(op)) for op in operations if op in NEVER_BLOCKED)
+
+
 MODES: tuple[tuple[str, str], ...] = (
     (MaintenanceMode.NORMAL.value, "Normal: block user work, admins pass"),
     (MaintenanceMode.EMERGENCY.value, "Emergency: block everything but admin work"),
@@ -114,8 +109,17 @@ def enable_values(form: FormData) -> dict[str, Any]:
     }
 
 
-def parse_enable(form: FormData, *, emergency_phrase: str, actor: str) -> FormResult:
-    """Check an enable form; ``result.request`` is an ``EnableForm`` when ``result.ok``."""
+def parse_enable(
+    form: FormData,
+    *,
+    emergency_phrase: str,
+    actor: str,
+    operations: OperationRegistry = SEED_REGISTRY,
+    in_emergency: bool = False,
+) -> FormResult:
+    """Check an enable form; ``result.request`` is an ``EnableForm`` when ``result.ok``.
+    Declaring an emergency asks for ``emergency_phrase``; editing one already on
+    (``in_emergency``) does not ask again."""
     values = enable_values(form)
     errors: dict[str, str] = {}
     scope = _field(errors, "scope", lambda: _scope(form.get("scope")))
@@ -133,10 +137,12 @@ def parse_enable(form: FormData, *, emergency_phrase: str, actor: str) -> FormRe
             "details": {"via": "admin-ui"},
         },
         actor,
+        operations=operations,
     )
     errors = {**invalid, **errors}
     confirmed = str(form.get("confirm_emergency") or "").strip() == emergency_phrase
-    if values["mode"].strip().lower() == MaintenanceMode.EMERGENCY and not confirmed:
+    declaring = values["mode"].strip().lower() == MaintenanceMode.EMERGENCY and not in_emergency
+    if declaring and not confirmed:
         errors["confirm_emergency"] = f"type {emergency_phrase} to confirm emergency maintenance"
     if errors or req is None:
         return FormResult(values, errors)

@@ -1,5 +1,5 @@
-"""Read-only views of the fleet's running jobs (the active-job registry) and of the drain:
-how many running jobs of a blocked type are left."""
+"""Read-only views of the fleet's running jobs (the active-job registry), of the drain
+(how many running jobs of a blocked type are left) and of stopped jobs needing action."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from ... import drain_marks
 from ...domain.modes import OperationType
 from ...domain.status import MaintenanceStatus
+from ...errors import StoreUnavailable
 from ...job_registry import ActiveJob, JobRegistry
+from ...store.jobs import JobStore
 
 if TYPE_CHECKING:
     from ...service import EnhancedMaintenanceModeService
@@ -55,9 +57,14 @@ def jobs_view(
         }
         for j in jobs[:limit]
     ]
+    try:
+        needing = [r.to_dict() for r in JobStore(service.db).needing_action(limit)]
+    except StoreUnavailable:
+        needing = []  # the status names the SQL trouble
     return {
         "total": len(jobs),
         "rows": rows,
+        "needing_action": needing,
         "blocked_kind_running": len(blocking),
         "draining": bool(kinds),
         "drained_at": (

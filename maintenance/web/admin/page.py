@@ -9,16 +9,24 @@ from typing import TYPE_CHECKING, Any
 from flask import url_for
 
 from ...domain.enable_request import limits
-from ...domain.policy import DEFAULT_BLOCKED, ordered
-from .forms import BLOCKABLE, UNBLOCKABLE
+from ...domain.modes import MaintenanceMode
+from ...domain.operations import SEED_REGISTRY, OperationRegistry
+from .forms import blockable, unblockable
 
 if TYPE_CHECKING:
     from ..config import WebConfig
     from .config import AdminConfig
 
 
-def page_config(web: WebConfig, admin: AdminConfig, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Everything ``admin.js`` needs; rendered with ``tojson`` (safe inside ``<script>``)."""
+def page_config(
+    web: WebConfig,
+    admin: AdminConfig,
+    snapshot: dict[str, Any],
+    operations: OperationRegistry = SEED_REGISTRY,
+) -> dict[str, Any]:
+    """Everything ``admin.js`` needs; rendered with ``tojson`` (safe inside ``<script>``);
+    operation names and labels are the app's (``operations``)."""
+    shown = (*blockable(operations), *unblockable(operations))
     api = web.api_prefix
     return {
         "api": {
@@ -28,20 +36,24 @@ def page_config(web: WebConfig, admin: AdminConfig, snapshot: dict[str, Any]) ->
             "invalidate_sessions": f"{api}/sessions/invalidate",
             # The API's own emergency endpoint (``POST <prefix>/emergency``).
             "emergency": {"url": f"{api}/emergency", "dedicated": True},
+            "emergency_off": f"{api}/emergency/deactivate",
+            "critical_only": f"{api}/emergency/critical-only",
         },
         "urls": {
             "data": url_for(".data"),
             "check": url_for(".check"),
+            "history": url_for(".history"),
             "report": url_for(".report", report_id="REPORT_ID"),
         },
         "poll_ms": round(admin.poll_seconds * 1000),
         "emergency_phrase": admin.emergency_phrase,
         "limits": limits(),
         "mode_defaults": {
-            mode.value: [op.value for op in ordered(ops)] for mode, ops in DEFAULT_BLOCKED.items()
+            mode.value: [op.value for op in operations.ordered(operations.default_blocked(mode))]
+            for mode in MaintenanceMode
         },
         # A list as well as the labels: the JSON encoder sorts object keys.
-        "operations": [op.value for op, _label in (*BLOCKABLE, *UNBLOCKABLE)],
-        "labels": {op.value: label for op, label in (*BLOCKABLE, *UNBLOCKABLE)},
+        "operations": [op.value for op, _label in shown],
+        "labels": {op.value: label for op, label in shown},
         "snapshot": snapshot,
     }

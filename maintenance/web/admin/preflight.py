@@ -271,6 +271,9 @@ def fleet(ctx: CheckContext) -> list[Finding]:
         found.append(
             Finding(WARNING, "degraded", f"The control plane is degraded: {health.reason}.")
         )
+    problem = ctx.service.record.problem()
+    if problem:
+        found.append(Finding(WARNING, "store_mismatch", f"Changes will be refused: {problem}."))
     return found
 
 

@@ -13,8 +13,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ... import attempts
+from ...domain.modes import MaintenanceMode
+from ...emergency import controller_for
+from ...emergency.deactivation import check_deactivation
+from ...errors import ConflictError
 from ...reports import list_reports
 from ..payloads import admin_status, jsonable_attempt
+from .history import HistoryQuery, history_view
 from .jobs import jobs_view
 from .preflight import SOURCE_ERRORS
 
@@ -69,14 +74,32 @@ def attempts_view(
     }
 
 
+def emergency_view(
+    service: EnhancedMaintenanceModeService, live: MaintenanceStatus
+) -> dict[str, Any] | None:
+    """The emergency console: phase, plan (its SIGTERM and SIGKILL times), outcome counts,
+    each worker's ladder, running jobs, and what stands in the way of a lift now (the
+    registry and termination checks; the lift itself runs every check again)."""
+    if not (live.is_active and live.mode is MaintenanceMode.EMERGENCY):
+        return None
+    progress = controller_for(service).emergency_progress().to_dict()
+    try:
+        check: dict[str, Any] | None = check_deactivation(service).to_dict()
+    except ConflictError:  # lifted between the two reads
+        check = None
+    return {**progress, "check": check, "critical_admin_only": live.critical_admin_only}
+
+
 def build_snapshot(
     service: EnhancedMaintenanceModeService,
     config: AdminConfig,
     sessions: Any = None,
     status: MaintenanceStatus | None = None,
+    history: HistoryQuery | None = None,
 ) -> dict[str, Any]:
     """The dashboard's data (admins only: it names users, nodes and workers); ``status``
-    is the ``get_maintenance_status()`` already read, if any."""
+    is the ``get_maintenance_status()`` already read, if any; ``history`` the page of
+    the history to include (the first page of every kind if None)."""
     view = admin_status(service, status)
     live = service.status
     out: dict[str, Any] = {"status": view, "generated_at": time.time()}
@@ -84,6 +107,7 @@ def build_snapshot(
     out["attempts"] = _section(
         "blocked attempts", lambda: attempts_view(service, view, config.chart_minutes)
     )
+    out["emergency"] = _section("emergency", lambda: emergency_view(service, live))
     out["nodes"] = nodes_view(view)
     out["sessions"] = (
         _section("sessions", lambda: sessions.get_active_non_admin_sessions(sample=10).to_dict())
@@ -91,7 +115,7 @@ def build_snapshot(
         else None
     )
     out["history"] = _section(
-        "history", lambda: [e.to_dict() for e in service.history(config.history_limit)]
+        "history", lambda: history_view(service, config, history or HistoryQuery())
     )
     out["reports"] = _section("reports", lambda: list_reports(service, limit=config.reports_limit))
     return out

@@ -31,3 +31,12 @@ def iso_minutes(value: datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def iso_seconds(value: datetime | None) -> str:
+    """``2024-05-01 12:30:05 UTC``, as the panel's scripts write times (``-`` for None)."""
+    if value is None:
+        return "-"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

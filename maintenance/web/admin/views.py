@@ -4,14 +4,26 @@ dashboard data and stored reports. Every view runs after the admin check."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ...commands import Actor, Outcome
+from ...commands.disable import disable as disable_command
+from ...commands.enable import enable as enable_command
 from ...domain.enable_request import EnableRequest, limits
 from ...domain.modes import MaintenanceMode
-from ...errors import ApiError, ConflictError, CsrfError, NotFound, ValidationError
+from ...errors import (
+    ApiError,
+    ConflictError,
+    CsrfError,
+    NotAuthorized,
+    NotFound,
+    StoreUnavailable,
+    ValidationError,
+)
 from ...fencing import ActivationResult
 from ...reports import load_report
 from ...reports import render as render_report
@@ -23,20 +35,22 @@ from .access import REPORT_CSP
 from .csrf import FIELD as CSRF_FIELD
 from .csrf import CsrfProtect
 from .forms import (
-    BLOCKABLE,
     MODES,
-    UNBLOCKABLE,
     EnableForm,
     FormResult,
+    blockable,
     parse_disable,
     parse_enable,
+    unblockable,
 )
+from .history import HistoryQuery, history_view, parse_query
 from .page import page_config
 from .preflight import CheckContext, Finding, run_checks, warnings_of
 from .snapshot import build_snapshot
-from .timefmt import human_seconds, iso_minutes
+from .timefmt import human_seconds, iso_minutes, iso_seconds
 
 if TYPE_CHECKING:
+    from ...domain.status import MaintenanceStatus
     from ...service import EnhancedMaintenanceModeService
     from ..state import WebState
     from .config import AdminConfig
@@ -77,7 +91,7 @@ class AdminViews:
         web = self.web.config
         return {
             "reason": (status.reason or "") if status.is_active else "",
-            "duration": "",
+            "duration": _remaining(status),
             "mode": status.mode.value if status.is_active else MaintenanceMode.NORMAL.value,
             "scope": "default",
             "operations": [],
@@ -97,7 +111,13 @@ class AdminViews:
     ) -> Response:
         """The panel page, optionally with a submitted form's values, errors and findings."""
         status = self.service.get_maintenance_status()
-        snapshot = build_snapshot(self.service, self.config, self.web.sessions, status=status)
+        try:
+            history = parse_query(request.args)
+        except ValidationError:  # the forms' posts: their URL carries no history page
+            history = HistoryQuery()
+        snapshot = build_snapshot(
+            self.service, self.config, self.web.sessions, status=status, history=history
+        )
         findings = findings or []
         body = render_template(
             "maintenance_admin/panel.html",
@@ -111,16 +131,18 @@ class AdminViews:
             findings=findings,
             notices=notices.unpack(),
             needs_ack=bool(warnings_of(findings)),
-            blockable=BLOCKABLE,
-            unblockable=UNBLOCKABLE,
+            blockable=blockable(self.service.operations),
+            unblockable=unblockable(self.service.operations),
             modes=MODES,
             csrf_field=CSRF_FIELD,
             csrf_token=self.csrf.token(),
-            page=page_config(self.web.config, self.config, snapshot),
+            page=page_config(self.web.config, self.config, snapshot, self.service.operations),
             emergency_phrase=self.config.emergency_phrase,
             limits=limits(),
             human_seconds=human_seconds,
             iso_minutes=iso_minutes,
+            iso_seconds=iso_seconds,
+            history=snapshot["history"],
         )
         return Response(body, code, mimetype="text/html")
 
@@ -141,7 +163,13 @@ class AdminViews:
 
     # -- views -----------------------------------------------------------------------
     def panel(self) -> Response:
-        """GET: the control panel and dashboard."""
+        """GET: the control panel and dashboard (``?history_offset=&history_kind=``: the
+        history page shown)."""
+        try:
+            parse_query(request.args)
+        except ValidationError as exc:
+            body = render_template("maintenance_admin/refused.html", message=str(exc))
+            return Response(body, 400, mimetype="text/html")
         return self.render_panel()
 
     def enable(self) -> BaseResponse:
@@ -151,8 +179,13 @@ class AdminViews:
         except CsrfError as exc:
             return self._refused(exc)
         who = self.who()
+        current = self.service.status
         form = parse_enable(
-            request.form, emergency_phrase=self.config.emergency_phrase, actor=_actor(who)
+            request.form,
+            emergency_phrase=self.config.emergency_phrase,
+            actor=_actor(who),
+            operations=self.service.operations,
+            in_emergency=current.is_active and current.mode is MaintenanceMode.EMERGENCY,
         )
         if not form.ok:
             flash("Nothing was changed: fix the fields marked below.", "error")
@@ -164,7 +197,17 @@ class AdminViews:
             flash("Nothing was changed yet: read the warnings and confirm.", "warning")
             return self.render_panel(enable=form, findings=findings, code=409)
         try:
-            result = self.service.enable(req)
+            outcome = enable_command(
+                self.service, _command_actor(who), req, invalidate=self._invalidator()
+            )
+        except NotAuthorized as exc:
+            form.errors["form"] = str(exc)
+            flash("Nothing was changed: you may not change maintenance now.", "error")
+            return self.render_panel(enable=form, code=403)
+        except StoreUnavailable as exc:
+            form.errors["form"] = str(exc)
+            flash("Nothing was changed: the control plane's store is unavailable.", "error")
+            return self.render_panel(enable=form, code=503)
         except ValidationError as exc:
             form.errors[exc.field or "form"] = str(exc)
             flash("Nothing was changed: fix the fields marked below.", "error")
@@ -176,11 +219,7 @@ class AdminViews:
             )
             flash("Nothing was changed: the status moved on.", "error")
             return self.render_panel(enable=form, code=409)
-        logged_out = None
-        manager = self.web.sessions
-        if req.invalidate_sessions and not result.status.test_mode and manager is not None:
-            logged_out = manager.invalidate_non_admin_sessions(who.username).count
-        return self._after_post([("success", _enabled_message(result, logged_out))])
+        return self._after_post(_outcome_messages(outcome, _enabled_message(outcome)))
 
     def disable(self) -> BaseResponse:
         """POST: end maintenance, with or without requeueing held jobs."""
@@ -193,21 +232,26 @@ class AdminViews:
             flash("Maintenance is still on: fix the fields marked below.", "error")
             return self.render_panel(disable=form, code=400)
         try:
-            result = self.service.disable_maintenance(
-                _actor(self.who()),
+            outcome = disable_command(
+                self.service,
+                _command_actor(self.who()),
                 requeue=form.request.requeue,
                 reason=form.request.note,
             )
-        except ConflictError as exc:
+        except (ConflictError, NotAuthorized, StoreUnavailable) as exc:
             return self._after_post([("error", f"Nothing was changed: {exc}.")])
-        held = "held jobs will be requeued" if form.request.requeue else "held jobs stay held"
-        messages = [("success", f"Maintenance ended (version {result.status.version}); {held}.")]
+        result = outcome.value
+        messages = _outcome_messages(outcome, outcome.summary)
         report_id = result.details.get("report_id")
         if report_id:
             messages.append(
                 ("info", f"Rehearsal report {report_id} stored: {result.details.get('verdict')}.")
             )
         return self._after_post(messages)
+
+    def _invalidator(self) -> Any:
+        manager = self.web.sessions
+        return manager.invalidate_non_admin_sessions if manager is not None else None
 
     @staticmethod
     def _after_post(messages: list[tuple[str, str]]) -> BaseResponse:
@@ -224,7 +268,12 @@ class AdminViews:
         phrase = self.config.emergency_phrase
         args = request.args.copy()
         args["confirm_emergency"] = phrase
-        form = parse_enable(args, emergency_phrase=phrase, actor=_actor(self.who()))
+        form = parse_enable(
+            args,
+            emergency_phrase=phrase,
+            actor=_actor(self.who()),
+            operations=self.service.operations,
+        )
         if not form.ok:
             return json_response({"errors": form.errors, "findings": []})
         req: EnableRequest = form.request.request
@@ -240,6 +289,15 @@ class AdminViews:
     def data(self) -> Response:
         """GET (JSON): everything the dashboard shows."""
         return json_response(build_snapshot(self.service, self.config, self.web.sessions))
+
+    def history(self) -> Response:
+        """GET (JSON): one page of the history (``?history_offset=&history_kind=``)."""
+        try:
+            query = parse_query(request.args)
+        except ValidationError as exc:
+            body = {"error": "validation_error", "message": str(exc), "field": exc.field}
+            return json_response(body, 400)
+        return json_response(history_view(self.service, self.config, query))
 
     def status(self) -> Response:
         """GET (JSON): the admin status view (what the live stream sends)."""
@@ -262,17 +320,44 @@ class AdminViews:
         return response
 
 
+def _remaining(status: MaintenanceStatus) -> str:
+    """The duration field of an active window with an end: the time left, in whole
+    minutes (saving the form unchanged keeps about the same end); empty otherwise."""
+    left = status.retry_after()
+    if not status.is_active or left is None:
+        return ""
+    return human_seconds(math.ceil(left / 60) * 60).replace(" ", "")
+
+
 def _actor(who: WebIdentity) -> str:
     return who.username or "admin"
 
 
-def _enabled_message(result: ActivationResult, logged_out: int | None) -> str:
+def _command_actor(who: WebIdentity) -> Actor:
+    return Actor(
+        name=_actor(who),
+        channel="panel",
+        is_admin=who.is_admin,
+        is_critical_admin=who.is_critical_admin,
+    )
+
+
+def _enabled_message(outcome: Outcome) -> str:
+    result: ActivationResult = outcome.value
     status = result.status
     text = (
         f"Maintenance ({status.mode.value}) is on, status version {status.version}; "
         f"{len(result.applied_nodes)} node(s) applied it"
         + ("." if result.fenced else f" (propagation: {result.propagation}).")
     )
-    if logged_out is not None:
-        text += f" {logged_out} non-admin session(s) logged out."
+    sessions = outcome.data.get("sessions")
+    if sessions is not None:
+        text += f" {sessions['count']} non-admin session(s) logged out."
     return text
+
+
+def _outcome_messages(outcome: Outcome, text: str) -> list[tuple[str, str]]:
+    """The success line, then one error line per follow-up effect that failed."""
+    messages = [("success", text)]
+    messages += [("error", f"Not done: {e.name} — {e.detail}.") for e in outcome.failed]
+    return messages

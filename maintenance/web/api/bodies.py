@@ -60,6 +60,7 @@ EMERGENCY: Body = {
     "kill_after": _seconds(MAX_KILL_AFTER, DEFAULT_KILL_AFTER),
     "wait": WAIT,
 }
+CRITICAL_ONLY: Body = {"wait": WAIT}
 EMERGENCY_OFF: Body = {"requeue": _BOOL, "force": _BOOL, "reason": NOTE, "wait": WAIT}
 
 #: Query parameters: events per history page, the largest event id, sessions sampled.

@@ -5,19 +5,29 @@ write also refuses cross-site requests (see ``guards``)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
-from ...bypass_tokens import MAX_LINK_TTL, MIN_LINK_TTL, create_bypass_link
+from ...commands import Actor, Outcome
+from ...commands.actor import LOCKDOWN_REFUSAL, in_lockdown
+from ...commands.bypass import bypass_link
+from ...commands.disable import disable
+from ...commands.emergency import critical_only, declare, lift
+from ...commands.enable import enable
+from ...commands.login_block import set_login_block
+from ...commands.sessions import invalidate_sessions
 from ...domain.emergency_plan import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from ...domain.enable_request import EnableRequest
+from ...domain.history import validate_kinds
 from ...domain.validation import MAX_WAIT, exact_length, exact_version, validate_note, validate_wait
 
 # Also registers the emergency report's renderer for the admin panel's report pages.
 from ...emergency import DeactivationRefused, controller_for
 from ...errors import ApiError
 from ..guards import check_same_origin, json_body, json_response
+from ..identity import former
 from . import bodies
 
 if TYPE_CHECKING:
@@ -38,6 +48,7 @@ ROUTES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("/emergency", "emergency", "_emergency", ("POST",)),
     ("/emergency", "emergency_progress", "_emergency_progress", ("GET",)),
     ("/emergency/deactivate", "emergency_off", "_emergency_off", ("POST",)),
+    ("/emergency/critical-only", "emergency_critical_only", "_critical_only", ("POST",)),
 )
 
 
@@ -77,6 +88,10 @@ class ControlAPI:
     def _require_admin(self) -> WebIdentity:
         who = self.web.identity()
         if not who.authenticated:
+            ended = former()
+            if ended is not None and ended.is_admin and in_lockdown(self.service.status):
+                # An ordinary admin's session, ended by this request: the lockdown says why.
+                raise ApiError(403, "forbidden", LOCKDOWN_REFUSAL)
             raise ApiError(401, "unauthorized", "log in as an administrator")
         if not who.is_admin:
             raise ApiError(403, "forbidden", "administrators only")
@@ -85,6 +100,23 @@ class ControlAPI:
     def _write_guard(self) -> WebIdentity:
         check_same_origin(request, self.web.config.trusted_origins)
         return self._require_admin()
+
+    @staticmethod
+    def _actor(who: WebIdentity) -> Actor:
+        return Actor(
+            name=who.username or "admin",
+            channel="api",
+            is_admin=who.is_admin,
+            is_critical_admin=who.is_critical_admin,
+        )
+
+    def _invalidator(self) -> Any:
+        manager = self.web.sessions
+        return manager.invalidate_non_admin_sessions if manager is not None else None
+
+    @staticmethod
+    def _answer(outcome: Outcome) -> Response:
+        return json_response(outcome.to_dict())
 
     def _manager(self) -> MaintenanceSessionManager:
         manager = self.web.sessions
@@ -96,28 +128,30 @@ class ControlAPI:
     def _enable(self) -> Response:
         who = self._write_guard()
         body = json_body(request, bodies.ENABLE)
-        req = EnableRequest.from_json(body, who.username or "admin", details={"via": "api"})
-        result = self.service.enable(req)
-        invalidate = req.invalidate_sessions
-        if invalidate is None:
-            invalidate = self.web.config.invalidate_on_enable
-        sessions = None
-        manager = self.web.sessions
-        if invalidate and not result.status.test_mode and manager is not None:
-            sessions = manager.invalidate_non_admin_sessions(who.username, wait=req.wait).to_dict()
-        return json_response({**result.to_dict(), "sessions": sessions})
+        req = EnableRequest.from_json(
+            body,
+            who.username or "admin",
+            details={"via": "api"},
+            operations=self.service.operations,
+        )
+        if req.invalidate_sessions is None:
+            req = replace(req, invalidate_sessions=self.web.config.invalidate_on_enable)
+        return self._answer(
+            enable(self.service, self._actor(who), req, invalidate=self._invalidator())
+        )
 
     def _disable(self) -> Response:
         who = self._write_guard()
         body = json_body(request, bodies.DISABLE)
-        result = self.service.disable_maintenance(
-            who.username or "admin",
+        outcome = disable(
+            self.service,
+            self._actor(who),
             requeue=bool(body.get("requeue", True)),
             wait=_wait(body),
             expected_version=exact_version(body.get("expected_version")),
             reason=_note(body),
         )
-        return json_response(result.to_dict())
+        return self._answer(outcome)
 
     def _history(self) -> Response:
         self._require_admin()
@@ -125,13 +159,13 @@ class ControlAPI:
         filters: dict[str, Any] = {}
         if request.args.get("before_id") is not None:
             filters["before_id"] = _int_arg("before_id", 0, 0, bodies.MAX_EVENT_ID)
-        kinds = tuple(k for k in request.args.getlist("kind") if k)
+        kinds = validate_kinds(tuple(k for k in request.args.getlist("kind") if k))
         if kinds:
             filters["kinds"] = kinds
         if request.args.get("activation_id"):
             filters["activation_id"] = request.args["activation_id"]
-        events = self.service.history(limit, **filters)
-        return json_response({"events": [e.to_dict() for e in events]})
+        offset = _int_arg("offset", 0, 0, bodies.MAX_EVENT_ID)
+        return json_response(self.service.history_page(limit, offset, **filters).to_dict())
 
     def _sessions(self) -> Response:
         self._require_admin()
@@ -141,45 +175,42 @@ class ControlAPI:
     def _invalidate(self) -> Response:
         who = self._write_guard()
         body = json_body(request, bodies.INVALIDATE)
-        result = self._manager().invalidate_non_admin_sessions(
-            who.username, wait=_wait(body), reason=_note(body)
+        self._manager()
+        outcome = invalidate_sessions(
+            self.service,
+            self._actor(who),
+            invalidate=self._invalidator(),
+            wait=_wait(body),
+            reason=_note(body),
         )
-        return json_response(result.to_dict())
+        return self._answer(outcome)
 
     def _login_block(self) -> Response:
         who = self._write_guard()
         body = json_body(request, bodies.LOGIN_BLOCK)
         if "blocked" not in body:
             raise ApiError(400, "validation_error", "blocked is required", field="blocked")
-        manager = self._manager()
-        change = (
-            manager.prevent_non_admin_login if body["blocked"] else manager.allow_non_admin_login
+        self._manager()
+        outcome = set_login_block(
+            self.service, self._actor(who), bool(body["blocked"]), reason=_note(body)
         )
-        result = change(who.username, reason=_note(body))
-        return json_response(
-            {"login_blocked": result.status.login_blocked, "version": result.status.version}
-        )
+        return self._answer(outcome)
 
     def _bypass_link(self) -> Response:
         who = self._write_guard()
         body = json_body(request, bodies.BYPASS_LINK)
         config = self.web.config
-        ttl = body.get("ttl") or config.bypass_link_ttl
-        if not MIN_LINK_TTL <= ttl <= MAX_LINK_TTL:
-            raise ApiError(
-                400,
-                "validation_error",
-                f"ttl must be {MIN_LINK_TTL}..{MAX_LINK_TTL} seconds",
-                field="ttl",
-            )
-        url = create_bypass_link(
+        ttl = config.bypass_link_ttl if body.get("ttl") is None else body["ttl"]
+        # Built from MAINTENANCE_BASE_URL only (400 naming it when unset), never from Host;
+        # the link dies after exactly ``ttl`` seconds, the lifetime it carries.
+        outcome = bypass_link(
             self.service,
-            who.username or "admin",
+            self._actor(who),
             ttl=ttl,
             secret=config.secret_key,
-            base_url=request.host_url,
+            base_url=config.base_url,
         )
-        return json_response({"url": url, "expires_in": ttl})
+        return self._answer(outcome)
 
     def _emergency(self) -> Response:
         """POST: declare an emergency (the admin panel's emergency control posts here)."""
@@ -189,21 +220,23 @@ class ControlAPI:
         # An emergency is an enable request in EMERGENCY mode: the same reason,
         # duration and wait rules.
         fields = {k: body.get(k) for k in ("reason", "duration", "critical_admin_only", "wait")}
-        req = EnableRequest.from_json({**fields, "mode": "emergency"}, actor)
-        manager = self.web.sessions
+        req = EnableRequest.from_json(
+            {**fields, "mode": "emergency"}, actor, operations=self.service.operations
+        )
         grace, kill = body.get("grace_period"), body.get("kill_after")
-        result = controller_for(self.service).activate_emergency_mode(
+        outcome = declare(
+            self.service,
+            self._actor(who),
             req.reason,
-            actor,
-            DEFAULT_GRACE if grace is None else grace,
-            DEFAULT_KILL_AFTER if kill is None else kill,
-            "api",
+            grace=DEFAULT_GRACE if grace is None else grace,
+            kill_after=DEFAULT_KILL_AFTER if kill is None else kill,
+            trigger="api",
             duration=req.seconds,
             critical_admin_only=req.critical_admin_only,
             wait=req.wait,
-            invalidate=manager.invalidate_non_admin_sessions if manager else None,
+            invalidate=self._invalidator(),
         )
-        return json_response(result.to_dict())
+        return self._answer(outcome)
 
     def _emergency_progress(self) -> Response:
         """GET: where the current emergency stands."""
@@ -215,8 +248,9 @@ class ControlAPI:
         who = self._write_guard()
         body = json_body(request, bodies.EMERGENCY_OFF)
         try:
-            result = controller_for(self.service).deactivate_emergency_mode(
-                who.username or "admin",
+            outcome = lift(
+                self.service,
+                self._actor(who),
                 requeue=bool(body.get("requeue", True)),
                 force=bool(body.get("force", False)),
                 wait=_wait(body),
@@ -230,7 +264,14 @@ class ControlAPI:
                 current_version=exc.current_version,
                 problems=list(exc.check.problems),
             ) from None
-        return json_response(result.to_dict())
+        return self._answer(outcome)
+
+    def _critical_only(self) -> Response:
+        """POST: during an emergency, only critical administrators get through from now on
+        (409 when no emergency is active)."""
+        who = self._write_guard()
+        body = json_body(request, bodies.CRITICAL_ONLY)
+        return self._answer(critical_only(self.service, self._actor(who), wait=_wait(body)))
 
     def blueprint(self, name: str = "control") -> Blueprint:
         """The admin routes (mounted under the API prefix by ``api_blueprint``)."""

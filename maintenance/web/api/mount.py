@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import redis
 from flask import Blueprint, Response
+from sqlalchemy.exc import SQLAlchemyError
 
-from ...errors import ApiError, ConflictError, NotAuthorized, StoreUnavailable, ValidationError
+from ...errors import (
+    ApiError,
+    ConflictError,
+    NotAuthorized,
+    StoreMismatch,
+    StoreUnavailable,
+    ValidationError,
+)
+from ...redisconn import describe_redis_error
 from ..guards import error_response, json_response, validation_error
 from . import control, public
 
@@ -60,4 +70,23 @@ def api_blueprint(
     bp.register_error_handler(
         StoreUnavailable, lambda e: error_response(ApiError(503, "unavailable", str(e)))
     )
+    bp.register_error_handler(
+        StoreMismatch, lambda e: error_response(ApiError(503, "store_mismatch", str(e)))
+    )
+    # A store failing where no command said what it cost: nothing was committed by the
+    # view (commands turn failures after a commit into their outcome), so one 503.
+    bp.register_error_handler(redis.RedisError, _redis_down)
+    bp.register_error_handler(OSError, _redis_down)
+    bp.register_error_handler(SQLAlchemyError, _sql_down)
     return bp
+
+
+def _redis_down(exc: BaseException) -> Response:
+    message = f"Redis unavailable: {describe_redis_error(exc)}"
+    return error_response(ApiError(503, "unavailable", message))
+
+
+def _sql_down(exc: BaseException) -> Response:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    message = f"SQL store unavailable: {text[0][:300] if text else type(exc).__name__}"
+    return error_response(ApiError(503, "unavailable", message))

@@ -10,10 +10,13 @@ from functools import lru_cache
 from typing import Any
 
 from ...domain.enable_request import JSON_REQUIRED, nullable
-from ...domain.modes import MaintenanceMode, OperationType
+from ...domain.history import EVENT_KINDS
+from ...domain.modes import MaintenanceMode
+from ...domain.operations import SEED_REGISTRY, OperationRegistry
 from . import bodies
 
-_OPS = [op.value for op in OperationType]
+_OPS = SEED_REGISTRY.names()
+_BLOCKABLE = SEED_REGISTRY.blockable()
 _MODES = [m.value for m in MaintenanceMode]
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
@@ -99,6 +102,16 @@ _SCHEMAS: dict[str, Any] = {
             "current_version": _INT,
         },
     },
+    "StreamUnavailable": {
+        "type": "object",
+        "required": ["error", "message", "status_url", "retry_after"],
+        "properties": {
+            "error": {"type": "string", "const": "stream_unavailable"},
+            "message": _STR,
+            "status_url": _STR,
+            "retry_after": {"type": "integer", "minimum": 1},
+        },
+    },
     "PublicStatus": {
         "type": "object",
         "description": "What any user may know. Administrators get AdminStatus instead.",
@@ -125,6 +138,7 @@ _SCHEMAS: dict[str, Any] = {
             "emergency_phase": nullable(_STR),
             "active_jobs_count": _INT,
             "deferred_jobs_count": _INT,
+            "jobs_needing_action_count": _INT,
             "invalidated_sessions": _INT,
             "recovery_pending": _BOOL,
             "degraded": _BOOL,
@@ -219,6 +233,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "EmergencyRequest": bodies.schema(bodies.EMERGENCY, ("reason",)),
     "EmergencyOffRequest": bodies.schema(bodies.EMERGENCY_OFF),
+    "CriticalOnlyRequest": bodies.schema(bodies.CRITICAL_ONLY),
     "EmergencyActivation": {
         "type": "object",
         "description": "The fenced switch (ActivationResult) plus the emergency's facts.",
@@ -329,9 +344,11 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["count", "deleted", "epoch", "seconds", "server_side"],
         "properties": {
             "count": _INT,
-            "deleted": _INT,
+            "deleted": nullable(_INT),
             "epoch": _INT,
             "seconds": {"type": "number"},
+            "effective_seconds": {"type": "number"},
+            "cleanup_seconds": nullable({"type": "number"}),
             "server_side": _BOOL,
             "status_version": nullable(_INT),
         },
@@ -424,6 +441,18 @@ def _document(prefix: str) -> dict[str, Any]:
                         "content": {"text/event-stream": {"schema": _ref("StatusEvent")}},
                     },
                     "400": _error("`Last-Event-ID` is not a status version."),
+                    "503": {
+                        **_json(
+                            _ref("StreamUnavailable"),
+                            "This process serves as many streams as it can afford (none on "
+                            "a server running one request at a time): poll `status_url` "
+                            "after `Retry-After`.",
+                        ),
+                        "headers": {
+                            **_NO_STORE,
+                            "Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                        },
+                    },
                 },
             }
         },
@@ -447,10 +476,15 @@ def _document(prefix: str) -> dict[str, Any]:
             _json(
                 {
                     "type": "object",
-                    "required": ["events"],
-                    "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                    "required": ["events", "total", "offset", "limit"],
+                    "properties": {
+                        "events": {"type": "array", "items": _ref("Event")},
+                        "total": {"type": "integer", "minimum": 0},
+                        "offset": {"type": "integer", "minimum": 0},
+                        "limit": {"type": "integer", "minimum": 1},
+                    },
                 },
-                "Events.",
+                "One page of events and `total`, how many match the filters in all.",
             ),
             params=[
                 _query(
@@ -458,11 +492,20 @@ def _document(prefix: str) -> dict[str, Any]:
                     {"type": "integer", "minimum": 1, "maximum": bodies.MAX_HISTORY},
                     "At most.",
                 ),
-                _query("kind", _STR, "Only events of this kind (repeatable)."),
+                _query(
+                    "kind",
+                    {"type": "string", "enum": list(EVENT_KINDS)},
+                    "Only events of this kind (repeatable).",
+                ),
                 _query(
                     "before_id",
                     {"type": "integer", "minimum": 0, "maximum": bodies.MAX_EVENT_ID},
                     "Page: ids below this.",
+                ),
+                _query(
+                    "offset",
+                    {"type": "integer", "minimum": 0, "maximum": bodies.MAX_EVENT_ID},
+                    "Page: skip this many of the matching events.",
                 ),
                 _query("activation_id", _STR, "Only events of one activation."),
             ],
@@ -526,6 +569,13 @@ def _document(prefix: str) -> dict[str, Any]:
                 **{"409": _error("An emergency is already active, or the state moved on.")},
             ),
         },
+        "/emergency/critical-only": _post(
+            "During an emergency: only administrators flagged critical get through from now "
+            "on (ordinary admins' sessions end too). Admins only.",
+            _ref("CriticalOnlyRequest"),
+            _json(_ref("ActivationResult"), "Narrowed; `fenced` says every node has it."),
+            **{"409": _error("No emergency is active, or the state moved on.")},
+        ),
         "/emergency/deactivate": _post(
             "Lift the emergency after its checks; requeue what was stopped. Admins only.",
             _ref("EmergencyOffRequest"),
@@ -564,6 +614,33 @@ def _document(prefix: str) -> dict[str, Any]:
     }
 
 
-def build_openapi(prefix: str = "/api/maintenance") -> dict[str, Any]:
-    """The document for an API mounted at ``prefix``."""
-    return _document(prefix)
+@lru_cache(maxsize=8)
+def _in_vocabulary(prefix: str, operations: OperationRegistry) -> dict[str, Any]:
+    return _retarget(_document(prefix), operations.names(), operations.blockable())
+
+
+def _retarget(node: Any, names: list[str], blockable: list[str]) -> Any:
+    """``node`` with the seed's operation enums replaced by an app's."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "enum" and value == _OPS:
+                out[key] = list(names)
+            elif key == "enum" and value == _BLOCKABLE:
+                out[key] = list(blockable)
+            else:
+                out[key] = _retarget(value, names, blockable)
+        return out
+    if isinstance(node, list):
+        return [_retarget(v, names, blockable) for v in node]
+    return node
+
+
+def build_openapi(
+    prefix: str = "/api/maintenance", operations: OperationRegistry = SEED_REGISTRY
+) -> dict[str, Any]:
+    """The document for an API mounted at ``prefix``; operation enums list ``operations``
+    (the app's vocabulary)."""
+    if operations is SEED_REGISTRY:
+        return _document(prefix)
+    return _in_vocabulary(prefix, operations)

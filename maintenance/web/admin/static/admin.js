@@ -1,5 +1,6 @@
 // The admin panel's entry point: wires the controls, the live stream and the dashboard.
 
+import { renderConsole, setupConsole, tickConsole } from "./console.js";
 import { renderSnapshot, renderStatus, tickClock } from "./dashboard.js";
 import { byId, flash } from "./dom.js";
 import { followStatus, poll } from "./live.js";
@@ -23,25 +24,28 @@ function onStatus(status) {
       "Review the form before saving.");
   }
   shown = status;
-  renderStatus(status);
+  renderStatus(status, config.labels);
 }
 
-renderStatus(shown);
+renderStatus(shown, config.labels);
 renderSnapshot(config.snapshot, config);
 setupEnableForm(config);
 setupDisableForm(config);
 setupEmergency(config);
+renderConsole(config.snapshot.emergency, config);
 
 let failing = false;
 const dashboard = poll(config.urls.data, config.poll_ms, (snapshot) => {
   onStatus(snapshot.status);
   renderSnapshot(snapshot, config);
+  renderConsole(snapshot.emergency, config);
   failing = false;
 }, (error) => {
   if (!failing) flash("warning", `The dashboard could not refresh (${error.message}); retrying.`);
   failing = true;
 });
 setupSessions(config, dashboard.refresh);
+setupConsole(config, dashboard.refresh);
 
 if (config.api.enabled) {
   followStatus(config.api.stream, (status) => {
@@ -51,5 +55,5 @@ if (config.api.enabled) {
 } else {
   setLive("polling");
 }
-setInterval(tickClock, 1000);
+setInterval(() => { tickClock(); tickConsole(); }, 1000);
 document.body.dataset.ready = "yes";

@@ -13,6 +13,11 @@ function showError(id, message) {
   if (input) input.setAttribute("aria-invalid", message ? "true" : "false");
 }
 
+// The phrase an enable must carry: none while an emergency is already on (editing it).
+function phraseFor(config) {
+  return byId("status-card").dataset.mode === "emergency" ? null : config.emergency_phrase;
+}
+
 function showErrors(fields, errors) {
   for (const name of fields) showError(name, errors[name]);
   const first = fields.find((name) => errors[name]);
@@ -84,7 +89,7 @@ export function setupEnableForm(config) {
     for (const box of form.querySelectorAll("input[name=operations]")) box.disabled = !custom;
     const defaults = config.mode_defaults[mode.value] || [];
     byId("mode-default-set").textContent = defaults.map((op) => config.labels[op] || op).join(", ");
-    byId("emergency-confirm").hidden = mode.value !== "emergency";
+    byId("emergency-confirm").hidden = mode.value !== "emergency" || phraseFor(config) === null;
   };
 
   async function serverCheck() {
@@ -103,7 +108,7 @@ export function setupEnableForm(config) {
     form.dataset.dirty = "yes";
     if (event.target === reason) updateReasonCount();
     if (event.target === duration) updateDuration();
-    const errors = enableErrors(enableValues(form), config.emergency_phrase);
+    const errors = enableErrors(enableValues(form), phraseFor(config));
     // Clear a field's message as soon as it is fixed; new ones wait for the submit.
     for (const name of ENABLE_FIELDS) if (!errors[name]) showError(name, "");
     clearTimeout(debounce);
@@ -113,7 +118,7 @@ export function setupEnableForm(config) {
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const errors = enableErrors(enableValues(form), config.emergency_phrase);
+    const errors = enableErrors(enableValues(form), phraseFor(config));
     showErrors(ENABLE_FIELDS, errors);
     showError("acknowledge_warnings", "");
     if (Object.keys(errors).length) {

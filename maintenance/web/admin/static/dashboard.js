@@ -1,7 +1,7 @@
 // Rendering of the status card and the monitoring panels from the server's JSON.
 
 import { drawChart } from "./chart.js";
-import { byId, el, fillTable, formatTime, humanSeconds, setText } from "./dom.js";
+import { byId, el, fillTable, flash, formatTime, humanSeconds, localTime, setText } from "./dom.js";
 
 let statusNow = null;
 const drainPeak = new Map(); // activation id -> most blocked-type jobs seen running
@@ -19,7 +19,7 @@ export function tickClock() {
   node.classList.toggle("overdue", left.overdue);
 }
 
-export function renderStatus(status) {
+export function renderStatus(status, labels = {}) {
   statusNow = status;
   const card = byId("status-card");
   const on = status.is_active;
@@ -30,13 +30,16 @@ export function renderStatus(status) {
   badge.className = `badge ${on ? `badge-${status.mode}` : "badge-off"}`;
   setText("status-reason", on ? status.reason || "-" : "-");
   setText("status-by", on ? status.enabled_by || "-" : "-");
-  setText("status-started", on ? formatTime(status.started_at) : "-");
-  setText("status-end", on && status.estimated_completion ? formatTime(status.estimated_completion) : "-");
-  setText("status-blocked", on && status.blocked_operations.length ? status.blocked_operations.join(", ") : "-");
+  setText("status-started", on ? formatTime(status.started_at) : "-").title = on ? localTime(status.started_at) : "";
+  const end = on && status.estimated_completion;
+  setText("status-end", end ? formatTime(end) : "-").title = end ? localTime(end) : "";
+  setText("status-blocked", on && status.blocked_operations.length ? status.blocked_operations.map((op) => labels[op] || op).join(", ") : "-");
   let logins = on && status.login_blocked && !status.test_mode ? "non-admin logins blocked" : "open";
   if (on && status.critical_admin_only) logins += "; critical admins only";
   setText("status-login", logins);
-  setText("status-jobs", `${status.active_jobs_count ?? 0} running, ${status.deferred_jobs_count ?? 0} held`);
+  const needing = status.jobs_needing_action_count ?? 0;
+  setText("status-jobs", `${status.active_jobs_count ?? 0} running, ${status.deferred_jobs_count ?? 0} held`
+    + (needing ? `, ${needing} need action` : ""));
   setText("status-version", String(status.version));
   const degraded = byId("status-degraded");
   degraded.hidden = !status.degraded;
@@ -92,7 +95,7 @@ function renderJobs(jobs, status, labels) {
       ? `Test mode: nothing is drained. ${jobs.total} job(s) running.`
       : `No maintenance: nothing to drain. ${jobs.total} job(s) running.`;
   } else if (left) {
-    summary.textContent = `Draining: ${left} running job(s) of a blocked type left (${peak} at most so far).`;
+    summary.textContent = `Draining: ${left} running job(s) of a blocked type left; ${peak - left} of ${peak} finished.`;
   } else {
     summary.textContent = jobs.drained_at
       ? `Drained at ${formatTime(jobs.drained_at)}: no job of a blocked type is running.`
@@ -103,6 +106,11 @@ function renderJobs(jobs, status, labels) {
     j.name, labels[j.operation] || j.operation, j.worker || "-",
     `${humanSeconds(j.age_seconds)}${j.state === "queued" ? " (queued)" : ""}`,
   ], "No job is running.", (j) => ({ class: j.blocked_kind ? "blocking" : null, "data-task": j.task_id }));
+  const needing = jobs.needing_action || [];
+  byId("needing-action").hidden = needing.length === 0;
+  fillTable(byId("needing-table"), needing, (j) => [
+    `${j.task_name} [${j.original_id}]`, j.outcome || "-", j.reason || "-",
+  ], "-", (j) => ({ "data-task": j.original_id }));
 }
 
 function renderSessions(sessions) {
@@ -131,14 +139,85 @@ function renderNodes(nodes, status) {
   ], "No live node.", (n) => ({ class: n.lagging ? "lagging" : null }));
 }
 
-function renderHistory(history) {
+// History: one page of the whole event log at a time, paged and filtered by the server
+// (the panel's /history answers a page with the total and the kinds the log holds).
+// The page arrives rendered; its form pages without JavaScript, and here by fetching.
+// `wanted` is the page asked for; a refresh redraws it (the first page comes with the
+// dashboard's data, another is fetched again), an older answer is dropped.
+const historyView = { wanted: null, url: null, asked: 0, answered: 0 };
+
+function optionsOf(select, kinds) {
+  const have = [...select.options].map((o) => o.value).filter(Boolean);
+  if (have.join() === kinds.join()) return;
+  select.replaceChildren(el("option", { value: "" }, "every event"),
+    ...kinds.map((kind) => el("option", { value: kind }, kind.replaceAll("_", " "))));
+}
+
+function drawHistory(page) {
   const table = byId("history-table");
-  if (!Array.isArray(history)) {
-    fillTable(table, [], () => [], history ? history.error : "-");
+  if (!page || !Array.isArray(page.events)) {
+    fillTable(table, [], () => [], page ? page.error : "-");
     return;
   }
-  fillTable(table, history, (e) => [formatTime(e.at), e.kind.replaceAll("_", " "), e.actor || "-", e.reason || "-",
-    e.version ?? "-"], "Nothing happened yet.", (e) => ({ "data-kind": e.kind }));
+  fillTable(table, page.events, (e) => [e.when || formatTime(e.at), e.kind.replaceAll("_", " "),
+    e.actor || "-", e.reason || "-", e.version ?? "-"], "Nothing happened yet.",
+  (e) => ({ "data-kind": e.kind, "data-event-id": e.id }));
+  const shown = page.events.length;
+  setText("history-page", shown
+    ? `${page.offset + 1}–${page.offset + shown} of ${page.total}` : `0 of ${page.total}`);
+  const prev = byId("history-prev");
+  const next = byId("history-next");
+  prev.value = String(Math.max(0, page.offset - page.limit));
+  prev.disabled = page.offset === 0;
+  next.value = String(page.offset + page.limit);
+  next.disabled = page.offset + page.limit >= page.total;
+  const select = byId("history-kind");
+  optionsOf(select, page.kinds || []);
+  select.value = page.kind || "";
+}
+
+async function loadHistory(offset, kind) {
+  historyView.wanted = { offset, kind };
+  const asked = ++historyView.asked;
+  const query = new URLSearchParams({ history_offset: String(offset) });
+  if (kind) query.set("history_kind", kind);
+  try {
+    const response = await fetch(`${historyView.url}?${query}`,
+      { credentials: "same-origin", headers: { Accept: "application/json" } });
+    const body = await response.json();
+    if (asked !== historyView.asked) return; // a newer page was asked for meanwhile
+    if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+    drawHistory(body);
+  } catch (error) {
+    if (asked === historyView.asked) flash("warning", `The history could not load (${error.message}).`);
+  } finally {
+    if (asked === historyView.asked) historyView.answered = asked;
+  }
+}
+
+function wireHistory(url) {
+  historyView.url = url;
+  byId("history-show").hidden = true; // the filter applies on change
+  byId("history-kind").addEventListener("change", (event) => loadHistory(0, event.target.value));
+  byId("history-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const offset = Number(event.submitter ? event.submitter.value : 0) || 0;
+    loadHistory(offset, byId("history-kind").value);
+  });
+}
+
+function renderHistory(page, url) {
+  if (historyView.wanted === null) { // the page as rendered: remember which one it is
+    wireHistory(url);
+    historyView.wanted = page && Array.isArray(page.events)
+      ? { offset: page.offset, kind: page.kind || "" } : { offset: 0, kind: "" };
+    drawHistory(page);
+    return;
+  }
+  if (historyView.answered !== historyView.asked) return; // a page is on its way
+  const { offset, kind } = historyView.wanted;
+  if (offset === 0 && !kind) drawHistory(page);
+  else loadHistory(offset, kind);
 }
 
 function renderReports(reports, reportUrl) {
@@ -159,6 +238,6 @@ export function renderSnapshot(snapshot, config) {
   renderJobs(snapshot.jobs, snapshot.status, config.labels);
   renderSessions(snapshot.sessions);
   renderNodes(snapshot.nodes, snapshot.status);
-  renderHistory(snapshot.history);
+  renderHistory(snapshot.history, config.urls.history);
   renderReports(snapshot.reports, config.urls.report);
 }

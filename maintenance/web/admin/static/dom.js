@@ -61,9 +61,16 @@ export function formatTime(value) {
   if (value === null || value === undefined || value === "") return "-";
   const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
-  return date.toLocaleString(undefined, {
-    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
+  // UTC, as the CLI and the user pages write it; the viewer's local time is a hint (localTime).
+  return `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+// The same instant in the viewer's time zone (a tooltip next to the UTC time).
+export function localTime(value) {
+  if (value === null || value === undefined || value === "") return "";
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  if (Number.isNaN(date.getTime())) return "";
+  return `your time: ${date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" })}`;
 }
 
 // A flash message at the top of the page (category: success | error | warning | info).

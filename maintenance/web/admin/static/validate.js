@@ -49,7 +49,8 @@ export function rulesFor(limits) {
     const duration = parseDuration(values.duration);
     if (duration.error) errors.duration = duration.error;
     if (!limits.modes.includes(values.mode)) errors.mode = `unknown mode ${values.mode}`;
-    if (values.mode === "emergency" && String(values.confirm_emergency ?? "").trim() !== phrase) {
+    // phrase null: an emergency already on is being edited; it is not asked again.
+    if (phrase !== null && values.mode === "emergency" && String(values.confirm_emergency ?? "").trim() !== phrase) {
       errors.confirm_emergency = `type ${phrase} to confirm emergency maintenance`;
     }
     return errors;

@@ -21,6 +21,19 @@ from workers.requeue import requeue_jobs
 from .conftest import ROOT
 
 
+def _probe_app(broker: TestBroker, result_backend: str) -> Celery:
+    """A publisher on the test broker with the given result backend (no worker)."""
+    app = Celery("requeue-probe", set_as_current=False)
+    app.conf.update(
+        broker_url=broker.url,
+        broker_transport_options={"global_keyprefix": broker.keyprefix}
+        if broker.kind == "redis"
+        else {},
+        result_backend=result_backend,
+    )
+    return app
+
+
 def _record(store: JobStore, queue: str, label: str, **options: object) -> JobRecord:
     record = JobRecord(
         original_id=f"orig-{label}",
@@ -45,14 +58,7 @@ def test_a_requeue_that_published_then_failed_is_published_once(
     one whose publish needs the backend first (the result subscription) is not
     published and stays deferred. A job without one is republished directly, which
     needs no result backend at all: it is requeued."""
-    app = Celery("requeue-probe", set_as_current=False)
-    app.conf.update(
-        broker_url=broker.url,
-        broker_transport_options={"global_keyprefix": broker.keyprefix}
-        if broker.kind == "redis"
-        else {},
-        result_backend="pyamqp://guest:guest@127.0.0.1:5672//",
-    )
+    app = _probe_app(broker, "pyamqp://guest:guest@127.0.0.1:5672//")
     store = JobStore(service.db)
     tag = uuid.uuid4().hex[:6]
     queue = f"requeue-{tag}-after"
@@ -126,14 +132,7 @@ def test_a_requeue_whose_bookkeeping_fails_still_counts_as_published(
     """SQL fails just after the publish (marking the record): the job is reported
     requeued, not failed, and its claim keeps the id it went out under (a later
     recovery finishes it under that id, the worker keeps one copy)."""
-    app = Celery("requeue-probe", set_as_current=False)
-    app.conf.update(
-        broker_url=broker.url,
-        broker_transport_options={"global_keyprefix": broker.keyprefix}
-        if broker.kind == "redis"
-        else {},
-        result_backend="disabled",
-    )
+    app = _probe_app(broker, "disabled")
     store = JobStore(service.db)
     tag = uuid.uuid4().hex[:6]
     queue = f"requeue-{tag}"

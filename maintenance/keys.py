@@ -153,6 +153,11 @@ class Keys:
         """STRING (TTL): sessions invalidated in one activation."""
         return self._k(f"sessions:invalidated:{activation_id}")
 
+    def invalidated_members(self, activation_id: str) -> str:
+        """SET (TTL): index members of the sessions turned away and counted in one
+        activation (each is counted once)."""
+        return self._k(f"sessions:invalidated:{activation_id}:members")
+
     @property
     def session_epoch(self) -> str:
         """STRING: cookie sessions issued before this epoch are turned away."""

@@ -61,6 +61,18 @@ MAX_AGE = 31 * 24 * 3600
 _PRUNE_CHANCE = 1 / 256
 _COUNTER_TTL = 30 * 24 * 3600
 
+# Count a session turned away once per activation, however many of its requests
+# (a page and its favicon, a replayed cookie) are turned away: add it to the set of
+# counted sessions and, only when it was not there yet, to the count.
+_COUNT_ONCE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('INCRBY', KEYS[1], 1)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class ActiveSessions:
@@ -98,6 +110,7 @@ class SessionIndex:
         self.keys = keys
         self.store_client = store_client
         self._purge_script = redis.register_script(_PURGE)
+        self._count_once_script = redis.register_script(_COUNT_ONCE)
 
     @classmethod
     def of(
@@ -264,6 +277,21 @@ class SessionIndex:
         pipe.incrby(counter, count)
         pipe.expire(counter, _COUNTER_TTL)
         pipe.execute()
+
+    def count_turned_away(self, activation_id: str, member: str | None) -> None:
+        """Count one session turned away during an activation, once: its member is
+        remembered, so another request with the same stale cookie adds nothing
+        (a session without an index member is counted each time)."""
+        if member is None:
+            self.count_invalidated(activation_id, 1)
+            return
+        self._count_once_script(
+            keys=[
+                self.keys.invalidated_sessions(activation_id),
+                self.keys.invalidated_members(activation_id),
+            ],
+            args=[member, _COUNTER_TTL],
+        )
 
     def _purge_in_redis(self, doomed_index: str) -> tuple[int, int]:
         # The session keys live on this server: delete them where they are, in

@@ -238,7 +238,7 @@ class MaintenanceSessionManager:
             if member is not None:
                 self.index.forget(member)
             if status is not None and status.activation_id:
-                self.index.count_invalidated(status.activation_id, 1)
+                self.index.count_turned_away(status.activation_id, member)
         log.info("session of %s logged out (%s)", who.username, why)
 
     def _index_response(self, response: Response) -> Response:

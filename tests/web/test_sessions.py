@@ -130,6 +130,26 @@ def test_maintenance_blocks_non_admin_logins_and_logs_users_out(
     login(redis_app.test_client(), "root2", "admin")
 
 
+def test_a_session_turned_away_is_counted_once_however_often_its_cookie_comes_back(
+    app: Flask,
+    web_service: EnhancedMaintenanceModeService,
+    operator: EnhancedMaintenanceModeService,
+) -> None:
+    ann, ben = login(app.test_client(), "ann"), login(app.test_client(), "ben")
+    stale = ann.get_cookie("session")
+    assert stale is not None
+    enable(operator)
+    wait_for(lambda: web_service.cache.status.login_blocked, 10, what="the node saw it")
+    # ann's page and its favicon, or a replayed cookie: every request is turned away...
+    for _ in range(3):
+        replay = app.test_client()
+        replay.set_cookie("session", stale.value)
+        assert replay.get("/me").get_json() == {"username": None, "role": None}
+    assert ben.get("/me").get_json() == {"username": None, "role": None}
+    # ...and each session is counted once.
+    assert operator.get_maintenance_status().invalidated_sessions == 2
+
+
 def test_emergency_lockdown_lets_only_critical_admins_log_in(
     app: Flask, operator: EnhancedMaintenanceModeService
 ) -> None:

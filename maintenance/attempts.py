@@ -3,8 +3,9 @@
 Owner of ``{p}:blocked:*``, ``{p}:wouldblock:*`` and ``maintenance_blocked_attempts``.
 
 The caller's cost is a dictionary update under a lock: no network. A background
-thread adds the pending counts to Redis in one pipeline a few milliseconds later
-(``INCRBY`` per counter touched, however many attempts it sums), and writes the
+thread adds the pending counts to Redis in one pipeline within ``FLUSH_DELAY``
+(``INCRBY`` per counter touched, however many attempts it sums: under a flood of
+refusals a process writes at most one pipeline per ``FLUSH_DELAY``), and writes the
 sampled SQL rows in batches, so neither Redis nor the database delays a request or
 a publish. Counts are never lost to a failed write: they stay pending and go with
 the next flush. Readers in this process flush first (``flush_counts``), so what they
@@ -41,8 +42,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("maintenance.attempts")
 COUNTER_TTL = 30 * 24 * 3600
 RATE_TTL = 2 * 3600
-#: Seconds between the SQL log writer's looks at its queue.
-SQL_LOG_INTERVAL = 0.05
+#: Seconds between the SQL log writer's looks at its queue: one transaction per second
+#: at most, however many refusals a flood brings (``flush`` and ``close`` write at once).
+SQL_LOG_INTERVAL = 1.0
+#: Seconds the counter flusher waits after an attempt for more to sum into one write.
+FLUSH_DELAY = 0.05
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ PendingKey = tuple[bool, str, str, int, rehearsal_log.Detail | None]
 
 
 class AttemptRecorder:
-    """Counts attempts in memory now, in Redis within milliseconds, and logs a sample
-    of them to SQL soon."""
+    """Counts attempts in memory now, in Redis within ``flush_delay`` (plus a round
+    trip), and logs a sample of them to SQL soon."""
 
     def __init__(
         self,
@@ -77,7 +81,7 @@ class AttemptRecorder:
         keys: Keys,
         db: Database,
         sample: int = 1,
-        flush_delay: float = 0.005,
+        flush_delay: float = FLUSH_DELAY,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -94,6 +98,7 @@ class AttemptRecorder:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._drain_now = threading.Event()
         self._flusher: threading.Thread | None = None
         self.dropped = 0
 
@@ -178,13 +183,20 @@ class AttemptRecorder:
                 return False
 
     def close(self, timeout: float = 2.0) -> None:
-        """Flush what is pending and stop the flusher."""
+        """Flush what is pending and stop the flusher; the sampled attempts still queued
+        for SQL are written (within ``timeout``) by the log writer."""
         self._stop.set()
         self._wake.set()
         flusher = self._flusher
         if flusher is not None and flusher is not threading.current_thread():
             flusher.join(timeout)
         self.flush_counts()
+        writer = self._thread
+        if writer is not None and writer.is_alive() and writer is not threading.current_thread():
+            deadline = time.monotonic() + timeout
+            while self._queue.unfinished_tasks and time.monotonic() < deadline:
+                self._drain_now.set()
+                time.sleep(0.005)
 
     def _enqueue(self, attempt: BlockedAttempt) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -201,9 +213,11 @@ class AttemptRecorder:
 
     def _drain(self) -> None:
         # Polls instead of blocking in ``get``: a thread waiting on the queue would be
-        # woken (a thread switch) by every ``put`` on the request path.
+        # woken (a thread switch) by every ``put`` on the request path. ``flush`` and
+        # ``close`` wake it early.
         while True:
-            time.sleep(SQL_LOG_INTERVAL)
+            self._drain_now.wait(SQL_LOG_INTERVAL)
+            self._drain_now.clear()
             while True:
                 batch: list[BlockedAttempt] = []
                 while len(batch) < 500:
@@ -245,6 +259,7 @@ class AttemptRecorder:
         self.flush_counts()
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            self._drain_now.set()
             time.sleep(0.005)
         return not self._queue.unfinished_tasks
 

@@ -1,6 +1,6 @@
 """Blocked-attempt counting off the request path: ``record`` touches no network, the
-counts reach Redis by themselves within milliseconds, summed into one write, and none is
-lost while Redis is unreachable."""
+counts reach Redis by themselves within the flush delay (50 ms), summed into one write,
+and none is lost while Redis is unreachable."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.status import utcnow
@@ -176,11 +176,42 @@ def _row_values(job: JobRecord, now: datetime) -> dict[str, Any]:
     }
 
 
+#: The columns ``record_many`` writes (``id`` comes from the sequence, in row order).
+_COLUMN_NAMES = tuple(c.name for c in schema.jobs.c if c.name != "id")
+_UNNEST_INSERT: Any = None
+
+
+def _unnest_insert() -> Any:
+    """PostgreSQL: ``INSERT ... SELECT FROM unnest(<one array per column>) WITH ORDINALITY
+    ORDER BY ordinality ON CONFLICT DO NOTHING RETURNING original_id``. One short statement
+    whatever the batch size: its text and the driver's conversion of it are cached, where a
+    multi-row ``VALUES`` list of 500 rows (8,000 placeholders) is parsed again on every
+    batch. Rows are inserted, and take their ids, in the arrays' order."""
+    global _UNNEST_INSERT
+    if _UNNEST_INSERT is None:
+        table = schema.jobs
+        columns = [table.c[name] for name in _COLUMN_NAMES]
+        source = (
+            func.unnest(*[bindparam(c.name, type_=postgresql.ARRAY(c.type)) for c in columns])
+            .table_valued(*_COLUMN_NAMES, with_ordinality="ordinality")
+            .render_derived()
+        )
+        rows = select(*[source.c[name] for name in _COLUMN_NAMES]).order_by(source.c.ordinality)
+        _UNNEST_INSERT = (
+            postgresql.insert(table)
+            .from_select(list(_COLUMN_NAMES), rows)
+            .on_conflict_do_nothing(index_elements=["original_id"])
+            .returning(table.c.original_id)
+        )
+    return _UNNEST_INSERT
+
+
 def _record_many_in(conn: Connection, jobs: Sequence[JobRecord]) -> list[bool]:
     """``record_many`` inside an existing transaction: the new rows with one
-    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` executed for all of them (SQLAlchemy's
-    "insertmanyvalues": multi-row statements, in ``jobs``' order, so their ids follow it;
-    compiled once); a job whose row exists is re-armed as ``record`` would."""
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for all of them, in ``jobs``' order,
+    so their ids follow it (PostgreSQL: one array per column, ``_unnest_insert``; SQLite:
+    SQLAlchemy's "insertmanyvalues" multi-row statements); a job whose row exists is
+    re-armed as ``record`` would."""
     now = utcnow()
     rows = [_row_values(job, now) for job in jobs]
     dialect = conn.dialect.name
@@ -191,14 +222,16 @@ def _record_many_in(conn: Connection, jobs: Sequence[JobRecord]) -> list[bool]:
     for n, values in enumerate(rows):
         first.setdefault(values["original_id"], n)
     unique = [rows[n] for n in first.values()]  # first occurrences, in order
-    table = schema.jobs
-    insert_: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert_(table)
-        .on_conflict_do_nothing(index_elements=["original_id"])
-        .returning(table.c.original_id)
-    )
-    written = {row.original_id for row in conn.execute(stmt, unique)}
+    if dialect == "postgresql":
+        arrays = {name: [values[name] for values in unique] for name in _COLUMN_NAMES}
+        written = {row.original_id for row in conn.execute(_unnest_insert(), arrays)}
+    else:
+        stmt = (
+            sqlite.insert(schema.jobs)
+            .on_conflict_do_nothing(index_elements=["original_id"])
+            .returning(schema.jobs.c.original_id)
+        )
+        written = {row.original_id for row in conn.execute(stmt, unique)}
     stored: list[bool] = []
     for n, values in enumerate(rows):
         original_id = values["original_id"]

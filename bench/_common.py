@@ -324,6 +324,28 @@ def instruction_ratios(
     return ratio, aa
 
 
+def wait_count(
+    count: Callable[[], int],
+    target: int,
+    timeout: float,
+    what: str,
+    coarse: float = 0.5,
+    fine: float = 0.02,
+    near: float = 0.98,
+) -> float:
+    """``wait`` for ``count() >= target`` without the watching loading the machine: a
+    count that costs the database a scan (100,000 rows) is read every ``coarse`` seconds
+    until it is within ``near`` of the target, then every ``fine`` seconds, so the time
+    it became true is still known to about ``fine``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = count()
+        if seen >= target:
+            return time.perf_counter()
+        time.sleep(fine if seen >= near * target else coarse)
+    raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
+
+
 def wait(predicate: Callable[[], object], timeout: float, what: str, step: float = 0.01) -> float:
     """Poll until true; the time it became true (``time.perf_counter``)."""
     deadline = time.monotonic() + timeout

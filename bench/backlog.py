@@ -53,7 +53,7 @@ from celery import Celery
 from kombu import Connection
 
 import signals
-from bench._common import Report, bench_redis_url, delete_keys, parser, wait
+from bench._common import Report, bench_redis_url, delete_keys, parser, wait, wait_count
 from bench.support.backlog_app import (
     CAPTION,
     CAPTION_MIXED,
@@ -287,7 +287,7 @@ def measure(  # type: ignore[no-untyped-def]
     store = JobStore(service.db)
     client.set(release, 1)  # job 0 ends; the worker now defers the mixed queue's backlog
     timeout = 60 + r.mixed / 20
-    deferred_at = wait(lambda: store.count(DEFERRED) >= r.mixed, timeout, "all deferred", 0.05)
+    deferred_at = wait_count(lambda: store.count(DEFERRED), r.mixed, timeout, "all deferred")
     r.defer = deferred_at - start
     held_rows = sum(1 for rec in store.find(DEFERRED) if rec.queue == held)
     if held_rows or broker.length(held) != r.jobs - 1 or ran(held) != 1:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, String, Text, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.status import utcnow
@@ -181,6 +181,13 @@ _COLUMN_NAMES = tuple(c.name for c in schema.jobs.c if c.name != "id")
 _UNNEST_INSERT: Any = None
 
 
+def _element(column: Any) -> Any:
+    """The array element type for ``column``: text for strings, so a value too long for
+    its ``VARCHAR(n)`` fails the insert as a plain ``INSERT`` would (a cast to
+    ``VARCHAR(n)[]`` would cut it short silently)."""
+    return Text() if isinstance(column.type, String) else column.type
+
+
 def _unnest_insert() -> Any:
     """PostgreSQL: ``INSERT ... SELECT FROM unnest(<one array per column>) WITH ORDINALITY
     ORDER BY ordinality ON CONFLICT DO NOTHING RETURNING original_id``. One short statement
@@ -192,7 +199,7 @@ def _unnest_insert() -> Any:
         table = schema.jobs
         columns = [table.c[name] for name in _COLUMN_NAMES]
         source = (
-            func.unnest(*[bindparam(c.name, type_=postgresql.ARRAY(c.type)) for c in columns])
+            func.unnest(*[bindparam(c.name, type_=postgresql.ARRAY(_element(c))) for c in columns])
             .table_valued(*_COLUMN_NAMES, with_ordinality="ordinality")
             .render_derived()
         )

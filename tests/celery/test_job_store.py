@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+import sqlalchemy.exc
 
 from maintenance.store.database import Database
 from maintenance.store.jobs import (
@@ -199,3 +200,17 @@ def test_many_jobs_are_recorded_in_one_call_once_per_original_id_in_order(store:
     assert new_rows == sorted(new_rows)  # ids follow the batch's order
     assert by_id[fresh[5].original_id].args == [5]
     assert by_id[fresh[5].original_id].options["link"][0]["task"] == "notify"
+
+
+def test_a_batch_with_a_value_too_long_for_its_column_writes_nothing(
+    store: JobStore, database_url: str
+):
+    """PostgreSQL refuses the whole batch, as a plain ``INSERT`` would -- the value is
+    never cut short to fit (SQLite does not enforce ``VARCHAR`` lengths)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    batch = [_record(1), _record(2, task_name="t" * 300), _record(3)]
+    with pytest.raises(sqlalchemy.exc.DataError):
+        store.record_many(batch)
+    assert store.find(DEFERRED, limit=None) == []
+    assert store.record_many([batch[0], batch[2]]) == [True, True]

@@ -32,6 +32,7 @@ import logging
 from typing import Any
 
 from celery.utils.functional import maybe_list
+from celery.utils.nodenames import anon_nodename
 
 from .binding import binding_of
 from .internal_publish import internal_publish
@@ -101,6 +102,9 @@ class Republisher:
         binding = binding_of(app)
         self.gate = getattr(binding, "gate", None)
         self._exec_options: dict[str, tuple[Any, dict[str, Any]]] = {}
+        #: The ``origin`` header ``send_task`` would write (``gen<pid>@<host>``), built
+        #: once rather than per message.
+        self._origin = anon_nodename()
 
     def _task(self, name: str) -> tuple[Any, dict[str, Any]]:
         """The registered task of ``name`` (or None) and its execution options, as
@@ -143,6 +147,7 @@ class Republisher:
         root_id, parent_id = options.pop("root_id", None), options.pop("parent_id", None)
         retries, shadow = options.pop("retries", 0), options.pop("shadow", None)
         reply_to = options.pop("reply_to", None)
+        origin = options.pop("origin", None) or self._origin
         options = amqp.router.route(options, name, args, kwargs, task)
         if not root_id or not parent_id:
             parent = app.current_worker_task
@@ -174,6 +179,7 @@ class Republisher:
             shadow,
             chain,
             ignore_result=ignore_result,
+            origin=origin,
             **options,
         )
         for stamp in options.pop("stamped_headers", None) or ():

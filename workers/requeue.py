@@ -302,7 +302,8 @@ class _Publisher:
         self._coalesced: route_check.CoalescedWrites | None = None
         #: Attempt tokens: unique to this recovery, then one number per publish (a
         #: random token each would cost a read of the system's randomness per job).
-        self._attempts = (f"{uuid.uuid4().hex}-{n}" for n in itertools.count())
+        prefix = uuid.uuid4().hex
+        self._attempts = (f"{prefix}-{n}" for n in itertools.count())
 
     @property
     def connection(self) -> Any:

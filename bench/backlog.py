@@ -338,13 +338,15 @@ def main() -> None:
     report = Report("backlog", args)
     redis_url = bench_redis_url()
     runs: list[Run] = []
-    with database() as db_url:
-        print(f"  SQL store: {db_url.split('?')[0].split('://')[0]}", flush=True)
-        for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
-            if kind == "rabbitmq" and not rabbitmq_reachable():
-                print(f"  rabbitmq: skipped, nothing answers at {RABBITMQ}", flush=True)
-                continue
-            url = redis_url if kind == "redis" else RABBITMQ
+    for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
+        if kind == "rabbitmq" and not rabbitmq_reachable():
+            print(f"  rabbitmq: skipped, nothing answers at {RABBITMQ}", flush=True)
+            continue
+        url = redis_url if kind == "redis" else RABBITMQ
+        # A store of its own per broker, as a deployment has: the second broker's run
+        # does not inherit the first one's rows (and their vacuum).
+        with database() as db_url:
+            print(f"  SQL store: {db_url.split('?')[0].split('://')[0]}", flush=True)
             runs.append(run_broker(kind, url, redis_url, db_url, args.jobs, args.mixed))
     if not runs:
         raise SystemExit("backlog: no broker to run on")

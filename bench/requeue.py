@@ -241,13 +241,15 @@ def main() -> None:
     report = Report("requeue", args)
     redis_url = bench_redis_url()
     runs: dict[str, tuple[float, dict[str, int]]] = {}
-    with database() as db_url:
-        print(f"  SQL store: {db_url.split('?')[0].split('://')[0]}", flush=True)
-        for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
-            if kind == "rabbitmq" and not rabbitmq_reachable():
-                print(f"  rabbitmq: skipped, nothing answers at {RABBITMQ}", flush=True)
-                continue
-            url = redis_url if kind == "redis" else RABBITMQ
+    for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
+        if kind == "rabbitmq" and not rabbitmq_reachable():
+            print(f"  rabbitmq: skipped, nothing answers at {RABBITMQ}", flush=True)
+            continue
+        url = redis_url if kind == "redis" else RABBITMQ
+        # A store of its own per broker, as a deployment has: the second broker's run
+        # does not inherit the first one's 100,000 updated rows (and their vacuum).
+        with database() as db_url:
+            print(f"  SQL store: {db_url.split('?')[0].split('://')[0]}", flush=True)
             runs[kind] = run_broker(
                 kind, url, redis_url, db_url, args.jobs, not args.no_result_backend, args.profile
             )

@@ -97,6 +97,20 @@ def database() -> Iterator[str]:
         engine.dispose()
 
 
+def each_broker(brokers: str, redis_url: str) -> Iterator[tuple[str, str, str]]:
+    """``(kind, broker URL, SQL URL)`` for each of the comma-separated ``brokers`` that
+    answers (RabbitMQ is skipped, saying so, where none does). Each gets a SQL store of
+    its own, as a deployment has: the second broker's run does not inherit the first
+    one's rows (and their vacuum)."""
+    for kind in [b.strip() for b in brokers.split(",") if b.strip()]:
+        if kind == "rabbitmq" and not rabbitmq_reachable():
+            print(f"  rabbitmq: skipped, nothing answers at {RABBITMQ}", flush=True)
+            continue
+        with database() as db_url:
+            print(f"  SQL store: {db_url.split('?')[0].split('://')[0]}", flush=True)
+            yield kind, redis_url if kind == "redis" else RABBITMQ, db_url
+
+
 @dataclass
 class Broker:
     """One broker the bench runs on."""
@@ -337,17 +351,10 @@ def main() -> None:
         args.jobs, args.mixed = 2_000, 200
     report = Report("backlog", args)
     redis_url = bench_redis_url()
-    runs: list[Run] = []
-    for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
-        if kind == "rabbitmq" and not rabbitmq_reachable():
-            print(f"  rabbitmq: skipped, nothing answers at {RABBITMQ}", flush=True)
-            continue
-        url = redis_url if kind == "redis" else RABBITMQ
-        # A store of its own per broker, as a deployment has: the second broker's run
-        # does not inherit the first one's rows (and their vacuum).
-        with database() as db_url:
-            print(f"  SQL store: {db_url.split('?')[0].split('://')[0]}", flush=True)
-            runs.append(run_broker(kind, url, redis_url, db_url, args.jobs, args.mixed))
+    runs = [
+        run_broker(kind, url, redis_url, db_url, args.jobs, args.mixed)
+        for kind, url, db_url in each_broker(args.brokers, redis_url)
+    ]
     if not runs:
         raise SystemExit("backlog: no broker to run on")
     worst_hold = max(runs, key=lambda r: r.hold)

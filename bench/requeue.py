@@ -43,7 +43,7 @@ from kombu import Connection, Consumer, Queue
 
 import signals
 from bench._common import Report, bench_redis_url, delete_keys, parser
-from bench.backlog import RABBITMQ, Broker, database, rabbitmq_reachable
+from bench.backlog import Broker, each_broker
 from bench.support.backlog_app import CAPTION_MIXED, mixed_queue, register
 from maintenance import EnhancedMaintenanceModeService, Settings, build_service
 from maintenance.store import schema
@@ -241,18 +241,10 @@ def main() -> None:
     report = Report("requeue", args)
     redis_url = bench_redis_url()
     runs: dict[str, tuple[float, dict[str, int]]] = {}
-    for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
-        if kind == "rabbitmq" and not rabbitmq_reachable():
-            print(f"  rabbitmq: skipped, nothing answers at {RABBITMQ}", flush=True)
-            continue
-        url = redis_url if kind == "redis" else RABBITMQ
-        # A store of its own per broker, as a deployment has: the second broker's run
-        # does not inherit the first one's 100,000 updated rows (and their vacuum).
-        with database() as db_url:
-            print(f"  SQL store: {db_url.split('?')[0].split('://')[0]}", flush=True)
-            runs[kind] = run_broker(
-                kind, url, redis_url, db_url, args.jobs, not args.no_result_backend, args.profile
-            )
+    for kind, url, db_url in each_broker(args.brokers, redis_url):
+        runs[kind] = run_broker(
+            kind, url, redis_url, db_url, args.jobs, not args.no_result_backend, args.profile
+        )
     if not runs:
         raise SystemExit("requeue: no broker to run on")
     worst = max(runs, key=lambda k: runs[k][0])

@@ -307,12 +307,9 @@ def measure(  # type: ignore[no-untyped-def]
     # Job 0 records its run as it ends, and a message a worker's fetch had in flight as
     # the hold began is given back to the queue: either may lag for a moment, never for
     # good (a held queue consumed shows as more runs, fewer waiting, or rows in SQL).
-    settle = time.monotonic() + 10
-    while True:
-        waiting, started = broker.length(held), ran(held)
-        if (waiting, started) == (r.jobs - 1, 1) or time.monotonic() > settle:
-            break
-        time.sleep(0.05)
+    with contextlib.suppress(SystemExit):  # judged below, saying what was found
+        wait(lambda: (broker.length(held), ran(held)) == (r.jobs - 1, 1), 10, "", 0.05)
+    waiting, started = broker.length(held), ran(held)
     if held_rows or waiting != r.jobs - 1 or started != 1:
         raise SystemExit(
             f"{r.broker}: the held queue was consumed during the window: {held_rows} of its "

@@ -193,10 +193,7 @@ class AttemptRecorder:
         self.flush_counts()
         writer = self._thread
         if writer is not None and writer.is_alive() and writer is not threading.current_thread():
-            deadline = time.monotonic() + timeout
-            while self._queue.unfinished_tasks and time.monotonic() < deadline:
-                self._drain_now.set()
-                time.sleep(0.005)
+            self._wait_written(timeout)
 
     def _enqueue(self, attempt: BlockedAttempt) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -257,6 +254,10 @@ class AttemptRecorder:
         """Add the pending counts to Redis, and wait until every queued attempt is in
         SQL (tests, shutdown)."""
         self.flush_counts()
+        return self._wait_written(timeout)
+
+    def _wait_written(self, timeout: float) -> bool:
+        """Wake the SQL log writer and wait until the queue is written (or ``timeout``)."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             self._drain_now.set()

@@ -86,6 +86,11 @@ class TestBroker:
 
     __test__ = False  # not a test class
 
+    @property
+    def transport_options(self) -> dict[str, str]:
+        """kombu transport options reaching this broker's keys (``global_keyprefix``)."""
+        return {"global_keyprefix": self.keyprefix} if self.kind == "redis" else {}
+
     def env(self) -> dict[str, str]:
         """``CELERY_*`` variables for ``celeryconfig``."""
         env = {"CELERY_BROKER_URL": self.url, "CELERY_BROKER_KEYPREFIX": self.keyprefix}
@@ -118,8 +123,7 @@ class TestBroker:
 
     def declare_queue(self, queue: str) -> None:
         """Declare ``queue`` and its binding as a worker consuming it (``-Q``) would."""
-        options = {"global_keyprefix": self.keyprefix} if self.kind == "redis" else {}
-        with Connection(self.url, transport_options=options) as conn:
+        with Connection(self.url, transport_options=self.transport_options) as conn:
             Queue(queue, Exchange(queue), routing_key=queue)(conn.default_channel).declare()
 
     def delete_queue(self, queue: str) -> None:

@@ -12,6 +12,7 @@ back again in a later window, that same message re-arms its record (one conditio
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -178,7 +179,6 @@ def _row_values(job: JobRecord, now: datetime) -> dict[str, Any]:
 
 #: The columns ``record_many`` writes (``id`` comes from the sequence, in row order).
 _COLUMN_NAMES = tuple(c.name for c in schema.jobs.c if c.name != "id")
-_UNNEST_INSERT: Any = None
 
 
 def _element(column: Any) -> Any:
@@ -188,29 +188,27 @@ def _element(column: Any) -> Any:
     return Text() if isinstance(column.type, String) else column.type
 
 
+@functools.cache
 def _unnest_insert() -> Any:
     """PostgreSQL: ``INSERT ... SELECT FROM unnest(<one array per column>) WITH ORDINALITY
     ORDER BY ordinality ON CONFLICT DO NOTHING RETURNING original_id``. One short statement
     whatever the batch size: its text and the driver's conversion of it are cached, where a
     multi-row ``VALUES`` list of 500 rows (8,000 placeholders) is parsed again on every
-    batch. Rows are inserted, and take their ids, in the arrays' order."""
-    global _UNNEST_INSERT
-    if _UNNEST_INSERT is None:
-        table = schema.jobs
-        columns = [table.c[name] for name in _COLUMN_NAMES]
-        source = (
-            func.unnest(*[bindparam(c.name, type_=postgresql.ARRAY(_element(c))) for c in columns])
-            .table_valued(*_COLUMN_NAMES, with_ordinality="ordinality")
-            .render_derived()
-        )
-        rows = select(*[source.c[name] for name in _COLUMN_NAMES]).order_by(source.c.ordinality)
-        _UNNEST_INSERT = (
-            postgresql.insert(table)
-            .from_select(list(_COLUMN_NAMES), rows)
-            .on_conflict_do_nothing(index_elements=["original_id"])
-            .returning(table.c.original_id)
-        )
-    return _UNNEST_INSERT
+    batch. Rows are inserted, and take their ids, in the arrays' order (built once)."""
+    table = schema.jobs
+    columns = [table.c[name] for name in _COLUMN_NAMES]
+    source = (
+        func.unnest(*[bindparam(c.name, type_=postgresql.ARRAY(_element(c))) for c in columns])
+        .table_valued(*_COLUMN_NAMES, with_ordinality="ordinality")
+        .render_derived()
+    )
+    rows = select(*[source.c[name] for name in _COLUMN_NAMES]).order_by(source.c.ordinality)
+    return (
+        postgresql.insert(table)
+        .from_select(list(_COLUMN_NAMES), rows)
+        .on_conflict_do_nothing(index_elements=["original_id"])
+        .returning(table.c.original_id)
+    )
 
 
 def _record_many_in(conn: Connection, jobs: Sequence[JobRecord]) -> list[bool]:

@@ -38,9 +38,7 @@ def app(broker: TestBroker, service: EnhancedMaintenanceModeService) -> Iterator
     app = Celery("requeue-batches", set_as_current=False)
     app.conf.update(
         broker_url=broker.url,
-        broker_transport_options={"global_keyprefix": broker.keyprefix}
-        if broker.kind == "redis"
-        else {},
+        broker_transport_options=broker.transport_options,
         result_backend=broker.result_backend or broker.url,
     )
     signals.install(app, service)
@@ -70,9 +68,8 @@ def _record(store: JobStore, queue: str, label: str, at: float, **options: Any) 
 
 def _drain(broker: TestBroker, queue: str) -> list[Any]:
     """Every message waiting in ``queue``, in the order a consumer gets them."""
-    options = {"global_keyprefix": broker.keyprefix} if broker.kind == "redis" else {}
     found = []
-    with Connection(broker.url, transport_options=options) as conn:
+    with Connection(broker.url, transport_options=broker.transport_options) as conn:
         simple = conn.SimpleQueue(queue, no_ack=True)
         try:
             while True:

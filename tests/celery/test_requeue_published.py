@@ -26,9 +26,7 @@ def _probe_app(broker: TestBroker, result_backend: str) -> Celery:
     app = Celery("requeue-probe", set_as_current=False)
     app.conf.update(
         broker_url=broker.url,
-        broker_transport_options={"global_keyprefix": broker.keyprefix}
-        if broker.kind == "redis"
-        else {},
+        broker_transport_options=broker.transport_options,
         result_backend=result_backend,
     )
     return app

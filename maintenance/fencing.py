@@ -107,12 +107,15 @@ class AckWaiter:
                 self.pubsub = self._subscribe()
                 message = None
             if message is None:
+                now_live = registry.live_nodes(node_ttl)
                 caught_up = {
                     n
-                    for n, info in registry.live_nodes(node_ttl).items()
+                    for n, info in now_live.items()
                     if n in pending and info.applied_version >= version
                 }
-                pending -= caught_up
+                # A node whose heartbeat lapsed meanwhile (it died just before or during
+                # the wait) is no longer live: nothing is left to wait for from it.
+                pending -= caught_up | (pending - now_live.keys())
                 applied |= caught_up
                 continue
             if message.get("type") != "message":

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from maintenance import EnhancedMaintenanceModeService, Settings
+from maintenance.nodes import NodeRegistry
 from tests.helpers import wait_for
 
 NODE = Path(__file__).with_name("node_proc.py")
@@ -124,3 +125,17 @@ def test_a_node_acks_without_waiting_for_a_reply_and_recovers_a_lost_connection(
     assert client.hget(keys.node_applied, "web@host:1:abc") == b"4"
     acks.close()
     listener.close()
+
+
+def test_a_node_that_died_just_before_the_enable_is_not_waited_for_past_its_heartbeat(
+    make_service,  # type: ignore[no-untyped-def]
+) -> None:
+    admin: EnhancedMaintenanceModeService = make_service(kind="cli", register=False)
+    ghost = "worker@ghost:1:dead00"
+    # Its last heartbeat, then it was killed: live for one more TTL, never to ack.
+    NodeRegistry(admin.redis, admin.keys).heartbeat(ghost, 0, {"kind": "worker"})
+    patience = admin.settings.node_ttl + 20
+    result = admin.enable_maintenance("after a crash", enabled_by="ops", wait=patience)
+    assert result.fenced, result.lagging_nodes
+    assert ghost not in result.applied_nodes
+    assert result.waited_seconds < patience  # once its heartbeat lapsed, not at the deadline

@@ -44,6 +44,7 @@ from workers.requeue import is_second_copy
 from workers.routing import broker_of
 
 from .defer_batch import DeferBatch, Held
+from .redis_sweep import RedisSweep
 
 log = logging.getLogger("maintenance.celery")
 celery_logger = get_logger(__name__)
@@ -60,6 +61,15 @@ class Verdict:
     activation_id: str | None
 
 
+class _Action(str):
+    """A receipt that is not a deferral (``WorkerGate.judge_receipt``)."""
+
+
+DROP, RUN, ALLOWED, HOLD = (_Action(a) for a in ("drop", "run", "allowed", "hold"))
+#: What receiving a message does: one of the four actions, or the ``Verdict`` deferring it.
+Receipt = _Action | Verdict
+
+
 class WorkerGate:
     """Judges messages in the worker main process and defers the blocked ones."""
 
@@ -72,6 +82,8 @@ class WorkerGate:
         #: The queues this worker holds in the broker (None: ``MAINTENANCE_HOLD_QUEUES`` off).
         self.hold: QueueHold | None = None
         self._batch: DeferBatch | None = None
+        #: Takes a Redis queue's blocked backlog in bulk (None: not on kombu's Redis).
+        self.sweep: RedisSweep | None = None
 
     def batch(self) -> DeferBatch:
         """The batch this gate's blocked messages wait in (``signals.defer_batch``)."""
@@ -197,6 +209,30 @@ class WorkerGate:
         except REDIS_ERRORS:
             return False  # cannot tell: run it (at least once beats at most once)
 
+    def judge_receipt(
+        self, name: str, headers: Any, delivery_info: Any, *, exemption: bool = True
+    ) -> Receipt:
+        """What receiving a message does, decided without doing it: ``DROP`` (a second
+        copy of a requeued job), ``RUN`` (nothing to judge: the gate is idle, the message
+        has no id or an ETA), ``ALLOWED`` (judged and let through), ``HOLD`` (blocked, on a
+        queue held in the broker) or the ``Verdict`` deferring it. The strategy acts on
+        it; ``signals.redis_sweep`` asks it of messages still in the broker."""
+        headers = headers or {}
+        attempt = headers.get(REQUEUE_ATTEMPT)
+        if attempt is not None and self.second_copy(headers.get("id"), attempt):
+            return DROP
+        if not self.engaged():
+            return RUN
+        task_id = headers.get("id")
+        if not task_id or headers.get("eta"):
+            return RUN
+        verdict = self.verdict(name, task_id, headers, exemption=exemption)
+        if verdict is None:
+            return ALLOWED
+        if self.hold is not None and self.hold.takes(delivery_info):
+            return HOLD
+        return verdict
+
     # -- on receipt --------------------------------------------------------------
     def wrap_strategy(self, name: str, handler: Any) -> Any:
         """A strategy that defers blocked messages before Celery builds a request."""
@@ -204,27 +240,25 @@ class WorkerGate:
 
         def on_message(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any):
             headers = message.headers or {}
-            attempt = headers.get(REQUEUE_ATTEMPT)
-            if attempt is not None and gate.second_copy(headers.get("id"), attempt):
+            # The version before the verdict: a change meanwhile makes dispatch judge again.
+            version = gate.binding.service.status.version if gate.engaged() else 0
+            batch = gate.batch()
+            # A batch reads the exemptions of all its messages at once, when it flushes.
+            receipt = gate.judge_receipt(
+                name, headers, message.delivery_info, exemption=not batch.batching
+            )
+            if receipt is DROP:
                 log.warning("maintenance: dropped a second copy of requeued job %s", headers["id"])
                 ack(celery_logger, gate.consumer.connection_errors)
                 return None
-            if not gate.engaged():
-                return handler(message, body, ack, reject, callbacks, **kw)
-            task_id = headers.get("id")
-            if not task_id or headers.get("eta"):
-                return handler(message, body, ack, reject, callbacks, **kw)
-            # The version before the verdict: a change meanwhile makes dispatch judge again.
-            version = gate.binding.service.status.version
-            batch = gate.batch()
-            # A batch reads the exemptions of all its messages at once, when it flushes.
-            verdict = gate.verdict(name, task_id, headers, exemption=not batch.batching)
-            if verdict is None:
-                gate.let_through(task_id, version)
-                return handler(message, body, ack, reject, callbacks, **kw)
-            if gate.hold is not None and gate.hold.takes(message.delivery_info):
-                gate.hold.keep_message(message)  # its queue is held: back to the broker
+            if receipt is HOLD:
+                gate.hold.keep_message(message)  # type: ignore[union-attr]  # held: back
                 return None
+            if not isinstance(receipt, Verdict):
+                if receipt is ALLOWED:
+                    gate.let_through(headers["id"], version)
+                return handler(message, body, ack, reject, callbacks, **kw)
+            verdict, task_id, attempt = receipt, headers["id"], headers.get(REQUEUE_ATTEMPT)
             record = gate._record(
                 name,
                 task_id,
@@ -260,6 +294,8 @@ class WorkerGate:
                     start=start,
                 )
             )
+            if gate.sweep is not None:
+                gate.sweep.after_blocked(message)
             return None
 
         on_message._maintenance_gated = True  # type: ignore[attr-defined]
@@ -340,6 +376,7 @@ class WorkerGateStep(bootsteps.StartStopStep):
         if binding is None:
             return
         gate = WorkerGate(binding, c)
+        gate.sweep = RedisSweep(gate)  # acts only on messages from kombu's Redis transport
         setattr(c, _GATE, gate)
         for name, strategy in list(c.strategies.items()):
             if not getattr(strategy, "_maintenance_gated", False):

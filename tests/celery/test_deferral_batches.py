@@ -24,6 +24,9 @@ pytestmark = pytest.mark.slow
 BLOCKED = 3000
 #: One allowed job (a read) after every this many blocked ones.
 ALLOWED_EVERY = 10
+#: The backlog a worker is stopped in the middle of: more than a few bulk takes
+#: (``signals.redis_sweep``) can clear before the stop lands.
+STOPPED = 30_000
 BREAK_INSERTS = sa.text(
     "CREATE TRIGGER test_break_jobs BEFORE INSERT ON maintenance_jobs "
     "BEGIN SELECT RAISE(ABORT, 'test: the SQL store refuses writes'); END"
@@ -132,8 +135,9 @@ def test_a_worker_stopped_while_deferring_a_backlog_leaves_nothing_lost_or_twice
     queue = f"{fleet.prefix}-stop-{uuid.uuid4().hex[:6]}"
     caption = fleet.tasks["generate_caption"]
     tag = uuid.uuid4().hex[:6]
-    labels = [f"st{i:05d}-{tag}" for i in range(BLOCKED)]
-    ids = [caption.apply_async((label,), queue=queue).id for label in labels]
+    labels = [f"st{i:05d}-{tag}" for i in range(STOPPED)]
+    with fleet.app.producer_or_acquire() as producer, producer.batch(max_size=1000):
+        ids = [caption.apply_async((label,), queue=queue, producer=producer).id for label in labels]
     store = JobStore(fleet.service.db)
     fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
     stopping = fleet.start_worker("w3", [queue])
@@ -143,12 +147,12 @@ def test_a_worker_stopped_while_deferring_a_backlog_leaves_nothing_lost_or_twice
     finally:
         fleet.workers.pop("w3", None)
         stopping.stop()
-    assert store.count(DEFERRED) < BLOCKED  # stopped part-way
+    assert store.count(DEFERRED) < STOPPED  # stopped part-way
     names = [fleet.workers["w1"].nodename]
     replies = fleet.app.control.add_consumer(queue, destination=names, reply=True, timeout=5)
     assert len(replies) == 1, replies
     try:
-        wait_for(lambda: store.count(DEFERRED) == BLOCKED, timeout=120, what="all deferred")
+        wait_for(lambda: store.count(DEFERRED) == STOPPED, timeout=120, what="all deferred")
         wait_for(lambda: _broker_empty(fleet, queue), timeout=30, what="all acknowledged")
     finally:
         fleet.app.control.cancel_consumer(queue, destination=names, reply=True, timeout=5)
@@ -156,3 +160,54 @@ def test_a_worker_stopped_while_deferring_a_backlog_leaves_nothing_lost_or_twice
     assert sorted(r.original_id for r in records) == sorted(ids)
     assert [r.original_id for r in sorted(records, key=original_order)] == ids
     assert not any(_runs(fleet, labels))
+
+
+def test_a_backlog_from_a_publisher_without_the_hooks_is_taken_in_bulk_in_queue_order(
+    clean_fleet: Fleet,
+) -> None:
+    """On the Redis broker the worker takes a blocked backlog from the queue in bulk
+    (``signals.redis_sweep``). Messages published without the gate carry no publish
+    time, so their recovery order is the order they were recorded in: it must still be
+    queue order, with allowed jobs between them left in place and run, none twice."""
+    fleet = clean_fleet
+    queue = f"{fleet.prefix}-bulk-{uuid.uuid4().hex[:6]}"
+    tag = uuid.uuid4().hex[:6]
+    amqp = fleet.app.amqp
+    caption, report = fleet.tasks["generate_caption"], fleet.tasks["build_report"]
+    blocked = [f"ub{i:05d}-{tag}" for i in range(BLOCKED)]
+    allowed = [f"uo{i:05d}-{tag}" for i in range(BLOCKED // ALLOWED_EVERY)]
+    ids: list[str] = []
+    with fleet.app.producer_or_acquire() as producer, producer.batch(max_size=1000):
+        for i, label in enumerate(blocked):
+            # Built and sent as a foreign publisher would: no ``send_task``, no stamp.
+            task_id = str(uuid.uuid4())
+            message = amqp.as_task_v2(task_id, caption.name, args=(label,))
+            amqp.send_task_message(producer, caption.name, message, queue=queue)
+            ids.append(task_id)
+            if i % ALLOWED_EVERY == ALLOWED_EVERY - 1:
+                label = allowed[i // ALLOWED_EVERY]
+                message = amqp.as_task_v2(str(uuid.uuid4()), report.name, args=(label,))
+                amqp.send_task_message(producer, report.name, message, queue=queue)
+    assert fleet.queue_length(queue) == BLOCKED + len(allowed)
+    store = JobStore(fleet.service.db)
+    names = [fleet.workers["w1"].nodename]
+    fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
+    replies = fleet.app.control.add_consumer(queue, destination=names, reply=True, timeout=5)
+    assert len(replies) == 1, replies
+    try:
+        wait_for(lambda: store.count(DEFERRED) == BLOCKED, timeout=120, what="all deferred")
+        wait_for(lambda: all(n == 1 for n in _runs(fleet, allowed)), timeout=60, what="allowed ran")
+        wait_for(lambda: _broker_empty(fleet, queue), timeout=30, what="all acknowledged")
+    finally:
+        fleet.app.control.cancel_consumer(queue, destination=names, reply=True, timeout=5)
+    records = store.find(DEFERRED, limit=None)
+    assert all(r.options.get("published_at") is None for r in records)  # really unstamped
+    assert [r.original_id for r in sorted(records, key=original_order)] == ids
+    assert not any(_runs(fleet, blocked))
+    log = fleet.workers["w1"].log.read_text(errors="replace")
+    taken = [
+        int(line.split("took ", 1)[1].split()[0])
+        for line in log.splitlines()
+        if f"from {queue} in bulk" in line
+    ]
+    assert sum(taken) > BLOCKED // 2, taken  # most of it in bulk, not one by one

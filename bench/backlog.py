@@ -13,14 +13,15 @@ window opens. Then, per broker:
 * resume: disable -> the worker consumes ``held`` again and its first job has run:
   goal <= 30 s; the time until all of them ran is printed with its rate (not a goal:
   that is the worker's speed, not the window's);
-* the SQL deferral path of the ``mixed`` queue, at ``--mixed`` jobs (2,000): time until
-  every one is recorded in SQL, and until the disable has republished them (each with
-  its rate, not goals);
+* defer and requeue: the SQL deferral path of the ``mixed`` queue, at ``--mixed`` jobs
+  (100,000): time from the enable until every one is recorded in SQL, and from the
+  disable until it has republished them: goals <= 30 s each (on the Redis broker the
+  worker takes the backlog from the queue in bulk, ``signals/redis_sweep.py``);
 * lost, duplicated and out-of-order jobs of both paths, from the jobs' own record of
   what ran (a Redis list per queue): goals 0, 0 and 0.
 
 Goals in bench/goals.py; each broker is measured once (no noise estimate) and the worst
-broker is judged. Options: ``--jobs`` (100,000), ``--mixed`` (2,000), ``--brokers``
+broker is judged. Options: ``--jobs`` (100,000), ``--mixed`` (100,000), ``--brokers``
 (``redis,rabbitmq``; RabbitMQ is skipped, saying so, where none answers), ``--short``
 (2,000 and 200), ``--check``. Environment: ``REDIS_URL`` (else an embedded Redis),
 ``MAINTENANCE_DATABASE_URL`` (else a fresh schema in ``BENCH_POSTGRES_URL``, default
@@ -354,7 +355,7 @@ def measure(  # type: ignore[no-untyped-def]
 def main() -> None:
     options = parser(__doc__)
     options.add_argument("--jobs", type=int, default=100_000, help="held-queue backlog")
-    options.add_argument("--mixed", type=int, default=2_000, help="mixed-queue backlog")
+    options.add_argument("--mixed", type=int, default=100_000, help="mixed-queue backlog")
     options.add_argument("--brokers", default="redis,rabbitmq")
     args = options.parse_args()
     if args.short:
@@ -371,6 +372,11 @@ def main() -> None:
     worst_resume = max(runs, key=lambda r: r.resume)
     report.goal("backlog.hold", worst_hold.hold, None, f"{worst_hold.broker}, worst broker")
     report.goal("backlog.resume", worst_resume.resume, None, f"{worst_resume.broker}")
+    worst_defer = max(runs, key=lambda r: r.defer)
+    worst_requeue = max(runs, key=lambda r: r.requeue)
+    jobs = f"{worst_defer.mixed:,} jobs"
+    report.goal("backlog.defer", worst_defer.defer, None, f"{worst_defer.broker}, {jobs}")
+    report.goal("backlog.requeue", worst_requeue.requeue, None, f"{worst_requeue.broker}, {jobs}")
     for key in COUNTS:
         report.goal(f"backlog.{key}", sum(r.problems[key] for r in runs), None)
     report.finish()

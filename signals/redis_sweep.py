@@ -50,8 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("maintenance.celery")
 
-#: Messages read per window.
+#: Messages read per window at most, and in the first window of a sweep.
 WINDOW = 500
+FIRST_WINDOW = 50
+#: Bytes a window should stay under (large messages get smaller windows).
+WINDOW_BYTES = 4 * 1024 * 1024
 #: Seconds a sweep may hold the consumer's event loop before giving it back.
 TIME_BUDGET = 0.25
 #: Seconds a queue's sweep rests after a window with nothing to take / a failed write.
@@ -170,27 +173,31 @@ class RedisSweep:
         left = 0  # messages judged and left in place at the consuming end
         flushed = False
         taken_total = 0
+        window = FIRST_WINDOW
         while time.monotonic() < deadline:
-            raws = client.lrange(keys.queue, -(left + WINDOW), -(left + 1))
+            asked = window
+            raws = client.lrange(keys.queue, -(left + asked), -(left + 1))
             raws.reverse()  # oldest first
+            read, window = len(raws), _next_window(raws)
             candidates = self._not_exempted(self._judge(channel, raws))
-            if not candidates:
-                self._rest(keys, REST_IDLE)
-                break
-            if not flushed:  # what the batch holds is older: recorded first
-                self.gate.batch().flush()
-                flushed = True
-            taken = self._take_now(client, keys, candidates)
-            left += len(raws) - len(taken)
-            if self.gate.binding.service.status.version != version:
-                self._give_back_now(client, keys, taken)  # judged under another status
-                break
-            if not self._record(client, keys, taken):
-                self._rest(keys, REST_FAILED)
-                break
-            taken_total += len(taken)
-            if len(raws) < WINDOW:
+            if candidates:
+                if not flushed:  # what the batch holds is older: recorded first
+                    self.gate.batch().flush()
+                    flushed = True
+                taken = self._take_now(client, keys, candidates)
+                if self.gate.binding.service.status.version != version:
+                    self._give_back_now(client, keys, taken)  # judged under another status
+                    break
+                if not self._record(client, keys, taken):
+                    self._rest(keys, REST_FAILED)
+                    break
+                taken_total += len(taken)
+                read -= len(taken)
+            left += read
+            if len(raws) < asked:
                 break  # the list is read to its end
+        if not taken_total:
+            self._rest(keys, REST_IDLE)  # nothing to take behind this one: not again soon
         if taken_total:
             log.info(
                 "maintenance: took %d blocked message(s) from %s in bulk",
@@ -333,3 +340,11 @@ class RedisSweep:
             _Keys(prefix + channel._q_for_pri(queue, priority), unacked, index, queue)
             for queue in dict.fromkeys(q for q in queues if q and q in active)
         ]
+
+
+def _next_window(raws: list[bytes]) -> int:
+    """The next window's size: ``WINDOW``, or fewer where messages are large."""
+    if not raws:
+        return WINDOW
+    average = sum(len(r) for r in raws) / len(raws)
+    return max(1, min(WINDOW, int(WINDOW_BYTES / max(average, 1.0))))

@@ -96,11 +96,12 @@ def defer_many(
                 error = RuntimeError(f"requeue attempt of {records[n].original_id} not released")
                 error.__cause__ = exc
                 outcomes[n] = error
+    with flower.buffered(eventer):
+        for record, outcome in zip(records, outcomes, strict=True):
+            if not isinstance(outcome, Exception):
+                flower.send_deferred(eventer, record)
     for record, outcome in zip(records, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            continue
-        flower.send_deferred(eventer, record)
-        if outcome:
+        if outcome is True:
             log.info(
                 "maintenance: deferred %s[%s] from queue %s (%s)",
                 record.task_name,

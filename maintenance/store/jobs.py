@@ -19,7 +19,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, Text, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    column,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.status import utcnow
@@ -181,28 +194,35 @@ def _row_values(job: JobRecord, now: datetime) -> dict[str, Any]:
 _COLUMN_NAMES = tuple(c.name for c in schema.jobs.c if c.name != "id")
 
 
-def _element(column: Any) -> Any:
-    """The array element type for ``column``: text for strings, so a value too long for
+def _field(column: Any) -> Any:
+    """The recordset field type for ``column``: text for strings, so a value too long for
     its ``VARCHAR(n)`` fails the insert as a plain ``INSERT`` would (a cast to
-    ``VARCHAR(n)[]`` would cut it short silently)."""
+    ``VARCHAR(n)`` would cut it short silently)."""
     return Text() if isinstance(column.type, String) else column.type
 
 
+#: The recordset field carrying each row's position in the batch.
+_POSITION = "position"
+
+
 @functools.cache
-def _unnest_insert() -> Any:
-    """PostgreSQL: ``INSERT ... SELECT FROM unnest(<one array per column>) WITH ORDINALITY
-    ORDER BY ordinality ON CONFLICT DO NOTHING RETURNING original_id``. One short statement
-    whatever the batch size: its text and the driver's conversion of it are cached, where a
-    multi-row ``VALUES`` list of 500 rows (8,000 placeholders) is parsed again on every
-    batch. Rows are inserted, and take their ids, in the arrays' order (built once)."""
+def _recordset_insert() -> Any:
+    """PostgreSQL: ``INSERT ... SELECT FROM json_to_recordset(:rows) ORDER BY position ON
+    CONFLICT DO NOTHING RETURNING original_id``. One short statement and one JSON
+    parameter whatever the batch size: its text and the driver's conversion of it are
+    cached (a multi-row ``VALUES`` list of 500 rows is 8,000 placeholders parsed on every
+    batch), and the rows are encoded by ``json.dumps`` in C (one text array per column
+    was quoted element by element by the driver, in Python). Rows are inserted, and take
+    their ids, in the batch's order (built once)."""
     table = schema.jobs
-    columns = [table.c[name] for name in _COLUMN_NAMES]
+    fields = [column(_POSITION, Integer())]
+    fields += [column(name, _field(table.c[name])) for name in _COLUMN_NAMES]
     source = (
-        func.unnest(*[bindparam(c.name, type_=postgresql.ARRAY(_element(c))) for c in columns])
-        .table_valued(*_COLUMN_NAMES, with_ordinality="ordinality")
-        .render_derived()
+        func.json_to_recordset(cast(bindparam("rows", type_=Text()), postgresql.JSON()))
+        .table_valued(*fields)
+        .render_derived(with_types=True)
     )
-    rows = select(*[source.c[name] for name in _COLUMN_NAMES]).order_by(source.c.ordinality)
+    rows = select(*[source.c[name] for name in _COLUMN_NAMES]).order_by(source.c[_POSITION])
     return (
         postgresql.insert(table)
         .from_select(list(_COLUMN_NAMES), rows)
@@ -211,10 +231,25 @@ def _unnest_insert() -> Any:
     )
 
 
+def _recordset(rows: Sequence[dict[str, Any]]) -> str:
+    """``rows`` as the JSON ``_recordset_insert`` reads (timestamps in ISO 8601)."""
+    return json.dumps(
+        [{_POSITION: n, **values} for n, values in enumerate(rows)],
+        default=_json_value,
+        separators=(",", ":"),
+    )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not a column value: {type(value).__name__}")
+
+
 def _record_many_in(conn: Connection, jobs: Sequence[JobRecord]) -> list[bool]:
     """``record_many`` inside an existing transaction: the new rows with one
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for all of them, in ``jobs``' order,
-    so their ids follow it (PostgreSQL: one array per column, ``_unnest_insert``; SQLite:
+    so their ids follow it (PostgreSQL: one JSON recordset, ``_recordset_insert``; SQLite:
     SQLAlchemy's "insertmanyvalues" multi-row statements); a job whose row exists is
     re-armed as ``record`` would."""
     now = utcnow()
@@ -228,8 +263,8 @@ def _record_many_in(conn: Connection, jobs: Sequence[JobRecord]) -> list[bool]:
         first.setdefault(values["original_id"], n)
     unique = [rows[n] for n in first.values()]  # first occurrences, in order
     if dialect == "postgresql":
-        arrays = {name: [values[name] for values in unique] for name in _COLUMN_NAMES}
-        written = {row.original_id for row in conn.execute(_unnest_insert(), arrays)}
+        recordset = {"rows": _recordset(unique)}
+        written = {row.original_id for row in conn.execute(_recordset_insert(), recordset)}
     else:
         stmt = (
             sqlite.insert(schema.jobs)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kombu import Connection, Exchange, Producer, Queue
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.simple import SimpleQueue
 
 from signals.redis_sweep import RedisSweep, Swept, _Keys, unacked_entry
@@ -138,3 +138,35 @@ def test_a_message_kombu_already_restored_is_not_given_back_twice(
     channel.qos.restore_by_tag(taken[0].tag)  # e.g. its visibility timeout ran out
     sweep._give_back_now(client, keys, taken)
     assert sorted(_consume_all(channel, queue)) == [0, 1, 2]
+
+
+def test_the_list_swept_is_the_one_a_message_came_from_prefix_and_priority_included(
+    channel: Any, prefix: str
+) -> None:
+    name = f"sweep-{uuid.uuid4().hex[:8]}"
+    queue = Queue(name, Exchange(name, "direct"), routing_key=name, max_priority=9)
+    producer = Producer(channel)
+    for priority in (0, 5):
+        producer.publish(
+            {"seq": priority},
+            exchange=queue.exchange,
+            routing_key=name,
+            declare=[queue],
+            serializer="json",
+            priority=priority,
+        )
+    sweep = RedisSweep(gate=None)  # type: ignore[arg-type]
+    client = sweep._client_for(channel)
+    with Consumer(channel, queues=[queue], callbacks=[], accept=["json"]):
+        found = {}
+        for key in client.scan_iter(f"{prefix}:{name}*"):
+            raw = client.lindex(key, 0)
+            message = channel.Message(json.loads(raw), channel=channel)
+            (keys,) = sweep._keys_of(channel, message)
+            found[message.payload["seq"]] = (keys.queue, keys.name)
+    separator = channel.sep
+    assert found == {
+        0: (f"{prefix}:{name}", name),
+        5: (f"{prefix}:{name}{separator}{channel.priority(5)}", name),
+    }
+    assert channel.priority(5) != 0  # really another list

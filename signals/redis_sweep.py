@@ -147,15 +147,17 @@ class RedisSweep:
         channel = getattr(message, "channel", None)
         if not is_redis_channel(channel):
             return
-        status = self.gate.binding.service.cache.status
+        service = self.gate.binding.service
+        status = service.cache.status
         if not status.is_active or status.test_mode:
             return
+        version = service.status.version  # what the strategy compares, as on receipt
         if time.monotonic() < self._rest_until.get("", 0.0):
             return
         try:
             for keys in self._keys_of(channel, message):
                 if time.monotonic() >= self._rest_until.get(keys.queue, 0.0):
-                    self._sweep(channel, keys, status.version)
+                    self._sweep(channel, keys, version)
         except Exception as exc:
             # Redis or SQL trouble: the consumer goes on one message at a time, and the
             # sweep rests (a failure per delivery would flood the log).

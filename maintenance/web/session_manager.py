@@ -11,6 +11,7 @@ Redis server-side sessions and for Flask's signed cookie sessions alike.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import secrets
 import threading
@@ -58,6 +59,8 @@ log = logging.getLogger("maintenance.web.sessions")
 EPOCH_KEY = "_maintenance_epoch"
 SEEN_KEY = "_maintenance_seen"
 SID_KEY = "_maintenance_sid"
+#: Counting members of turned-away sessions that were never indexed (``_stale_cookie_member``).
+STALE_COOKIE_MEMBER = "~stale:"
 #: Cookie set when a user is turned away: why (shown once by the next page, then removed;
 #: a cookie of its own, so no session -- server-side or not -- is left behind).
 SIGNED_OUT_COOKIE = "maintenance_signed_out"
@@ -238,7 +241,8 @@ class MaintenanceSessionManager:
             if member is not None:
                 self.index.forget(member)
             if status is not None and status.activation_id:
-                self.index.count_turned_away(status.activation_id, member)
+                counted = member or _stale_cookie_member()
+                self.index.count_turned_away(status.activation_id, counted)
         log.info("session of %s logged out (%s)", who.username, why)
 
     def _index_response(self, response: Response) -> Response:
@@ -403,3 +407,16 @@ def _set_signed_out(response: Response, code: str) -> Response:
         return response  # this very response told them
     response.set_cookie(SIGNED_OUT_COOKIE, code, max_age=600, httponly=True, samesite="Lax")
     return response
+
+
+def _stale_cookie_member() -> str | None:
+    """Who a session never indexed is, for counting it once: its cookie, hashed. A login
+    view that does not call ``schedule_index`` leaves a session without an index member
+    until its next request; turned away before that (its page and its favicon, say),
+    the same cookie always names the same session."""
+    interface = current_app.session_interface
+    name = interface.get_cookie_name(current_app)
+    raw = request.cookies.get(name)
+    if not raw:
+        return None
+    return f"{STALE_COOKIE_MEMBER}{hashlib.sha256(raw.encode()).hexdigest()[:32]}"

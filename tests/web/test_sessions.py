@@ -317,3 +317,25 @@ def test_non_admins_are_out_before_the_clean_up_and_a_dead_clean_up_is_resumed(
     assert inline.cleanup_seconds is not None
     assert manager.index.unfinished_purges() == []
     assert len(session_keys(redis_url, prefix)) == 1  # the admin's
+
+
+def test_a_session_never_indexed_is_counted_once_when_turned_away_again_and_again(
+    app: Flask,
+    web_service: EnhancedMaintenanceModeService,
+    operator: EnhancedMaintenanceModeService,
+) -> None:
+    """A login view that does not call ``schedule_index`` leaves the session without an
+    index member until its next request. Turned away before that -- its page and its
+    favicon, or a replayed cookie -- it is still one session, counted once."""
+    client = app.test_client()
+    with client.session_transaction() as sess:  # logged in, never through the index
+        sess.update(username="ann", role="user")
+    stale = client.get_cookie("session")
+    assert stale is not None
+    enable(operator)
+    wait_for(lambda: web_service.cache.status.login_blocked, 10, what="the node saw it")
+    for _ in range(3):
+        replay = app.test_client()
+        replay.set_cookie("session", stale.value)
+        assert replay.get("/me").get_json() == {"username": None, "role": None}
+    assert operator.get_maintenance_status().invalidated_sessions == 1

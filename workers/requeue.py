@@ -56,7 +56,7 @@ ATTEMPT_TTL = 7 * 24 * 3600
 STALE_CLAIM_SECONDS = 60.0
 #: Records claimed, published and marked together (a recovery that dies mid-batch leaves
 #: at most this many claims for a later one to finish).
-BATCH_SIZE = 2000
+BATCH_SIZE = 500
 #: Broker commands a batch buffers at most before sending them (Redis pipeline).
 PIPELINE_SIZE = 1000
 

@@ -136,15 +136,8 @@ def test_a_session_turned_away_is_counted_once_however_often_its_cookie_comes_ba
     operator: EnhancedMaintenanceModeService,
 ) -> None:
     ann, ben = login(app.test_client(), "ann"), login(app.test_client(), "ben")
-    stale = ann.get_cookie("session")
-    assert stale is not None
-    enable(operator)
-    wait_for(lambda: web_service.cache.status.login_blocked, 10, what="the node saw it")
     # ann's page and its favicon, or a replayed cookie: every request is turned away...
-    for _ in range(3):
-        replay = app.test_client()
-        replay.set_cookie("session", stale.value)
-        assert replay.get("/me").get_json() == {"username": None, "role": None}
+    _block_logins_and_replay(app, ann, web_service, operator)
     assert ben.get("/me").get_json() == {"username": None, "role": None}
     # ...and each session is counted once.
     assert operator.get_maintenance_status().invalidated_sessions == 2
@@ -330,6 +323,17 @@ def test_a_session_never_indexed_is_counted_once_when_turned_away_again_and_agai
     client = app.test_client()
     with client.session_transaction() as sess:  # logged in, never through the index
         sess.update(username="ann", role="user")
+    _block_logins_and_replay(app, client, web_service, operator)
+    assert operator.get_maintenance_status().invalidated_sessions == 1
+
+
+def _block_logins_and_replay(
+    app: Flask,
+    client: Any,
+    web_service: EnhancedMaintenanceModeService,
+    operator: EnhancedMaintenanceModeService,
+) -> None:
+    """Block logins, then send ``client``'s session cookie three times: each is turned away."""
     stale = client.get_cookie("session")
     assert stale is not None
     enable(operator)
@@ -338,4 +342,3 @@ def test_a_session_never_indexed_is_counted_once_when_turned_away_again_and_agai
         replay = app.test_client()
         replay.set_cookie("session", stale.value)
         assert replay.get("/me").get_json() == {"username": None, "role": None}
-    assert operator.get_maintenance_status().invalidated_sessions == 1

@@ -26,7 +26,12 @@ from ..domain.modes import MaintenanceMode
 from ..domain.status import MaintenanceStatus
 from ..public_schedule import UpcomingWindow
 from .payloads import public_status
-from .session_manager import SIGNED_OUT_COOKIE, SIGNED_OUT_REASONS, SIGNED_OUT_SAID
+from .session_manager import (
+    SIGNED_OUT_COOKIE,
+    SIGNED_OUT_REASONS,
+    SIGNED_OUT_SAID,
+    SIGNED_OUT_TOLD,
+)
 from .state import WebState, state_of
 from .status_page import pages_of, span, status_page_url
 
@@ -88,18 +93,26 @@ def signed_out_notice() -> Markup:
     maintenance, say so, why, and who may sign in now (then never again)."""
     if not has_request_context():
         return Markup("")
-    code = g.get(SIGNED_OUT_COOKIE) or request.cookies.get(SIGNED_OUT_COOKIE, "")
+    here = g.get(SIGNED_OUT_COOKIE)  # this very request was turned away
+    code = here or request.cookies.get(SIGNED_OUT_COOKIE, "")
     if not code.isdigit() or int(code) >= len(SIGNED_OUT_REASONS):
         return Markup("")
     why = SIGNED_OUT_REASONS[int(code)]
+    # Told already: a request sent beside that page (its favicon), turned away too and
+    # answered after it, set the notice again. Said once means once.
+    told_before = not here and SIGNED_OUT_TOLD in request.cookies
 
-    setattr(g, SIGNED_OUT_SAID, True)
-    if SIGNED_OUT_COOKIE in request.cookies:
-
-        @after_this_request
-        def _said(response: Response) -> Response:
+    @after_this_request
+    def _said(response: Response) -> Response:
+        if SIGNED_OUT_COOKIE in request.cookies:
             response.delete_cookie(SIGNED_OUT_COOKIE)
-            return response
+        if not told_before:
+            response.set_cookie(SIGNED_OUT_TOLD, "1", max_age=600, httponly=True, samesite="Lax")
+        return response
+
+    if told_before:
+        return Markup("")
+    setattr(g, SIGNED_OUT_SAID, True)
 
     who = (
         "Only critical administrators can sign in now."

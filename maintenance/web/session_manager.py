@@ -66,6 +66,8 @@ STALE_COOKIE_MEMBER = "~stale:"
 SIGNED_OUT_COOKIE = "maintenance_signed_out"
 #: Set on ``g`` once a page of this request showed the notice.
 SIGNED_OUT_SAID = "maintenance_signed_out_said"
+#: Set when a page told the user they were signed out (for 10 minutes: told once).
+SIGNED_OUT_TOLD = "maintenance_signed_out_told"
 #: Its values: the reasons ``turn_away`` is given.
 SIGNED_OUT_REASONS = ("invalidated", "logins are blocked", "critical-only lockdown")
 _G_INDEX = "_maintenance_index_scheduled"

@@ -150,8 +150,15 @@ class Fleet:
         )
 
     # -- workers -------------------------------------------------------------
-    def start_worker(self, name: str, queues: list[str], pool: str = "prefork") -> WorkerProcess:
-        """Start ``name`` consuming ``queues``; return once it answers and is registered."""
+    def start_worker(
+        self,
+        name: str,
+        queues: list[str],
+        pool: str = "prefork",
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
+        """Start ``name`` consuming ``queues`` (``env``: variables to change for it);
+        return once it answers and is registered."""
         log = self.directory / f"{name}.log"
         proc = subprocess.Popen(
             [
@@ -176,7 +183,7 @@ class Fleet:
                 "INFO",
             ],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,

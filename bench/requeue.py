@@ -72,7 +72,12 @@ def seed(service: EnhancedMaintenanceModeService, app: Celery, queue: str, n: in
         record = record_from_message(
             task_name=CAPTION_MIXED,
             task_id=task_id,
-            headers={"maintenance_published_at": start + seq * 1e-3, "origin": host},
+            headers={
+                "maintenance_published_at": start + seq * 1e-3,
+                "origin": host,
+                "argsrepr": f"({seq},)",  # as Celery writes them (``saferepr``)
+                "kwargsrepr": "{}",
+            },
             payload=[[seq], {}, {"callbacks": None, "errbacks": None, "chain": None}],
             delivery_info={"exchange": queue, "routing_key": queue, "priority": 0},
             properties={"priority": 0},

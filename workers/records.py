@@ -90,6 +90,10 @@ def publish_options(
         "soft_time_limit": soft,
         "shadow": headers.get("shadow"),
         "ignore_result": headers.get("ignore_result") or None,
+        # What logs and Flower show for the arguments, as its publisher chose it (a
+        # masked secret stays masked), and not computed again for each requeue.
+        "argsrepr": headers.get("argsrepr"),
+        "kwargsrepr": headers.get("kwargsrepr"),
         "priority": properties.get("priority", delivery_info.get("priority")),
         "exchange": delivery_info.get("exchange") or None,
         "routing_key": delivery_info.get("routing_key"),

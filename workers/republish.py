@@ -184,6 +184,7 @@ class Republisher:
         )
         for stamp in options.pop("stamped_headers", None) or ():
             options.pop(stamp, None)
+        options.pop("argsrepr", None), options.pop("kwargsrepr", None)  # in the message now
         if self.gate is not None:
             self.gate.internal(name, options, task)  # its stamps, into ``headers``
         with internal_publish("recovery"):

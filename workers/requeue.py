@@ -56,7 +56,7 @@ ATTEMPT_TTL = 7 * 24 * 3600
 STALE_CLAIM_SECONDS = 60.0
 #: Records claimed, published and marked together (a recovery that dies mid-batch leaves
 #: at most this many claims for a later one to finish).
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 #: Broker commands a batch buffers at most before sending them (Redis pipeline).
 PIPELINE_SIZE = 1000
 
@@ -261,7 +261,7 @@ def requeue_jobs(
             publisher = _Publisher(app, connections)
             waiting = waiting[:limit]
             batches = [waiting[at : at + batch_size] for at in range(0, len(waiting), batch_size)]
-            with _SQL(service, store, report, eventer, publisher) as sql:
+            with _SQL(service, report, eventer, publisher) as sql:
                 claims = sql.claim(batches[0]) if batches else None
                 pending: _Sent | None = None
                 for number, batch in enumerate(batches):
@@ -416,20 +416,26 @@ class _SQL:
     def __init__(
         self,
         service: EnhancedMaintenanceModeService,
-        store: JobStore,
         report: RequeueReport,
         eventer: Any,
         publisher: _Publisher,
     ) -> None:
-        self.service, self.store, self.report = service, store, report
+        self.service, self.report = service, report
         self.eventer, self.app = eventer, publisher.app
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="requeue-sql")
+        self._connection = contextlib.ExitStack()
+        self.store = JobStore(service.db)
 
     def __enter__(self) -> _SQL:
+        # Its transactions, one after another on its thread, share one connection.
+        self.store = JobStore(self._connection.enter_context(self.service.db.pinned()))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._thread.shutdown(wait=True)
+        try:
+            self._thread.shutdown(wait=True)
+        finally:
+            self._connection.close()
 
     def claim(self, batch: list[JobRecord]) -> Future[dict[int, str]]:
         """Claim ``batch`` (one statement): the future of the claimed records' reserved

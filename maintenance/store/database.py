@@ -114,6 +114,62 @@ class Database:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    @contextmanager
+    def pinned(self) -> Iterator[Database]:
+        """This store on one connection held for the block: every ``begin`` and
+        ``connect`` of what it yields reuses it -- no pool checkout and no liveness ping
+        per transaction, for a run of many short transactions on one thread (a
+        recovery's claims and marks). A connection lost meanwhile fails its transaction
+        as usual, and the next one opens a new connection."""
+        pinned = _Pinned(self)
+        try:
+            yield pinned
+        finally:
+            pinned.release()
+
+
+class _Pinned(Database):
+    """``Database.pinned``: the parent's engine and write guard, one connection."""
+
+    def __init__(self, parent: Database) -> None:  # shares the parent's engine
+        self.url, self.engine, self.write_guard = parent.url, parent.engine, parent.write_guard
+        self._file, self._opened = None, None
+        self._conn: Connection | None = None
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()
+            conn = self._conn = self.engine.connect()
+        return conn
+
+    @contextmanager
+    def begin(self, *, fresh: bool = False, guarded: bool = True) -> Iterator[Connection]:
+        guard = self.write_guard
+        if guarded and guard is not None:
+            guard(fresh)
+        with _unavailable_as_error():
+            conn = self._connection()
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with _unavailable_as_error():
+            conn = self._connection()
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()  # a read's implicit transaction ends with it
+
+    def release(self) -> None:
+        """Give the connection back to the pool."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
 
 def _sqlite_file(engine: Engine) -> str | None:
     database = engine.url.database

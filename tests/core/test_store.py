@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from maintenance import ConflictError, MaintenanceStatus
+from maintenance import ConflictError, MaintenanceStatus, StoreUnavailable
 from maintenance.store import (
     SCHEMA_VERSION,
     Database,
@@ -123,3 +124,34 @@ def test_two_processes_never_lose_an_update(db: Database, tmp_path: Path) -> Non
     history = EventLog(db).history(limit=200)
     assert len(history) == 80
     assert sorted(e.version for e in history) == list(range(1, 81))
+
+
+def _session_id(conn: sa.Connection) -> object:
+    if conn.dialect.name == "postgresql":
+        return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    return id(conn.connection.dbapi_connection)
+
+
+def test_a_pinned_store_keeps_one_connection_and_replaces_a_lost_one(db: Database) -> None:
+    """``Database.pinned``: its transactions share one connection, commit as usual and
+    leave none open; a connection the server dropped fails one transaction with
+    ``StoreUnavailable`` and the next opens a new one; the connection goes back after."""
+    store = StateStore(db)
+    with db.pinned() as pinned:
+        with pinned.begin() as conn:
+            first = _session_id(conn)
+        StateStore(pinned).compare_and_set(
+            0, MaintenanceStatus(reason="pinned"), MaintenanceEvent("a")
+        )
+        with pinned.connect() as conn:
+            assert _session_id(conn) == first
+        assert store.load().reason == "pinned"  # committed: seen on another connection
+        assert not pinned._connection().in_transaction()  # a read's transaction ended
+        if db.engine.dialect.name == "postgresql":
+            with db.begin() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            with pytest.raises(StoreUnavailable), pinned.begin() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            with pinned.begin() as conn:
+                assert _session_id(conn) != first
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

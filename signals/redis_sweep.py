@@ -288,21 +288,22 @@ class RedisSweep:
             )
             self._give_back_now(client, keys, taken)
             return False
-        failed = [s for s, o in zip(taken, outcomes, strict=True) if isinstance(o, Exception)]
-        done = [s for s, o in zip(taken, outcomes, strict=True) if not isinstance(o, Exception)]
+        pairs = list(zip(taken, outcomes, strict=True))
+        done = [s for s, outcome in pairs if not isinstance(outcome, Exception)]
+        failed = [(s, outcome) for s, outcome in pairs if isinstance(outcome, Exception)]
         if done:
             pipe = client.pipeline(transaction=False)
             pipe.zrem(keys.index, *[s.tag for s in done])
             pipe.hdel(keys.unacked, *[s.tag for s in done])
             pipe.execute()
         if failed:
-            for s in failed:
+            for s, error in failed:
                 log.error(
                     "maintenance: could not defer %s; requeueing it: %s",
                     s.deferral.record.original_id,
-                    outcomes[taken.index(s)],
+                    error,
                 )
-            self._give_back_now(client, keys, failed)
+            self._give_back_now(client, keys, [s for s, _ in failed])
         return not failed
 
     # -- helpers -------------------------------------------------------------------

@@ -118,6 +118,19 @@ class Fleet:
         """Let every task held on ``hold`` finish."""
         self.client.set(f"{self.prefix}:release:{hold}", 1)
 
+    def queue_captions(self, name: str, count: int) -> tuple[str, list[str], list[str]]:
+        """``count`` caption jobs published (with the gate) to a new queue ``name``-...
+        nothing consumes yet: the queue, the jobs' labels and their ids, in order."""
+        queue = f"{self.prefix}-{name}-{uuid.uuid4().hex[:6]}"
+        caption = self.tasks["generate_caption"]
+        tag = uuid.uuid4().hex[:6]
+        labels = [f"{name}{i:05d}-{tag}" for i in range(count)]
+        with self.app.producer_or_acquire() as producer, producer.batch(max_size=1000):
+            ids = [
+                caption.apply_async((label,), queue=queue, producer=producer).id for label in labels
+            ]
+        return queue, labels, ids
+
     # -- broker probes -------------------------------------------------------
     def queue_length(self, queue: str) -> int:
         """Messages waiting in ``queue`` (every priority sub-list)."""

@@ -13,7 +13,6 @@ is recorded exactly once, none runs and the broker keeps nothing.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -55,12 +54,7 @@ def test_redis_cut_mid_bulk_take_loses_nothing_and_records_nothing_twice(
     clean_fleet: Fleet,
 ) -> None:
     fleet = clean_fleet
-    queue = f"{fleet.prefix}-cut-{uuid.uuid4().hex[:6]}"
-    caption = fleet.tasks["generate_caption"]
-    tag = uuid.uuid4().hex[:6]
-    labels = [f"ct{i:05d}-{tag}" for i in range(BACKLOG)]
-    with fleet.app.producer_or_acquire() as producer, producer.batch(max_size=1000):
-        ids = [caption.apply_async((label,), queue=queue, producer=producer).id for label in labels]
+    queue, labels, ids = fleet.queue_captions("ct", BACKLOG)
     fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
     store = JobStore(fleet.service.db)
     target = urlsplit(fleet.env["REDIS_URL"])

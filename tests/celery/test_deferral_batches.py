@@ -132,12 +132,7 @@ def test_a_worker_stopped_while_deferring_a_backlog_leaves_nothing_lost_or_twice
     held is deferred or back in the broker; another worker defers the rest. Every job
     ends recorded exactly once, nothing stays in the broker, none runs."""
     fleet = clean_fleet
-    queue = f"{fleet.prefix}-stop-{uuid.uuid4().hex[:6]}"
-    caption = fleet.tasks["generate_caption"]
-    tag = uuid.uuid4().hex[:6]
-    labels = [f"st{i:05d}-{tag}" for i in range(STOPPED)]
-    with fleet.app.producer_or_acquire() as producer, producer.batch(max_size=1000):
-        ids = [caption.apply_async((label,), queue=queue, producer=producer).id for label in labels]
+    queue, labels, ids = fleet.queue_captions("st", STOPPED)
     store = JobStore(fleet.service.db)
     fleet.service.enable_maintenance("db upgrade", "30m", enabled_by="ops")
     stopping = fleet.start_worker("w3", [queue])

@@ -184,7 +184,8 @@ class Republisher:
         )
         for stamp in options.pop("stamped_headers", None) or ():
             options.pop(stamp, None)
-        options.pop("argsrepr", None), options.pop("kwargsrepr", None)  # in the message now
+        for built_in in ("argsrepr", "kwargsrepr"):  # in the message now
+            options.pop(built_in, None)
         if self.gate is not None:
             self.gate.internal(name, options, task)  # its stamps, into ``headers``
         with internal_publish("recovery"):

@@ -413,6 +413,9 @@ class _SQL:
     claiming the next batch (``claim``) and marking a settled one requeued with its
     Flower events and notifications (``published``). Leaving the block waits for it."""
 
+    #: On the connection the thread holds (``__enter__``).
+    store: JobStore
+
     def __init__(
         self,
         service: EnhancedMaintenanceModeService,
@@ -424,7 +427,6 @@ class _SQL:
         self.eventer, self.app = eventer, publisher.app
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="requeue-sql")
         self._connection = contextlib.ExitStack()
-        self.store = JobStore(service.db)
 
     def __enter__(self) -> _SQL:
         # Its transactions, one after another on its thread, share one connection.

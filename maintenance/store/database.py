@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -101,14 +101,18 @@ class Database:
         guard = self.write_guard
         if guarded and guard is not None:
             guard(fresh)
-        with _unavailable_as_error(), self.engine.begin() as conn:
+        with _unavailable_as_error(), self._connection() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection without an explicit transaction (reads)."""
-        with _unavailable_as_error(), self.engine.connect() as conn:
+        with _unavailable_as_error(), self._connection() as conn:
             yield conn
+
+    def _connection(self) -> AbstractContextManager[Connection]:
+        """A connection for one ``begin`` or ``connect``: from the pool, back after."""
+        return self.engine.connect()
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -136,33 +140,18 @@ class _Pinned(Database):
         self._file, self._opened = None, None
         self._conn: Connection | None = None
 
-    def _connection(self) -> Connection:
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             if conn is not None:
                 conn.close()
             conn = self._conn = self.engine.connect()
-        return conn
-
-    @contextmanager
-    def begin(self, *, fresh: bool = False, guarded: bool = True) -> Iterator[Connection]:
-        guard = self.write_guard
-        if guarded and guard is not None:
-            guard(fresh)
-        with _unavailable_as_error():
-            conn = self._connection()
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with _unavailable_as_error():
-            conn = self._connection()
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction():
-                    conn.rollback()  # a read's implicit transaction ends with it
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction():
+                conn.rollback()  # a read's implicit transaction ends with it
 
     def release(self) -> None:
         """Give the connection back to the pool."""

@@ -146,7 +146,7 @@ def test_a_pinned_store_keeps_one_connection_and_replaces_a_lost_one(db: Databas
         with pinned.connect() as conn:
             assert _session_id(conn) == first
         assert store.load().reason == "pinned"  # committed: seen on another connection
-        assert not pinned._connection().in_transaction()  # a read's transaction ended
+        assert not pinned._conn.in_transaction()  # type: ignore[attr-defined]  # a read's transaction ended
         if db.engine.dialect.name == "postgresql":
             with db.begin() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})

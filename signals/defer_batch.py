@@ -11,7 +11,10 @@ registry, one pipeline for the requeue attempts) when the batch holds ``LIMIT``
 messages, or ``DELAY`` seconds after its first one (a timer on the consumer's event
 loop), or when the consumer stops (connection lost, worker shutdown). Only then is
 each message acknowledged -- or, when the SQL write failed, every message of the batch
-rejected back to the broker -- and the prefetch lowered again.
+rejected back to the broker. The prefetch the batch raised is lowered at the next
+flush, or ``LINGER`` seconds later when none comes: a backlog streams on at the window
+it reached, instead of growing it again from the worker's own prefetch after every
+flush (each doubling a broker round trip).
 
 Without an event loop (solo, threads, gevent, eventlet pools run Celery's sync loop:
 no timer would fire while the loop waits for a message) every message is a batch of
@@ -47,6 +50,10 @@ LIMIT = 2000
 GROWTH = 2
 #: Seconds a batch waits for more messages after its first one.
 DELAY = 0.1
+#: Seconds the prefetch a flushed batch raised stays raised, unless the next flush comes
+#: first: a backlog keeps streaming at the window it reached instead of starting again
+#: from the worker's own prefetch after each flush (one broker round trip per doubling).
+LINGER = 0.5
 
 
 @dataclass
@@ -78,6 +85,9 @@ class DeferBatch:
         self.service = service
         self.pending: list[Held] = []
         self._timer: Any = None
+        #: The prefetch the last flushed batch raised, per QoS, kept open for ``LINGER``.
+        self._window: dict[int, tuple[Any, int]] = {}
+        self._window_timer: Any = None
 
     @property
     def batching(self) -> bool:
@@ -107,9 +117,7 @@ class DeferBatch:
             judged = [h for h in batch if h.version == version or _still_blocked(h)]
             self._defer(self._not_exempted(judged))
         finally:
-            for held in batch:
-                if held.raised:
-                    held.qos.decrement_eventually(held.raised)
+            self._keep_window(batch)
 
     def _defer(self, batch: list[Held]) -> None:
         if not batch:
@@ -174,8 +182,9 @@ class DeferBatch:
         """Two more unacknowledged messages may be delivered while ``held`` waits: its
         own slot, and one more in flight. With one, each prefetch update (a broker round
         trip on AMQP) lets in only as many messages as were prefetched before; with two
-        the window doubles per update, and the prefetch beyond the held messages stays at
-        most their number (``LIMIT``)."""
+        the window doubles per update. The prefetch beyond the held messages is at most
+        their number (``LIMIT``) plus the window the batch before kept open: at most
+        ``GROWTH * LIMIT`` more, for ``LINGER`` seconds after the stream ends."""
         qos = getattr(self.consumer, "qos", None)
         if qos is None:
             return
@@ -203,6 +212,35 @@ class DeferBatch:
                 held.message.reject_log_error(celery_logger, errors, requeue=True)
         except Exception as exc:
             log.warning("maintenance: a deferred message was not settled with the broker: %s", exc)
+
+    def _keep_window(self, batch: list[Held]) -> None:
+        """Lower the prefetch the batch before ``batch`` raised, and keep ``batch``'s for
+        ``LINGER`` seconds (without an event loop, or with no timer, lowered at once)."""
+        self.release_window()
+        window: dict[int, tuple[Any, int]] = {}
+        for held in batch:
+            if held.raised:
+                qos, raised = window.get(id(held.qos), (held.qos, 0))
+                window[id(qos)] = (qos, raised + held.raised)
+        if not window:
+            return
+        self._window = window
+        if self.batching:
+            with contextlib.suppress(Exception):
+                self._window_timer = self.consumer.hub.call_later(LINGER, self.release_window)
+                return
+        self.release_window()
+
+    def release_window(self) -> None:
+        """Lower the prefetch a flushed batch raised (the stream of blocked messages
+        ended, or the consumer stops)."""
+        timer, self._window_timer = self._window_timer, None
+        if timer is not None:
+            with contextlib.suppress(Exception):
+                timer.cancel()
+        window, self._window = self._window, {}
+        for qos, raised in window.values():
+            qos.decrement_eventually(raised)
 
     def _on_timer(self) -> None:
         self._timer = None

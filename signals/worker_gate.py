@@ -92,13 +92,17 @@ class WorkerGate:
         return self._batch
 
     def flush(self) -> None:
-        """Defer what waits in the batch now (the consumer stops)."""
-        if self._batch is not None and self._batch.pending:
+        """Defer what waits in the batch now, and lower the prefetch it raised (the
+        consumer stops)."""
+        if self._batch is None:
+            return
+        if self._batch.pending:
             log.info(
                 "maintenance: consumer stopping; deferring the %d blocked message(s) it holds",
                 len(self._batch.pending),
             )
             self._batch.flush()
+        self._batch.release_window()
 
     # -- decision ----------------------------------------------------------------
     def engaged(self) -> bool:

@@ -275,10 +275,12 @@ class CoalescedWrites:
     except within ``paused``."""
 
     def __init__(self, conn: Any) -> None:
-        self.transport = conn.connection.transport
+        self.amqp = conn.connection
+        self.transport = self.amqp.transport
         self._send = self.transport._write
         self._held: list[bytes] = []
         self._size = 0
+        self._properties: dict[str, Any] | None = None
 
     def _hold(self, data: Any) -> None:
         chunk = bytes(data)  # ``data`` is a view of a buffer the next frame reuses
@@ -297,10 +299,24 @@ class CoalescedWrites:
 
     def __enter__(self) -> CoalescedWrites:
         self.transport._write = self._hold
+        # py-amqp reads the socket before every publish when the broker may block the
+        # connection (``connection.blocked``), only to run ``on_blocked`` callbacks:
+        # a non-blocking read, three system calls and an exception per message, a sixth
+        # of a requeue. Inside the block what arrives is read once, with the batch's
+        # confirms (``Confirms.wait``); a blocked broker holds the socket write instead.
+        properties = self._properties = self.amqp.client_properties
+        capabilities = properties.get("capabilities") or {}
+        if capabilities.get("connection.blocked"):
+            self.amqp.client_properties = {
+                **properties,
+                "capabilities": {**capabilities, "connection.blocked": False},
+            }
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         self.transport._write = self._send
+        if self._properties is not None:
+            self.amqp.client_properties, self._properties = self._properties, None
         if exc_type is None:
             self.flush()
 

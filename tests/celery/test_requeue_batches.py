@@ -7,7 +7,9 @@
   in their deferred state for a later recovery -- across several batches;
 * the message a recorded job is republished as is the message ``send_task`` would have
   published for it (every header, the body, priority and ``reply_to``), with the requeue's
-  own headers and the publish gate's stamps.
+  own headers and the publish gate's stamps;
+* on RabbitMQ a batch's publishes do not read the socket one by one: its confirms and
+  returns are read together when the batch is settled.
 """
 
 from __future__ import annotations
@@ -176,3 +178,49 @@ def test_a_requeued_message_is_the_message_send_task_would_publish(
         assert requeued.properties.get("priority") == 3
     finally:
         broker.delete_queue(queue)
+
+
+def test_a_coalesced_batch_reads_the_socket_once_for_its_confirms_not_per_publish(
+    rabbitmq_url: str,
+) -> None:
+    """py-amqp reads the socket before every publish on a connection the broker may block
+    (``connection.blocked``); inside ``CoalescedWrites`` it does not, and the batch's
+    confirms and returns are all read at ``Confirms.wait``. The connection's own
+    properties are back after the block, also when it raised."""
+    from workers.route_check import CoalescedWrites, Confirms
+
+    queue = f"coalesced-{uuid.uuid4().hex[:8]}"
+    with Connection(rabbitmq_url) as conn:
+        channel = conn.channel()
+        channel.queue_declare(queue, auto_delete=True)
+        amqp = conn.connection
+        assert amqp.client_properties["capabilities"]["connection.blocked"] is True
+        reads = 0
+        real_drain = amqp.drain_events
+
+        def counting_drain(*args: Any, **kwargs: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return real_drain(*args, **kwargs)
+
+        amqp.drain_events = counting_drain
+        confirms = Confirms(channel)
+        ids = [f"job-{n}" for n in range(200)]
+        reads = 0  # confirm_select waited for its answer
+        with CoalescedWrites(conn):
+            for n, task_id in enumerate(ids):
+                routing_key = "nowhere" if n == 7 else queue
+                body = channel.prepare_message(b"{}", properties={"correlation_id": task_id})
+                channel.basic_publish(body, exchange="", routing_key=routing_key, mandatory=True)
+                confirms.expect(task_id)
+        assert reads == 0
+        confirms.wait(conn, confirms.last)
+        nacked, returned = confirms.take(ids)
+        assert not nacked and set(returned) == {"job-7"}
+        assert channel.queue_declare(queue, passive=True).message_count == 199
+        assert amqp.client_properties["capabilities"]["connection.blocked"] is True
+        with pytest.raises(RuntimeError), CoalescedWrites(conn):
+            raise RuntimeError("a batch that failed")
+        assert amqp.client_properties["capabilities"]["connection.blocked"] is True
+        amqp.drain_events = real_drain
+        channel.queue_delete(queue)

@@ -43,6 +43,12 @@ def test_every_publish_path_is_refused_and_nothing_reaches_the_broker(clean_flee
         "apply_async": lambda: caption.apply_async(("x",), countdown=5),
         "send_task registered": lambda: app.send_task("captions.generate_caption", ("x",)),
         "send_task unregistered": lambda: app.send_task("remote.generate_caption_v2", ("x",)),
+        "send_task by keyword": lambda: app.send_task(
+            name="captions.generate_caption", args=("x",), kwargs={}
+        ),
+        "send_task, args by keyword": lambda: app.send_task(
+            "captions.generate_caption", kwargs={"label": "x"}
+        ),
         "signature.delay": lambda: signature(
             "captions.generate_caption", args=("x",), app=app
         ).delay(),
@@ -63,11 +69,15 @@ def test_every_publish_path_is_refused_and_nothing_reaches_the_broker(clean_flee
         assert refused.value.retry_after is not None and refused.value.retry_after > 0
         _nothing_sent(fleet, queue)
 
-    # The probe counts: an operation maintenance does not block goes through.
+    # The probe counts: an operation maintenance does not block goes through, by
+    # keyword too, judged as its own type and stamped.
     report.delay("allowed")
-    assert fleet.queue_length(queue) == 1
+    app.send_task(name="reports.build", args=("by-keyword",), countdown=0)
+    assert fleet.queue_length(queue) == 2
+    sent = fleet.queued_messages(queue)
+    assert [m["headers"][OPERATION] for m in sent] == ["read_operations"] * 2
     counted = fleet.service.get_maintenance_status().extra["blocked_attempts"]
-    assert counted[OperationType.CAPTION_GENERATION.value] >= 9
+    assert counted[OperationType.CAPTION_GENERATION.value] >= 11
     assert counted[OperationType.IMAGE_PROCESSING.value] == 1
 
 

@@ -46,6 +46,8 @@ def _call(positional: tuple[Any, ...], options: dict[str, Any]) -> tuple[Any, An
     count = len(positional)
     if count >= 3:
         return positional[0], positional[1], positional[2], positional[3:]
+    if not count and "name" not in options:
+        raise TypeError("send_task() missing 1 required positional argument: 'name'")
     name = positional[0] if count else options.pop("name")
     args = positional[1] if count > 1 else options.pop("args", None)
     return name, args, options.pop("kwargs", None), ()

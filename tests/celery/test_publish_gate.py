@@ -69,6 +69,10 @@ def test_every_publish_path_is_refused_and_nothing_reaches_the_broker(clean_flee
         assert refused.value.retry_after is not None and refused.value.retry_after > 0
         _nothing_sent(fleet, queue)
 
+    with pytest.raises(TypeError, match="'name'"):  # as Celery's own, judged or not
+        app.send_task(args=("x",))
+    _nothing_sent(fleet, queue)
+
     # The probe counts: an operation maintenance does not block goes through, by
     # keyword too, judged as its own type and stamped.
     report.delay("allowed")

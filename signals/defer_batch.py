@@ -215,7 +215,8 @@ class DeferBatch:
 
     def _keep_window(self, batch: list[Held]) -> None:
         """Lower the prefetch the batch before ``batch`` raised, and keep ``batch``'s for
-        ``LINGER`` seconds (without an event loop, or with no timer, lowered at once)."""
+        ``LINGER`` seconds (only a batch on an event loop raised any; lowered at once
+        if its timer cannot be set)."""
         self.release_window()
         window: dict[int, tuple[Any, int]] = {}
         for held in batch:
@@ -225,11 +226,10 @@ class DeferBatch:
         if not window:
             return
         self._window = window
-        if self.batching:
-            with contextlib.suppress(Exception):
-                self._window_timer = self.consumer.hub.call_later(LINGER, self.release_window)
-                return
-        self.release_window()
+        try:
+            self._window_timer = self.consumer.hub.call_later(LINGER, self.release_window)
+        except Exception:
+            self.release_window()
 
     def release_window(self) -> None:
         """Lower the prefetch a flushed batch raised (the stream of blocked messages

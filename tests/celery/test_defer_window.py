@@ -28,9 +28,8 @@ BACKLOG = 8000
 
 
 @pytest.fixture
-def rabbit_fleet(rabbitmq_url: str, redis_url: str, tmp_path: Path) -> Iterator[Fleet]:
+def rabbit_fleet(broker: TestBroker, redis_url: str, tmp_path: Path) -> Iterator[Fleet]:
     prefix = f"tw{uuid.uuid4().hex[:8]}"
-    broker = TestBroker("rabbitmq", rabbitmq_url, result_backend=redis_url)
     env = fleet_environment(tmp_path, prefix)
     env.update(broker.env())
     fleet = open_fleet(env)
@@ -48,11 +47,11 @@ def _prefetch(fleet: Fleet, node: str) -> int | None:
     return None if stats is None else int(stats["prefetch_count"])
 
 
+@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
 def test_the_window_a_backlog_opens_closes_when_the_stream_ends(
-    rabbit_fleet: Fleet, rabbitmq_url: str, redis_url: str
+    rabbit_fleet: Fleet, broker: TestBroker
 ) -> None:
     fleet = rabbit_fleet
-    broker = TestBroker("rabbitmq", rabbitmq_url, result_backend=redis_url)
     worker = fleet.start_worker("w1", [fleet.default_queue])
     base = _prefetch(fleet, worker.nodename)
     assert base == fleet.concurrency * int(fleet.env["CELERY_PREFETCH_MULTIPLIER"])
